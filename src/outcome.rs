@@ -1,0 +1,344 @@
+//! "Did this run succeed, and if not, why?" A pure function over what ECS said of the
+//! tasks, so every rule is tested table-driven without any AWS call.
+
+/// One container of a task, as DescribeTasks reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContainerState {
+    pub name: String,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+}
+
+/// One task, as DescribeTasks reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TaskState {
+    pub arn: String,
+    pub last_status: String,
+    pub stop_code: Option<String>,
+    pub stopped_reason: Option<String>,
+    /// Whether ECS ever reported the task as started (`startedAt`).
+    pub started: bool,
+    pub containers: Vec<ContainerState>,
+}
+
+impl TaskState {
+    pub fn is_stopped(&self) -> bool {
+        self.last_status == "STOPPED"
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Some tasks have not stopped yet.
+    Pending {
+        unfinished: Vec<String>,
+    },
+    Succeeded,
+    /// One readable line per failing task (or placement failure).
+    Failed {
+        lines: Vec<String>,
+    },
+}
+
+/// The short task ID at the end of a task ARN.
+pub fn task_id(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+/// Decides a run.
+/// - `placement_failures`: lines made from RunTask/StartTask `failures[]`: these tasks never existed.
+/// - `missing`: task ARNs DescribeTasks no longer knows.
+/// - `deciding`: the containers whose exit codes count; empty means every container.
+///
+/// A run is decided only once every task that exists has stopped: a migration that is
+/// running is never cut short because a sibling task could not be placed.
+pub fn decide(
+    tasks: &[TaskState],
+    missing: &[String],
+    placement_failures: &[String],
+    deciding: &[String],
+) -> Verdict {
+    let unfinished: Vec<String> = tasks
+        .iter()
+        .filter(|t| !t.is_stopped())
+        .map(|t| t.arn.clone())
+        .collect();
+    if !unfinished.is_empty() {
+        return Verdict::Pending { unfinished };
+    }
+    let mut lines: Vec<String> = placement_failures.to_vec();
+    lines.extend(
+        missing
+            .iter()
+            .map(|arn| format!("task {}: ECS no longer knows this task", task_id(arn))),
+    );
+    lines.extend(tasks.iter().filter_map(|t| failure_line(t, deciding)));
+    if lines.is_empty() {
+        Verdict::Succeeded
+    } else {
+        Verdict::Failed { lines }
+    }
+}
+
+fn stop_summary(task: &TaskState) -> String {
+    match (&task.stop_code, &task.stopped_reason) {
+        (Some(code), Some(reason)) => format!("{code}: {reason}"),
+        (Some(code), None) => code.clone(),
+        (None, Some(reason)) => reason.clone(),
+        (None, None) => "no stop reason given".to_string(),
+    }
+}
+
+/// Why a stopped task failed, or `None` when it succeeded.
+pub fn failure_line(task: &TaskState, deciding: &[String]) -> Option<String> {
+    let id = task_id(&task.arn);
+    let never_ran = task.containers.iter().all(|c| c.exit_code.is_none());
+    if task.stop_code.as_deref() == Some("TaskFailedToStart") || (!task.started && never_ran) {
+        let reasons: Vec<String> = task
+            .containers
+            .iter()
+            .filter_map(|c| {
+                c.reason
+                    .as_ref()
+                    .map(|r| format!("container {}: {r}", c.name))
+            })
+            .collect();
+        let mut line = format!("task {id} never started ({})", stop_summary(task));
+        if !reasons.is_empty() {
+            line.push_str("; ");
+            line.push_str(&reasons.join("; "));
+        }
+        return Some(line);
+    }
+    let counts = |c: &&ContainerState| deciding.is_empty() || deciding.contains(&c.name);
+    let mut problems: Vec<String> = Vec::new();
+    for name in deciding {
+        if !task.containers.iter().any(|c| &c.name == name) {
+            problems.push(format!("container {name} is not in the task"));
+        }
+    }
+    for container in task.containers.iter().filter(counts) {
+        let reason = container
+            .reason
+            .as_ref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
+        match container.exit_code {
+            Some(0) => {}
+            Some(code) => problems.push(format!(
+                "container {} exited with code {code}{reason}",
+                container.name
+            )),
+            None => problems.push(format!(
+                "container {} has no exit code{reason}",
+                container.name
+            )),
+        }
+    }
+    if problems.is_empty() {
+        None
+    } else {
+        Some(format!(
+            "task {id}: {} (stopped: {})",
+            problems.join("; "),
+            stop_summary(task)
+        ))
+    }
+}
+
+/// The message of a failed run: one line per failure, capped so it fits a stack event.
+pub fn failure_message(lines: &[String], total_tasks: usize) -> String {
+    const SHOWN: usize = 10;
+    let mut message = if lines.len() == 1 && total_tasks <= 1 {
+        lines[0].clone()
+    } else {
+        let mut head = format!(
+            "{} of {} tasks failed:",
+            lines.len(),
+            total_tasks.max(lines.len())
+        );
+        for line in lines.iter().take(SHOWN) {
+            head.push('\n');
+            head.push_str(line);
+        }
+        head
+    };
+    if lines.len() > SHOWN {
+        message.push_str(&format!("\n... and {} more", lines.len() - SHOWN));
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(name: &str, exit_code: Option<i32>, reason: Option<&str>) -> ContainerState {
+        ContainerState {
+            name: name.into(),
+            exit_code,
+            reason: reason.map(Into::into),
+        }
+    }
+
+    fn stopped(id: &str, stop_code: &str, containers: Vec<ContainerState>) -> TaskState {
+        TaskState {
+            arn: format!("arn:aws:ecs:us-east-1:123456789012:task/c/{id}"),
+            last_status: "STOPPED".into(),
+            stop_code: Some(stop_code.into()),
+            stopped_reason: Some("Essential container in task exited".into()),
+            started: true,
+            containers,
+        }
+    }
+
+    fn running(id: &str) -> TaskState {
+        TaskState {
+            arn: format!("arn:aws:ecs:us-east-1:123456789012:task/c/{id}"),
+            last_status: "RUNNING".into(),
+            started: true,
+            containers: vec![container("app", None, None)],
+            ..Default::default()
+        }
+    }
+
+    fn never_started(id: &str) -> TaskState {
+        TaskState {
+            arn: format!("arn:aws:ecs:us-east-1:123456789012:task/c/{id}"),
+            last_status: "STOPPED".into(),
+            stop_code: Some("TaskFailedToStart".into()),
+            stopped_reason: Some("CannotPullContainerError: pull access denied".into()),
+            started: false,
+            containers: vec![container(
+                "app",
+                None,
+                Some("CannotPullContainerError: pull access denied"),
+            )],
+        }
+    }
+
+    #[test]
+    fn decides_runs() {
+        let app = || vec!["app".to_string()];
+        let none: Vec<String> = vec![];
+        struct Case {
+            name: &'static str,
+            tasks: Vec<TaskState>,
+            missing: Vec<String>,
+            placement: Vec<String>,
+            deciding: Vec<String>,
+            want: Verdict,
+        }
+        let cases = vec![
+            Case {
+                name: "one task exits 0",
+                tasks: vec![stopped("t1", "EssentialContainerExited", vec![container("app", Some(0), None)])],
+                missing: vec![], placement: vec![], deciding: app(),
+                want: Verdict::Succeeded,
+            },
+            Case {
+                name: "no tasks at all (Count 0)",
+                tasks: vec![], missing: vec![], placement: vec![], deciding: none.clone(),
+                want: Verdict::Succeeded,
+            },
+            Case {
+                name: "still running",
+                tasks: vec![running("t1"), stopped("t2", "EssentialContainerExited", vec![container("app", Some(1), None)])],
+                missing: vec![], placement: vec![], deciding: app(),
+                want: Verdict::Pending { unfinished: vec!["arn:aws:ecs:us-east-1:123456789012:task/c/t1".into()] },
+            },
+            Case {
+                name: "non-zero exit",
+                tasks: vec![stopped("t1", "EssentialContainerExited", vec![container("app", Some(2), None)])],
+                missing: vec![], placement: vec![], deciding: app(),
+                want: Verdict::Failed { lines: vec!["task t1: container app exited with code 2 (stopped: EssentialContainerExited: Essential container in task exited)".into()] },
+            },
+            Case {
+                name: "sidecar fails, deciding container succeeds",
+                tasks: vec![stopped("t1", "EssentialContainerExited", vec![container("app", Some(0), None), container("log-router", Some(1), None)])],
+                missing: vec![], placement: vec![], deciding: app(),
+                want: Verdict::Succeeded,
+            },
+            Case {
+                name: "sidecar fails and every container decides",
+                tasks: vec![stopped("t1", "EssentialContainerExited", vec![container("app", Some(0), None), container("log-router", Some(1), None)])],
+                missing: vec![], placement: vec![], deciding: none.clone(),
+                want: Verdict::Failed { lines: vec!["task t1: container log-router exited with code 1 (stopped: EssentialContainerExited: Essential container in task exited)".into()] },
+            },
+            Case {
+                name: "deciding container without exit code",
+                tasks: vec![stopped("t1", "EssentialContainerExited", vec![container("app", None, Some("OutOfMemoryError: Container killed due to memory usage")), container("sidecar", Some(0), None)])],
+                missing: vec![], placement: vec![], deciding: app(),
+                want: Verdict::Failed { lines: vec!["task t1: container app has no exit code (OutOfMemoryError: Container killed due to memory usage) (stopped: EssentialContainerExited: Essential container in task exited)".into()] },
+            },
+            Case {
+                name: "task never started",
+                tasks: vec![never_started("t1")],
+                missing: vec![], placement: vec![], deciding: app(),
+                want: Verdict::Failed { lines: vec!["task t1 never started (TaskFailedToStart: CannotPullContainerError: pull access denied); container app: CannotPullContainerError: pull access denied".into()] },
+            },
+            Case {
+                name: "stopped by the user while running",
+                tasks: vec![TaskState { stop_code: Some("UserInitiated".into()), stopped_reason: Some("Timeout".into()), ..stopped("t1", "x", vec![container("app", Some(143), None)]) }],
+                missing: vec![], placement: vec![], deciding: app(),
+                want: Verdict::Failed { lines: vec!["task t1: container app exited with code 143 (stopped: UserInitiated: Timeout)".into()] },
+            },
+            Case {
+                name: "placement failure and a successful sibling",
+                tasks: vec![stopped("t1", "EssentialContainerExited", vec![container("app", Some(0), None)])],
+                missing: vec![], placement: vec!["placement failure: RESOURCE:MEMORY".into()], deciding: app(),
+                want: Verdict::Failed { lines: vec!["placement failure: RESOURCE:MEMORY".into()] },
+            },
+            Case {
+                name: "placement failure waits for the running sibling",
+                tasks: vec![running("t1")],
+                missing: vec![], placement: vec!["placement failure: RESOURCE:MEMORY".into()], deciding: app(),
+                want: Verdict::Pending { unfinished: vec!["arn:aws:ecs:us-east-1:123456789012:task/c/t1".into()] },
+            },
+            Case {
+                name: "task forgotten by ECS",
+                tasks: vec![], missing: vec!["arn:aws:ecs:us-east-1:1:task/c/gone".into()], placement: vec![], deciding: app(),
+                want: Verdict::Failed { lines: vec!["task gone: ECS no longer knows this task".into()] },
+            },
+            Case {
+                name: "deciding container named but absent",
+                tasks: vec![stopped("t1", "EssentialContainerExited", vec![container("app", Some(0), None)])],
+                missing: vec![], placement: vec![], deciding: vec!["migrator".into()],
+                want: Verdict::Failed { lines: vec!["task t1: container migrator is not in the task (stopped: EssentialContainerExited: Essential container in task exited)".into()] },
+            },
+            Case {
+                name: "two failing tasks, one line each",
+                tasks: vec![
+                    stopped("t1", "EssentialContainerExited", vec![container("app", Some(1), None)]),
+                    stopped("t2", "EssentialContainerExited", vec![container("app", Some(0), None)]),
+                    never_started("t3"),
+                ],
+                missing: vec![], placement: vec![], deciding: app(),
+                want: Verdict::Failed { lines: vec![
+                    "task t1: container app exited with code 1 (stopped: EssentialContainerExited: Essential container in task exited)".into(),
+                    "task t3 never started (TaskFailedToStart: CannotPullContainerError: pull access denied); container app: CannotPullContainerError: pull access denied".into(),
+                ] },
+            },
+        ];
+        for case in cases {
+            let got = decide(&case.tasks, &case.missing, &case.placement, &case.deciding);
+            assert_eq!(got, case.want, "{}", case.name);
+        }
+    }
+
+    #[test]
+    fn failure_messages_are_readable_and_bounded() {
+        assert_eq!(
+            failure_message(&["task t1: boom".into()], 1),
+            "task t1: boom"
+        );
+        assert_eq!(
+            failure_message(&["a".into(), "b".into()], 25),
+            "2 of 25 tasks failed:\na\nb"
+        );
+        let many: Vec<String> = (0..30).map(|i| format!("task {i}")).collect();
+        let message = failure_message(&many, 30);
+        assert_eq!(message.lines().count(), 12, "{message}");
+        assert!(message.ends_with("... and 20 more"));
+    }
+}

@@ -1,0 +1,257 @@
+//! Between the resource model and the ECS API: the model's PascalCase shapes become SDK
+//! request types, and ECS's task descriptions become the plain data `outcome` decides on.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ecs::types as ecs;
+
+use crate::error::TaskRunError;
+use crate::model::{self, ResourceModel};
+use crate::outcome::{ContainerState, TaskState};
+
+fn invalid(what: &str, e: impl std::fmt::Display) -> TaskRunError {
+    TaskRunError::InvalidRequest(format!("{what}: {e}"))
+}
+
+pub fn task_override(model: &ResourceModel) -> Result<Option<ecs::TaskOverride>, TaskRunError> {
+    let Some(o) = &model.overrides else {
+        return Ok(None);
+    };
+    let containers = o
+        .container_overrides
+        .iter()
+        .flatten()
+        .map(container_override)
+        .collect::<Result<Vec<_>, _>>()?;
+    let storage = o.ephemeral_storage.as_ref().map(|s| {
+        ecs::EphemeralStorage::builder()
+            .size_in_gib(s.size_in_gib)
+            .build()
+    });
+    Ok(Some(
+        ecs::TaskOverride::builder()
+            .set_container_overrides((!containers.is_empty()).then_some(containers))
+            .set_cpu(o.cpu.clone())
+            .set_memory(o.memory.clone())
+            .set_task_role_arn(o.task_role_arn.clone())
+            .set_execution_role_arn(o.execution_role_arn.clone())
+            .set_ephemeral_storage(storage)
+            .build(),
+    ))
+}
+
+fn container_override(
+    c: &model::ContainerOverride,
+) -> Result<ecs::ContainerOverride, TaskRunError> {
+    let environment = c.environment.as_ref().map(|env| {
+        env.iter()
+            .map(|kv| {
+                ecs::KeyValuePair::builder()
+                    .name(kv.name.clone())
+                    .set_value(kv.value.clone())
+                    .build()
+            })
+            .collect::<Vec<_>>()
+    });
+    let files = c
+        .environment_files
+        .iter()
+        .flatten()
+        .map(|f| {
+            ecs::EnvironmentFile::builder()
+                .r#type(ecs::EnvironmentFileType::from(f.r#type.as_str()))
+                .value(f.value.clone())
+                .build()
+                .map_err(|e| invalid("EnvironmentFiles", e))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let requirements = c
+        .resource_requirements
+        .iter()
+        .flatten()
+        .map(|r| {
+            ecs::ResourceRequirement::builder()
+                .r#type(ecs::ResourceType::from(r.r#type.as_str()))
+                .value(r.value.clone())
+                .build()
+                .map_err(|e| invalid("ResourceRequirements", e))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ecs::ContainerOverride::builder()
+        .name(c.name.clone())
+        .set_command(c.command.clone())
+        .set_environment(environment)
+        .set_environment_files((!files.is_empty()).then_some(files))
+        .set_cpu(c.cpu)
+        .set_memory(c.memory)
+        .set_memory_reservation(c.memory_reservation)
+        .set_resource_requirements((!requirements.is_empty()).then_some(requirements))
+        .build())
+}
+
+pub fn network_configuration(
+    model: &ResourceModel,
+) -> Result<Option<ecs::NetworkConfiguration>, TaskRunError> {
+    let Some(n) = &model.network_configuration else {
+        return Ok(None);
+    };
+    let vpc = &n.awsvpc_configuration;
+    let awsvpc = ecs::AwsVpcConfiguration::builder()
+        .set_subnets(Some(vpc.subnets.clone()))
+        .set_security_groups(vpc.security_groups.clone())
+        .set_assign_public_ip(
+            vpc.assign_public_ip
+                .as_deref()
+                .map(ecs::AssignPublicIp::from),
+        )
+        .build()
+        .map_err(|e| invalid("NetworkConfiguration", e))?;
+    Ok(Some(
+        ecs::NetworkConfiguration::builder()
+            .awsvpc_configuration(awsvpc)
+            .build(),
+    ))
+}
+
+pub fn capacity_provider_strategy(
+    model: &ResourceModel,
+) -> Result<Option<Vec<ecs::CapacityProviderStrategyItem>>, TaskRunError> {
+    model
+        .capacity_provider_strategy
+        .as_ref()
+        .map(|items| {
+            items
+                .iter()
+                .map(|i| {
+                    ecs::CapacityProviderStrategyItem::builder()
+                        .capacity_provider(i.capacity_provider.clone())
+                        .weight(i.weight.unwrap_or(0))
+                        .base(i.base.unwrap_or(0))
+                        .build()
+                        .map_err(|e| invalid("CapacityProviderStrategy", e))
+                })
+                .collect()
+        })
+        .transpose()
+}
+
+pub fn placement_constraints(model: &ResourceModel) -> Option<Vec<ecs::PlacementConstraint>> {
+    model.placement_constraints.as_ref().map(|items| {
+        items
+            .iter()
+            .map(|c| {
+                ecs::PlacementConstraint::builder()
+                    .r#type(ecs::PlacementConstraintType::from(c.r#type.as_str()))
+                    .set_expression(c.expression.clone())
+                    .build()
+            })
+            .collect()
+    })
+}
+
+pub fn placement_strategy(model: &ResourceModel) -> Option<Vec<ecs::PlacementStrategy>> {
+    model.placement_strategy.as_ref().map(|items| {
+        items
+            .iter()
+            .map(|s| {
+                ecs::PlacementStrategy::builder()
+                    .r#type(ecs::PlacementStrategyType::from(s.r#type.as_str()))
+                    .set_field(s.field.clone())
+                    .build()
+            })
+            .collect()
+    })
+}
+
+/// The model's tags, then the stack's tags it does not name. `aws:` keys are ECS's own
+/// and may not be set by callers.
+pub fn tags(
+    model: &ResourceModel,
+    stack_tags: Option<&BTreeMap<String, String>>,
+) -> Option<Vec<ecs::Tag>> {
+    let mut merged: BTreeMap<String, String> = stack_tags
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for tag in model.tags.iter().flatten() {
+        merged.insert(tag.key.clone(), tag.value.clone());
+    }
+    merged.retain(|k, _| !k.to_ascii_lowercase().starts_with("aws:"));
+    (!merged.is_empty()).then(|| {
+        merged
+            .into_iter()
+            .map(|(k, v)| ecs::Tag::builder().key(k).value(v).build())
+            .collect()
+    })
+}
+
+/// The containers whose exit codes decide: the model's `DecidingContainers` (each must be
+/// in the task definition), else every essential container (essential unless said otherwise).
+pub fn deciding_containers(
+    model: &ResourceModel,
+    definition: &ecs::TaskDefinition,
+) -> Result<Vec<String>, TaskRunError> {
+    let containers = definition.container_definitions();
+    match &model.deciding_containers {
+        Some(names) => {
+            let unknown: Vec<&String> = names
+                .iter()
+                .filter(|n| !containers.iter().any(|c| c.name() == Some(n.as_str())))
+                .collect();
+            if unknown.is_empty() {
+                Ok(names.clone())
+            } else {
+                Err(TaskRunError::InvalidRequest(format!(
+                    "DecidingContainers names containers that task definition {} does not have: {}",
+                    definition.task_definition_arn().unwrap_or_default(),
+                    unknown
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )))
+            }
+        }
+        None => Ok(containers
+            .iter()
+            .filter(|c| c.essential().unwrap_or(true))
+            .filter_map(|c| c.name().map(str::to_string))
+            .collect()),
+    }
+}
+
+/// ECS's description of a task as the plain data the decision works on.
+pub fn observe(task: &ecs::Task) -> TaskState {
+    TaskState {
+        arn: task.task_arn().unwrap_or_default().to_string(),
+        last_status: task.last_status().unwrap_or_default().to_string(),
+        stop_code: task.stop_code().map(|c| c.as_str().to_string()),
+        stopped_reason: task.stopped_reason().map(str::to_string),
+        started: task.started_at().is_some(),
+        containers: task
+            .containers()
+            .iter()
+            .map(|c| ContainerState {
+                name: c.name().unwrap_or_default().to_string(),
+                exit_code: c.exit_code(),
+                reason: c.reason().map(str::to_string),
+            })
+            .collect(),
+    }
+}
+
+/// One line for a task RunTask or StartTask could not start.
+pub fn placement_failure(failure: &ecs::Failure) -> String {
+    let mut line = format!(
+        "task not placed: {}",
+        failure.reason().unwrap_or("no reason given")
+    );
+    if let Some(detail) = failure.detail() {
+        line.push_str(&format!(" ({detail})"));
+    }
+    if let Some(arn) = failure.arn() {
+        line.push_str(&format!(" on {arn}"));
+    }
+    line
+}
