@@ -9,7 +9,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.requirements.sha
-want=$(cat emulator/requirements.txt cfn/requirements.txt 2>/dev/null | sha256sum | cut -d' ' -f1)
+want=$( (cat emulator/requirements.txt cfn/requirements.txt 2>/dev/null || true) | sha256sum | cut -d" " -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
   args=(-r emulator/requirements.txt)

@@ -29,7 +29,8 @@ impl Clients {
     }
 }
 
-fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+/// The HTTP client every AWS client of this crate uses (rustls with ring).
+pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
     // ring instead of aws-lc: the same TLS, a fraction of the cold-start cost.
     aws_smithy_http_client::Builder::new()
@@ -40,10 +41,14 @@ fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
 async fn base_config() -> &'static SdkConfig {
     static BASE: OnceCell<SdkConfig> = OnceCell::const_new();
     BASE.get_or_init(|| async {
-        let region = aws_config::meta::region::RegionProviderChain::default_provider()
-            .or_else(Region::new(FALLBACK_REGION));
+        // Lambda always sets AWS_REGION; the SDK's own region chain would also ask the
+        // instance metadata service, which is never wanted here.
+        let region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+            .iter()
+            .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+            .unwrap_or_else(|| FALLBACK_REGION.to_string());
         aws_config::defaults(BehaviorVersion::latest())
-            .region(region)
+            .region(Region::new(region))
             .http_client(https_client())
             .retry_config(RetryConfig::standard().with_max_attempts(4))
             .timeout_config(
