@@ -224,10 +224,26 @@ pub async fn resume(
     let (tasks, missing) = match describe_tasks(env, &cluster, &arns).await {
         Ok(found) => found,
         // A passing fault must not fail a deploy: look again at the next callback.
-        Err(e) if e.code().is_transient() => {
+        Err(e) if e.code().is_transient() && env.now < record.run.deadline => {
             tracing::warn!(error = %e, "could not read the tasks; trying again");
             return Ok(in_progress(&record, context.polls + 1)
                 .with_message(format!("will look again: {e}")));
+        }
+        // Past the deadline nothing may keep running unobserved: stop every task.
+        Err(e) if e.code().is_transient() => {
+            let timeout = typed(&record.properties)
+                .map(|m| m.timeout_seconds())
+                .unwrap_or_default();
+            let reason = format!(
+                "Org::ECS::TaskRun {}: Timeout of {timeout} s passed",
+                record.id
+            );
+            stop_tasks(env, &cluster, &arns, &reason).await;
+            let message = format!("timed out after {timeout} s; the tasks could not be read ({e}), so all were stopped");
+            record
+                .run
+                .finish(RunStatus::TimedOut, Some(message), &[], env.now);
+            return conclude(env, record).await;
         }
         Err(e) => return Err(e),
     };

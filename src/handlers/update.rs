@@ -23,10 +23,14 @@ pub async fn handle(env: &Env<'_>) -> Result<ProgressEvent, TaskRunError> {
         tracing::info!(id = %id, "redelivered UPDATE: resuming the run it started");
         return run::report(env, record).await;
     }
-    let previous = env
+    let mut previous = env
         .request
         .previous_properties()
         .unwrap_or_else(|| record.properties.clone());
+    // CloudFormation sends the previous properties with string scalars too: read them as
+    // the desired ones are read, or they would not parse and look like an empty model.
+    let schema = crate::schema::schema()?;
+    cfn_protocol::lenient::coerce_to_schema(&mut previous, schema, schema);
     match decide(env, &record, &previous, &properties, &model).await? {
         Decision::Skip(why) => {
             tracing::info!(id = %id, why = %why, "update does not run the tasks");

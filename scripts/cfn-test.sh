@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Offline CloudFormation contract tests (`cfn test`) of Org::ECS::TaskRun.
+#
+#   bash scripts/cfn-test.sh [extra cfn test arguments, e.g. -- -k contract_create_read]
+#
+# 1. ensures .venv (scripts/venv.sh: cloudformation-cli, the rust plugin, moto, ...)
+# 2. the handler binary: $TASKRUN_BINARY, or target/debug/bootstrap (built if missing)
+# 3. starts the local AWS emulator (scripts/emulator.sh) and seeds it with what inputs/
+#    refer to (cfn/seed_emulator.py: cluster taskrun-contract, task definitions)
+# 4. starts scripts/local_lambda.py: the Lambda Invoke API in front of the real binary,
+#    whose AWS calls go to the emulator (AWS_ENDPOINT_URL)
+# 5. runs `cfn test` against it through cfn/cfn_test_offline.py, which answers only
+#    STS GetCallerIdentity and the credential lookup locally
+# Every server is stopped on exit, failure included. Exits with cfn test's status.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export AWS_EC2_METADATA_DISABLED=true
+REGION=us-east-1
+FUNCTION=TaskRun
+WORK=.tmp/cfn-test
+mkdir -p "$WORK"
+
+lambda_pid=""
+emulator_started=""
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  if [ -n "$lambda_pid" ] && kill -0 "$lambda_pid" 2>/dev/null; then
+    kill -TERM "$lambda_pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$lambda_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$lambda_pid" 2>/dev/null || true
+  fi
+  if [ -n "$emulator_started" ]; then
+    bash scripts/emulator.sh stop >/dev/null 2>&1 || true
+  fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+bash scripts/venv.sh
+PY=.venv/bin/python
+
+BINARY="${TASKRUN_BINARY:-target/debug/bootstrap}"
+if [ ! -x "$BINARY" ]; then
+  if [ -n "${TASKRUN_BINARY:-}" ]; then
+    echo "cfn-test: TASKRUN_BINARY=$BINARY is not an executable file" >&2
+    exit 2
+  fi
+  echo "cfn-test: building $BINARY" >&2
+  cargo build --bin bootstrap
+fi
+
+# --- emulator ---------------------------------------------------------------
+emulator_started=1
+emulator_out=$(bash scripts/emulator.sh start)
+EMULATOR_URL=$(printf '%s\n' "$emulator_out" | grep -o 'http://127\.0\.0\.1:[0-9]*' | tail -n 1 || true)
+if [ -z "$EMULATOR_URL" ]; then
+  echo "cfn-test: scripts/emulator.sh start printed no URL:" >&2
+  printf '%s\n' "$emulator_out" >&2
+  exit 1
+fi
+echo "cfn-test: emulator at $EMULATOR_URL" >&2
+AWS_REGION=$REGION "$PY" cfn/seed_emulator.py --endpoint "$EMULATOR_URL" --region "$REGION" >&2
+
+# --- local Lambda -------------------------------------------------------------
+port_file="$WORK/lambda.port"
+lambda_log="$WORK/lambda.log"
+rm -f "$port_file"
+AWS_ENDPOINT_URL="$EMULATOR_URL" \
+AWS_REGION=$REGION AWS_DEFAULT_REGION=$REGION \
+AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE \
+AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY \
+RUST_LOG="${RUST_LOG:-info}" \
+  "$PY" scripts/local_lambda.py --binary "$BINARY" --port 0 --port-file "$port_file" \
+    --parent-pid $$ --function-name "$FUNCTION" >"$WORK/lambda.out" 2>"$lambda_log" &
+lambda_pid=$!
+for _ in $(seq 1 600); do
+  [ -s "$port_file" ] && break
+  if ! kill -0 "$lambda_pid" 2>/dev/null; then
+    echo "cfn-test: local_lambda.py exited; its log:" >&2
+    tail -n 50 "$lambda_log" >&2 || true
+    exit 1
+  fi
+  sleep 0.1
+done
+if [ ! -s "$port_file" ]; then
+  echo "cfn-test: local_lambda.py did not get ready in 60 s" >&2
+  exit 1
+fi
+LAMBDA_URL="http://127.0.0.1:$(cat "$port_file")"
+echo "cfn-test: handler $BINARY behind $LAMBDA_URL (log: $lambda_log)" >&2
+
+# --- cfn test -----------------------------------------------------------------
+# Arguments before `--` go to cfn test, those after it to pytest. By default pytest
+# lists every test's outcome at the end (-rfEsp) and writes no .pytest_cache.
+cfn_args=()
+pytest_args=(-rfEsp -p no:cacheprovider)
+after_dashes=0
+for arg in "$@"; do
+  if [ "$after_dashes" = 0 ] && [ "$arg" = "--" ]; then after_dashes=1; continue; fi
+  if [ "$after_dashes" = 1 ]; then pytest_args+=("$arg"); else cfn_args+=("$arg"); fi
+done
+set +e
+"$PY" cfn/cfn_test_offline.py test \
+  --endpoint "$LAMBDA_URL" --function-name "$FUNCTION" --region "$REGION" \
+  "${cfn_args[@]}" -- "${pytest_args[@]}"
+status=$?
+set -e
+if [ "$status" -ne 0 ]; then
+  echo "cfn-test: cfn test failed ($status); last lines of the handler log ($lambda_log):" >&2
+  tail -n 40 "$lambda_log" >&2 || true
+fi
+exit "$status"
