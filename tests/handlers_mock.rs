@@ -1084,6 +1084,37 @@ async fn throttled_describe_tasks_waits_for_the_next_callback() {
 }
 
 #[tokio::test]
+async fn unreadable_tasks_past_the_deadline_are_stopped_and_time_out() {
+    let h = Harness::new();
+    let create = envelope(
+        "CREATE",
+        "token-throttle-deadline",
+        "Migrate",
+        properties(json!({"Count": "1", "Timeout": "1"})),
+    );
+    let started = h.call(create.clone()).await;
+    let id = id_of(started.resource_model.as_ref().unwrap());
+    let arn = h.ecs().tasks.keys().next().unwrap().clone();
+    h.edit_record(&id, |record| {
+        let started_at = record["run"]["startedAt"].as_f64().unwrap();
+        record["run"]["deadline"] = json!(started_at - 10.0);
+    });
+    h.throttle.store(true, Ordering::SeqCst);
+    let event = h
+        .call(with_context(create, started.callback_context.unwrap()))
+        .await;
+    let message = failed_with(&event, HandlerErrorCode::NotStabilized);
+    assert!(message.contains("could not be read"), "{message}");
+    let ecs = h.ecs();
+    assert_eq!(ecs.stops.len(), 1, "nothing keeps running unobserved");
+    assert_eq!(ecs.stops[0].task(), Some(arn.as_str()));
+    assert!(
+        h.record(&id).is_none(),
+        "a timed-out CREATE leaves no record"
+    );
+}
+
+#[tokio::test]
 async fn instances_use_one_start_task_call() {
     let h = Harness::new();
     let instances = [
