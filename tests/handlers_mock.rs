@@ -1104,7 +1104,7 @@ async fn unreadable_tasks_past_the_deadline_are_stopped_and_time_out() {
         .call(with_context(create, started.callback_context.unwrap()))
         .await;
     let message = failed_with(&event, HandlerErrorCode::NotStabilized);
-    assert!(message.contains("could not be read"), "{message}");
+    assert!(message.contains("tasks unreadable"), "{message}");
     let ecs = h.ecs();
     assert_eq!(ecs.stops.len(), 1, "nothing keeps running unobserved");
     assert_eq!(ecs.stops[0].task(), Some(arn.as_str()));

@@ -231,19 +231,8 @@ pub async fn resume(
         }
         // Past the deadline nothing may keep running unobserved: stop every task.
         Err(e) if e.code().is_transient() => {
-            let timeout = typed(&record.properties)
-                .map(|m| m.timeout_seconds())
-                .unwrap_or_default();
-            let reason = format!(
-                "Org::ECS::TaskRun {}: Timeout of {timeout} s passed",
-                record.id
-            );
-            stop_tasks(env, &cluster, &arns, &reason).await;
-            let message = format!("timed out after {timeout} s; the tasks could not be read ({e}), so all were stopped");
-            record
-                .run
-                .finish(RunStatus::TimedOut, Some(message), &[], env.now);
-            return conclude(env, record).await;
+            let detail = format!("the tasks unreadable ({e}); stopped them all");
+            return time_out(env, record, &cluster, &arns, &[], detail).await;
         }
         Err(e) => return Err(e),
     };
@@ -255,24 +244,13 @@ pub async fn resume(
         &record.run.deciding,
     ) {
         Verdict::Pending { unfinished } if env.now >= record.run.deadline => {
-            let timeout = typed(&record.properties)
-                .map(|m| m.timeout_seconds())
-                .unwrap_or_default();
-            let reason = format!(
-                "Org::ECS::TaskRun {}: Timeout of {timeout} s passed",
-                record.id
-            );
-            stop_tasks(env, &cluster, &unfinished, &reason).await;
             let ids: Vec<&str> = unfinished.iter().map(|a| task_id(a)).collect();
-            let message = format!(
-                "timed out after {timeout} s with {} of {total} tasks still running; stopped them: {}",
+            let detail = format!(
+                "{} of {total} tasks still running; stopped them: {}",
                 unfinished.len(),
                 ids.join(", ")
             );
-            record
-                .run
-                .finish(RunStatus::TimedOut, Some(message), &tasks, env.now);
-            conclude(env, record).await
+            time_out(env, record, &cluster, &unfinished, &tasks, detail).await
         }
         Verdict::Pending { unfinished } => Ok(in_progress(&record, context.polls + 1)
             .with_message(format!(
@@ -295,6 +273,30 @@ pub async fn resume(
             conclude(env, record).await
         }
     }
+}
+
+/// The deadline passed: stop what may still run, and end the run as TIMED_OUT.
+async fn time_out(
+    env: &Env<'_>,
+    mut record: RunRecord,
+    cluster: &str,
+    unfinished: &[String],
+    tasks: &[TaskState],
+    detail: String,
+) -> Result<ProgressEvent, TaskRunError> {
+    let timeout = typed(&record.properties)
+        .map(|m| m.timeout_seconds())
+        .unwrap_or_default();
+    let reason = format!(
+        "Org::ECS::TaskRun {}: Timeout of {timeout} s passed",
+        record.id
+    );
+    stop_tasks(env, cluster, unfinished, &reason).await;
+    let message = format!("timed out after {timeout} s with {detail}");
+    record
+        .run
+        .finish(RunStatus::TimedOut, Some(message), tasks, env.now);
+    conclude(env, record).await
 }
 
 /// The answer for a record as it stands (a redelivered first invocation).
