@@ -72,7 +72,8 @@ impl AwsErrorKind {
             | "UnsupportedFeatureException"
             | "ValidationException"
             | "BlockedException"
-            | "ConflictException" => Self::BadRequest,
+            | "ConflictException"
+            | "InvalidNextToken" => Self::BadRequest,
             "ParameterNotFound" => Self::NotFound,
             "ParameterLimitExceeded" | "LimitExceededException" | "TooManyTagsException" => {
                 Self::LimitExceeded
@@ -101,6 +102,12 @@ impl TaskRunError {
         use aws_smithy_runtime_api::client::result::SdkError;
         let kind = match &err {
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => AwsErrorKind::Network,
+            // ECS reports missing permissions (iam:PassRole, say) as a ClientException.
+            _ if err.code() == Some("ClientException")
+                && err.message().is_some_and(|m| m.contains("not authorized")) =>
+            {
+                AwsErrorKind::AccessDenied
+            }
             _ => AwsErrorKind::from_code(err.code()),
         };
         let message = match (err.code(), err.message()) {

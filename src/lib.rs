@@ -8,6 +8,7 @@ pub mod context;
 pub mod error;
 pub mod handlers;
 pub mod ids;
+pub mod logging;
 pub mod model;
 pub mod outcome;
 pub mod record;

@@ -19,6 +19,9 @@ pub const READ_ONLY: [&str; 7] = [
     "FinishedAt",
 ];
 
+/// Properties kept in the run record but never answered (schema `writeOnlyProperties`).
+pub const WRITE_ONLY: [&str; 1] = ["Overrides"];
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ResourceModel {

@@ -4,14 +4,16 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::model::READ_ONLY;
+use crate::model::{READ_ONLY, WRITE_ONLY};
 use crate::outcome::{failure_line, TaskState};
+use crate::update_criteria::EnvSnapshot;
 
 pub const RECORD_VERSION: u32 = 1;
 /// SSM's limit for an advanced (Intelligent-Tiering) parameter value, less some headroom.
 pub const MAX_RECORD_BYTES: usize = 8000;
 /// Above this many tasks, only failing tasks keep their per-container detail.
 const DETAILED_TASKS: usize = 10;
+pub const MAX_PLACEMENT_LINES: usize = 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -80,8 +82,16 @@ pub struct Run {
     pub task_ids: Vec<String>,
     #[serde(default)]
     pub deciding: Vec<String>,
+    /// Lines for tasks that could not be placed (at most [`MAX_PLACEMENT_LINES`]).
     #[serde(default)]
     pub placement_failures: Vec<String>,
+    /// How many tasks could not be placed, all told.
+    #[serde(default)]
+    pub not_placed: usize,
+    /// The environment values UpdateCriteria name, as this run's tasks saw them
+    /// (task definition revision with Overrides applied): the next update compares with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub criteria_env: Option<EnvSnapshot>,
     #[serde(default)]
     pub results: Vec<TaskResult>,
 }
@@ -100,8 +110,26 @@ impl Run {
             task_ids: Vec::new(),
             deciding: Vec::new(),
             placement_failures: Vec::new(),
+            not_placed: 0,
+            criteria_env: None,
             results: Vec::new(),
         }
+    }
+
+    /// Keeps the first placement failure lines and the count of them all.
+    pub fn set_placement_failures(&mut self, mut lines: Vec<String>) {
+        self.not_placed = lines.len();
+        if lines.len() > MAX_PLACEMENT_LINES {
+            let more = lines.len() - MAX_PLACEMENT_LINES;
+            lines.truncate(MAX_PLACEMENT_LINES);
+            lines.push(format!("... and {more} more tasks not placed"));
+        }
+        self.placement_failures = lines;
+    }
+
+    /// Every task the run asked for: started or not placed.
+    pub fn total_tasks(&self) -> usize {
+        self.task_ids.len() + self.not_placed
     }
 
     pub fn set_task_arns(&mut self, arns: &[String]) {
@@ -185,12 +213,16 @@ impl RunRecord {
         }
     }
 
-    /// The resource model CloudFormation sees: the properties plus the outputs.
+    /// The resource model CloudFormation sees: the properties, less the write-only ones
+    /// (overrides may hold secrets), plus the outputs.
     pub fn model(&self) -> Value {
         let mut model = match &self.properties {
             Value::Object(map) => map.clone(),
             _ => Map::new(),
         };
+        for key in WRITE_ONLY {
+            model.remove(key);
+        }
         let run = &self.run;
         model.insert("Id".into(), Value::String(self.id.clone()));
         model.insert(
@@ -238,11 +270,12 @@ impl RunRecord {
     }
 
     /// The parameter value, trimmed to fit SSM's size limit: detail goes first,
-    /// then the length of the reason; the task ARNs and properties always stay.
-    pub fn to_parameter_value(&self) -> Result<String, serde_json::Error> {
+    /// then the length of the reason; the task ARNs and properties always stay, and when
+    /// they alone are too large the record cannot be kept.
+    pub fn to_parameter_value(&self) -> Result<String, String> {
         let mut record = self.clone();
         loop {
-            let text = serde_json::to_string(&record)?;
+            let text = serde_json::to_string(&record).map_err(|e| e.to_string())?;
             if text.len() <= MAX_RECORD_BYTES {
                 return Ok(text);
             }
@@ -258,7 +291,13 @@ impl RunRecord {
                     reason.truncate(cut);
                     reason.push_str(" …");
                 }
-                _ => return Ok(text),
+                _ => {
+                    return Err(format!(
+                        "the run record of {} would take {} bytes, more than the {MAX_RECORD_BYTES} SSM keeps: the properties are too large",
+                        record.id,
+                        text.len()
+                    ))
+                }
             }
         }
     }

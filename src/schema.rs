@@ -51,7 +51,8 @@ pub fn prepare(mut properties: Value) -> Result<Value, TaskRunError> {
             } else {
                 path
             };
-            format!("{path}: {error}")
+            // Masked: the offending value may be a secret (an environment override).
+            format!("{path}: {}", error.masked())
         })
         .collect();
     if violations.is_empty() {
@@ -95,7 +96,7 @@ mod tests {
             Case {
                 name: "count too large",
                 properties: json!({"Cluster": "c", "TaskDefinition": "t", "Count": 101}),
-                want: &["/Count: 101 is greater than the maximum of 100"],
+                want: &["/Count: value is greater than the maximum of 100"],
             },
             Case {
                 name: "unknown property",
@@ -108,17 +109,28 @@ mod tests {
                     "Overrides": {"ContainerOverrides": [{"Command": ["x"]}]},
                     "NetworkConfiguration": {"AwsvpcConfiguration": {"Subnets": ["vpc-1"], "AssignPublicIp": "MAYBE"}}}),
                 want: &[
-                    "/NetworkConfiguration/AwsvpcConfiguration/AssignPublicIp: \"MAYBE\" is not one of \"ENABLED\" or \"DISABLED\"",
-                    "/NetworkConfiguration/AwsvpcConfiguration/Subnets/0: \"vpc-1\" does not match \"^subnet-[0-9a-zA-Z]+$\"",
+                    "/NetworkConfiguration/AwsvpcConfiguration/AssignPublicIp: value is not one of \"ENABLED\" or \"DISABLED\"",
+                    "/NetworkConfiguration/AwsvpcConfiguration/Subnets/0: value does not match \"^subnet-[0-9a-zA-Z]+$\"",
                     "/Overrides/ContainerOverrides/0: \"Name\" is a required property",
                 ],
             },
             Case {
                 name: "non-numeric string count",
                 properties: json!({"Cluster": "c", "TaskDefinition": "t", "Count": "lots"}),
-                want: &["/Count: \"lots\" is not of type \"integer\""],
+                want: &["/Count: value is not of type \"integer\""],
             },
         ];
+        let secret = json!({"Cluster": "c", "TaskDefinition": "t",
+            "Overrides": {"ContainerOverrides": [{"Name": "app", "Command": "s3cr3t-password"}]}});
+        match prepare(secret) {
+            Err(TaskRunError::InvalidModel(v)) => {
+                assert_eq!(
+                    v,
+                    ["/Overrides/ContainerOverrides/0/Command: value is not of type \"array\""]
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
         for case in cases {
             let got = match prepare(case.properties) {
                 Ok(_) => vec![],

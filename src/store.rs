@@ -81,7 +81,7 @@ impl RunStore {
     pub async fn put(&self, record: &RunRecord) -> Result<(), TaskRunError> {
         let value = record
             .to_parameter_value()
-            .map_err(|e| TaskRunError::Internal(format!("cannot encode the run record: {e}")))?;
+            .map_err(TaskRunError::InvalidRequest)?;
         self.ssm
             .put_parameter()
             .name(parameter_name(&record.id))

@@ -22,6 +22,16 @@ fn read_and_list_answer_after_ecs_forgot_everything() {
             ids.push(op.id());
         }
         let before = cfn.read(&ids[1]).await;
+        // A run still going when ECS forgets its cluster.
+        world
+            .emulator
+            .queue_outcome(&world.family, json!({"kind": "never_stops"}), 1);
+        let orphan = world.cfn("Orphan");
+        let token = common::new_token();
+        let props = world.properties(json!({}));
+        let first =
+            taskrun::handle(orphan.envelope("CREATE", &token, Some(&props), None, None)).await;
+        assert_eq!(first["status"], "IN_PROGRESS");
 
         world
             .emulator
@@ -37,6 +47,31 @@ fn read_and_list_answer_after_ecs_forgot_everything() {
         assert!(
             gone.clusters().is_empty(),
             "the emulator forgot the cluster"
+        );
+
+        // The tasks cannot be followed any more: FAILED with the reason, nothing left RUNNING.
+        let lost = taskrun::handle(orphan.envelope(
+            "CREATE",
+            &token,
+            Some(&props),
+            None,
+            Some(&first["callbackContext"]),
+        ))
+        .await;
+        assert_eq!(lost["status"], "FAILED", "{lost}");
+        assert_eq!(lost["errorCode"], "InvalidRequest", "{lost}");
+        assert!(
+            lost["message"]
+                .as_str()
+                .unwrap()
+                .contains("could not be read, so they were stopped"),
+            "{lost}"
+        );
+        let orphan_id = first["resourceModel"]["Id"].as_str().unwrap();
+        assert_eq!(
+            orphan.read(orphan_id).await.error_code(),
+            "NotFound",
+            "a failed CREATE leaves no record"
         );
 
         let after = cfn.read(&ids[1]).await;

@@ -41,6 +41,10 @@ fn create_count_1_succeeds_with_outputs() {
         assert!(model["Id"]
             .as_str()
             .is_some_and(|id| id.starts_with("Migrate-")));
+        assert!(
+            model.get("Overrides").is_none(),
+            "Overrides are write-only (they may hold secrets)"
+        );
         let calls = world.run_task_calls();
         assert_eq!(calls.len(), 1);
         let call = &calls[0];
@@ -552,13 +556,13 @@ fn invalid_models_are_rejected_with_every_violation() {
             (
                 json!({"Cluster": world.cluster, "Count": 500}),
                 vec![
-                    "/Count: 500 is greater than the maximum of 100",
+                    "/Count: value is greater than the maximum of 100",
                     "\"TaskDefinition\" is a required property",
                 ],
             ),
             (
                 json!({"Cluster": world.cluster, "TaskDefinition": world.family, "Count": "many"}),
-                vec!["/Count: \"many\" is not of type \"integer\""],
+                vec!["/Count: value is not of type \"integer\""],
             ),
             (
                 json!({"Cluster": world.cluster, "TaskDefinition": world.family, "LaunchType": "SUBMARINE"}),
@@ -595,6 +599,30 @@ fn invalid_models_are_rejected_with_every_violation() {
             "InvalidRequest",
             "{}",
             missing.message()
+        );
+    });
+}
+
+#[test]
+fn properties_too_large_to_record_are_rejected_before_any_task_starts() {
+    run(async {
+        let world = World::new("toolarge").await;
+        let environment: Vec<Value> = (0..6)
+            .map(|i| json!({"Name": format!("CERT_{i}"), "Value": "x".repeat(2000)}))
+            .collect();
+        let props = world.properties(json!({"Overrides": {"ContainerOverrides": [{"Name": "app", "Environment": environment}]}}));
+        let op = world.cfn("Migrate").create(&props).await;
+        assert_eq!(op.status(), "FAILED");
+        assert_eq!(op.error_code(), "InvalidRequest");
+        assert!(
+            op.message().contains("the properties are too large"),
+            "{}",
+            op.message()
+        );
+        assert!(!op.message().contains("xxxx"), "no value in the message");
+        assert!(
+            world.run_task_calls().is_empty(),
+            "nothing started that could not be followed"
         );
     });
 }

@@ -13,11 +13,15 @@ use crate::model::{ResourceModel, DEFAULT_POLL_INTERVAL_SECONDS};
 use crate::outcome::{decide, failure_message, task_id, TaskState, Verdict};
 use crate::record::{Run, RunRecord, RunStatus};
 use crate::translator;
+use crate::update_criteria;
 
 /// ECS's limits per call.
 const RUN_TASK_BATCH: u32 = 10;
 const DESCRIBE_TASKS_BATCH: usize = 100;
 const STOP_REASON_MAX: usize = 255;
+const STOP_CONCURRENCY: usize = 10;
+/// How long after the start a task ECS does not describe yet is taken as not yet visible.
+const MISSING_GRACE_SECONDS: f64 = 60.0;
 
 pub fn cluster_of(record: &RunRecord) -> String {
     record
@@ -74,7 +78,22 @@ pub async fn start(
     let definition = describe_task_definition(env, &model.task_definition).await?;
     run.deciding = translator::deciding_containers(model, &definition)?;
     run.task_definition_arn = definition.task_definition_arn().map(str::to_string);
+    if model
+        .update_criteria
+        .as_ref()
+        .is_some_and(|c| !c.is_empty())
+    {
+        run.criteria_env = Some(update_criteria::snapshot(&definition, model));
+    }
     let mut record = RunRecord::new(id.to_string(), properties, run);
+    // The record is written once the tasks run: make sure now that it will fit.
+    let mut sized = record.clone();
+    sized
+        .run
+        .set_task_arns(&vec![format!("{:032x}", 0); count as usize]);
+    sized
+        .to_parameter_value()
+        .map_err(TaskRunError::InvalidRequest)?;
     let (arns, failures) = match launch(env, &record, model, count).await {
         Ok(started) => started,
         Err((started, error)) => {
@@ -91,18 +110,23 @@ pub async fn start(
         "tasks started"
     );
     record.run.set_task_arns(&arns);
-    record.run.placement_failures = failures;
+    record.run.set_placement_failures(failures);
     if arns.is_empty() {
         let lines = record.run.placement_failures.clone();
         record.run.finish(
             RunStatus::Failed,
-            Some(failure_message(&lines, count as usize)),
+            Some(failure_message(&lines, record.run.total_tasks())),
             &[],
             env.now,
         );
         return conclude(env, record).await;
     }
-    env.store.put(&record).await?;
+    if let Err(error) = env.store.put(&record).await {
+        // Without a record nothing would ever watch or stop these tasks.
+        let reason = format!("Org::ECS::TaskRun {id}: the run could not be recorded");
+        stop_tasks(env, &model.cluster, &arns, &reason).await;
+        return Err(error);
+    }
     Ok(in_progress(&record, 0))
 }
 
@@ -187,6 +211,15 @@ async fn launch(
             .await;
         let out = match out {
             Ok(out) => out,
+            // The token was used before with other parameters (a redelivered invocation
+            // whose family now resolves to another revision): ECS names the tasks it
+            // started then, and they are this batch.
+            Err(e) if conflict_task_arns(&e).is_some() => {
+                arns.extend(conflict_task_arns(&e).unwrap_or_default());
+                remaining -= size;
+                batch += 1;
+                continue;
+            }
             Err(e) => return Err((arns, TaskRunError::aws("ecs:RunTask", e))),
         };
         arns.extend(
@@ -202,11 +235,43 @@ async fn launch(
     Ok((arns, failures))
 }
 
-/// A callback: look at the tasks, decide, or wait some more.
+fn conflict_task_arns(
+    error: &aws_sdk_ecs::error::SdkError<aws_sdk_ecs::operation::run_task::RunTaskError>,
+) -> Option<Vec<String>> {
+    match error.as_service_error() {
+        Some(aws_sdk_ecs::operation::run_task::RunTaskError::ConflictException(conflict))
+            if !conflict.resource_ids().is_empty() =>
+        {
+            Some(conflict.resource_ids().to_vec())
+        }
+        _ => None,
+    }
+}
+
+/// A callback: look at the tasks, decide, or wait some more. A passing fault (throttling,
+/// network, a 5xx) must not fail a deploy: the next callback looks again.
 pub async fn resume(
     env: &Env<'_>,
     context: &CallbackContext,
 ) -> Result<ProgressEvent, TaskRunError> {
+    match follow(env, context).await {
+        Err(e) if e.code().is_transient() => {
+            tracing::warn!(error = %e, "passing fault; looking again at the next callback");
+            let next = CallbackContext {
+                polls: context.polls.saturating_add(1),
+                ..context.clone()
+            };
+            Ok(
+                ProgressEvent::in_progress(None, next.to_value(), DEFAULT_POLL_INTERVAL_SECONDS)
+                    .with_message(format!("will look again: {e}")),
+            )
+        }
+        other => other,
+    }
+}
+
+async fn follow(env: &Env<'_>, context: &CallbackContext) -> Result<ProgressEvent, TaskRunError> {
+    let polls = context.polls.saturating_add(1);
     let Some(mut record) = env.store.get(&context.id).await? else {
         return Err(TaskRunError::NotFound(context.id.clone()));
     };
@@ -223,20 +288,38 @@ pub async fn resume(
     let arns = record.run.task_arns();
     let (tasks, missing) = match describe_tasks(env, &cluster, &arns).await {
         Ok(found) => found,
-        // A passing fault must not fail a deploy: look again at the next callback.
         Err(e) if e.code().is_transient() && env.now < record.run.deadline => {
-            tracing::warn!(error = %e, "could not read the tasks; trying again");
-            return Ok(in_progress(&record, context.polls + 1)
-                .with_message(format!("will look again: {e}")));
+            return Err(e);
         }
         // Past the deadline nothing may keep running unobserved: stop every task.
         Err(e) if e.code().is_transient() => {
             let detail = format!("the tasks unreadable ({e}); stopped them all");
             return time_out(env, record, &cluster, &arns, &[], detail).await;
         }
-        Err(e) => return Err(e),
+        // The tasks cannot be followed (the cluster is gone, access was revoked):
+        // stop them rather than leave them running unobserved, and say why.
+        Err(e) => {
+            let reason = format!("Org::ECS::TaskRun {}: tasks cannot be followed", record.id);
+            stop_tasks(env, &cluster, &arns, &reason).await;
+            let message = format!("the tasks could not be read, so they were stopped: {e}");
+            record
+                .run
+                .finish(RunStatus::Failed, Some(message.clone()), &[], env.now);
+            conclude(env, record).await?;
+            return Ok(ProgressEvent::failed(e.code(), message));
+        }
     };
-    let total = record.run.task_ids.len() + record.run.placement_failures.len();
+    // ECS is eventually consistent: a task just started may not be described yet.
+    if !missing.is_empty()
+        && env.now - record.run.started_at < MISSING_GRACE_SECONDS
+        && env.now < record.run.deadline
+    {
+        return Ok(in_progress(&record, polls).with_message(format!(
+            "waiting for ECS to report {} new task(s)",
+            missing.len()
+        )));
+    }
+    let total = record.run.total_tasks();
     match decide(
         &tasks,
         &missing,
@@ -252,11 +335,10 @@ pub async fn resume(
             );
             time_out(env, record, &cluster, &unfinished, &tasks, detail).await
         }
-        Verdict::Pending { unfinished } => Ok(in_progress(&record, context.polls + 1)
-            .with_message(format!(
-                "{} of {total} tasks still running",
-                unfinished.len()
-            ))),
+        Verdict::Pending { unfinished } => Ok(in_progress(&record, polls).with_message(format!(
+            "{} of {total} tasks still running",
+            unfinished.len()
+        ))),
         Verdict::Succeeded => {
             record
                 .run
@@ -264,6 +346,11 @@ pub async fn resume(
             conclude(env, record).await
         }
         Verdict::Failed { lines } => {
+            if !missing.is_empty() {
+                // ECS lost sight of them; if they still run somewhere, they must stop.
+                let reason = format!("Org::ECS::TaskRun {}: task not described", record.id);
+                stop_tasks(env, &cluster, &missing, &reason).await;
+            }
             record.run.finish(
                 RunStatus::Failed,
                 Some(failure_message(&lines, total)),
@@ -390,20 +477,27 @@ pub async fn stop_tasks(env: &Env<'_>, cluster: &str, arns: &[String], reason: &
         }
         reason.truncate(cut);
     }
-    for arn in arns {
-        let result = env
-            .ecs
-            .stop_task()
-            .cluster(cluster)
-            .task(arn)
-            .reason(&reason)
-            .send()
-            .await;
-        match result {
-            Ok(_) => tracing::info!(task = task_id(arn), "stop requested"),
-            Err(e) => {
-                let error = TaskRunError::aws("ecs:StopTask", e);
-                tracing::warn!(task = task_id(arn), error = %error, "could not stop task");
+    // Concurrently, ten at a time: a hundred sequential calls would not fit an invocation.
+    for chunk in arns.chunks(STOP_CONCURRENCY) {
+        let mut calls = tokio::task::JoinSet::new();
+        for arn in chunk {
+            let call = env
+                .ecs
+                .stop_task()
+                .cluster(cluster)
+                .task(arn)
+                .reason(&reason);
+            let arn = arn.clone();
+            calls.spawn(async move { (arn, call.send().await) });
+        }
+        while let Some(joined) = calls.join_next().await {
+            match joined {
+                Ok((arn, Ok(_))) => tracing::info!(task = task_id(&arn), "stop requested"),
+                Ok((arn, Err(e))) => {
+                    let error = TaskRunError::aws("ecs:StopTask", e);
+                    tracing::warn!(task = task_id(&arn), error = %error, "could not stop task");
+                }
+                Err(e) => tracing::warn!(error = %e, "a StopTask call did not complete"),
             }
         }
     }

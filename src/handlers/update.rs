@@ -4,8 +4,9 @@ use serde_json::Value;
 use super::{desired_model, requested_id, run, typed, Env};
 use crate::error::TaskRunError;
 use crate::model::ResourceModel;
+use crate::model::UpdateCriterion;
 use crate::record::{without_read_only, RunRecord, RunStatus};
-use crate::update_criteria::{changed_keys, snapshot, triggers_changed};
+use crate::update_criteria::{changed_keys, snapshot, triggers_changed, EnvSnapshot};
 
 enum Decision {
     Skip(String),
@@ -42,6 +43,12 @@ pub async fn handle(env: &Env<'_>) -> Result<ProgressEvent, TaskRunError> {
             tracing::info!(id = %id, why = %why, "update runs the tasks");
             if record.run.status == RunStatus::Running {
                 let reason = format!("Org::ECS::TaskRun {id}: superseded by an update");
+                // Recorded first, so that a new run that fails to start leaves no run
+                // marked RUNNING with stopped tasks.
+                record
+                    .run
+                    .finish(RunStatus::Failed, Some(reason.clone()), &[], env.now);
+                env.store.put(&record).await?;
                 run::stop_tasks(
                     env,
                     &run::cluster_of(&record),
@@ -74,7 +81,16 @@ async fn decide(
     if criteria.is_empty() {
         return Ok(Decision::Run("run: the properties changed".into()));
     }
-    // The revision the last run used, not what a family name points at today.
+    // Compare with what the last run's tasks saw (kept in the record), not with the
+    // previous properties: an update that did not run changed nothing for the database.
+    let new = snapshot(
+        &run::describe_task_definition(env, &model.task_definition).await?,
+        model,
+    );
+    if let Some(old) = &record.run.criteria_env {
+        return Ok(verdict(&criteria, old, &new));
+    }
+    // Runs recorded without it: the revision the last run used, and the previous overrides.
     let previous_model = typed(previous).unwrap_or_default();
     let old_reference = record
         .run
@@ -90,19 +106,14 @@ async fn decide(
             )));
         }
     };
-    let new = snapshot(
-        &run::describe_task_definition(env, &model.task_definition).await?,
-        model,
-    );
-    let changed = changed_keys(&criteria, &old, &new);
+    Ok(verdict(&criteria, &old, &new))
+}
+
+fn verdict(criteria: &[UpdateCriterion], old: &EnvSnapshot, new: &EnvSnapshot) -> Decision {
+    let changed = changed_keys(criteria, old, new);
     if changed.is_empty() {
-        Ok(Decision::Skip(
-            "not run: no UpdateCriteria environment value changed".into(),
-        ))
+        Decision::Skip("not run: no UpdateCriteria environment value changed".into())
     } else {
-        Ok(Decision::Run(format!(
-            "run: changed {}",
-            changed.join(", ")
-        )))
+        Decision::Run(format!("run: changed {}", changed.join(", ")))
     }
 }
