@@ -5,7 +5,8 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     taskrun::logging::init();
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
-        Ok::<Value, Error>(taskrun::handle(event.payload).await)
+        // Boxed: the handler's future is large, and deep to lay out inline.
+        Ok::<Value, Error>(Box::pin(taskrun::handle(event.payload)).await)
     }))
     .await
 }
