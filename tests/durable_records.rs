@@ -29,8 +29,9 @@ fn read_and_list_answer_after_ecs_forgot_everything() {
         let orphan = world.cfn("Orphan");
         let token = common::new_token();
         let props = world.properties(json!({}));
-        let first =
-            taskrun::handle(orphan.envelope("CREATE", &token, Some(&props), None, None)).await;
+        let first = orphan
+            .invoke("CREATE", &token, Some(&props), None, None)
+            .await;
         assert_eq!(first["status"], "IN_PROGRESS");
 
         world
@@ -50,14 +51,15 @@ fn read_and_list_answer_after_ecs_forgot_everything() {
         );
 
         // The tasks cannot be followed any more: FAILED with the reason, nothing left RUNNING.
-        let lost = taskrun::handle(orphan.envelope(
-            "CREATE",
-            &token,
-            Some(&props),
-            None,
-            Some(&first["callbackContext"]),
-        ))
-        .await;
+        let lost = orphan
+            .invoke(
+                "CREATE",
+                &token,
+                Some(&props),
+                None,
+                Some(&first["callbackContext"]),
+            )
+            .await;
         assert_eq!(lost["status"], "FAILED", "{lost}");
         assert_eq!(lost["errorCode"], "InvalidRequest", "{lost}");
         assert!(

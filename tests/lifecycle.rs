@@ -456,8 +456,9 @@ fn delete_stops_running_tasks_and_then_everything_is_not_found() {
             .emulator
             .queue_outcome(&world.family, json!({"kind": "never_stops"}), 2);
         let props = world.properties(json!({"Count": 2}));
-        let answer =
-            taskrun::handle(cfn.envelope("CREATE", &new_token(), Some(&props), None, None)).await;
+        let answer = cfn
+            .invoke("CREATE", &new_token(), Some(&props), None, None)
+            .await;
         assert_eq!(answer["status"], "IN_PROGRESS");
         let id = answer["resourceModel"]["Id"].as_str().unwrap().to_string();
 

@@ -31,20 +31,21 @@ fn throttling_is_survived() {
         let cfn = world.cfn("Again");
         let props = world.properties(json!({}));
         let token = new_token();
-        let first = taskrun::handle(cfn.envelope("CREATE", &token, Some(&props), None, None)).await;
+        let first = cfn.invoke("CREATE", &token, Some(&props), None, None).await;
         world.emulator.control(
             "POST",
             "/_taskrun/throttle",
             Some(json!({"api": "DescribeTasks", "times": 6})),
         );
-        let throttled = taskrun::handle(cfn.envelope(
-            "CREATE",
-            &token,
-            Some(&props),
-            None,
-            Some(&first["callbackContext"]),
-        ))
-        .await;
+        let throttled = cfn
+            .invoke(
+                "CREATE",
+                &token,
+                Some(&props),
+                None,
+                Some(&first["callbackContext"]),
+            )
+            .await;
         assert_eq!(throttled["status"], "IN_PROGRESS", "{throttled}");
         assert!(
             throttled["message"]
@@ -58,14 +59,15 @@ fn throttling_is_survived() {
             "/_taskrun/throttle",
             Some(json!({"api": "DescribeTasks", "times": 0})),
         );
-        let done = taskrun::handle(cfn.envelope(
-            "CREATE",
-            &token,
-            Some(&props),
-            None,
-            Some(&throttled["callbackContext"]),
-        ))
-        .await;
+        let done = cfn
+            .invoke(
+                "CREATE",
+                &token,
+                Some(&props),
+                None,
+                Some(&throttled["callbackContext"]),
+            )
+            .await;
         assert_eq!(done["status"], "SUCCESS", "{done}");
     });
 }

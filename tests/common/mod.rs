@@ -378,6 +378,18 @@ impl Cfn {
         event
     }
 
+    /// One invocation of the handler with this resource's envelope.
+    pub async fn invoke(
+        &self,
+        action: &str,
+        token: &str,
+        properties: Option<&Value>,
+        previous: Option<&Value>,
+        context: Option<&Value>,
+    ) -> Value {
+        taskrun::handle(self.envelope(action, token, properties, previous, context)).await
+    }
+
     /// One operation to its end: invoke, then re-invoke with the callbackContext after the
     /// (scaled) callbackDelaySeconds while the answer is IN_PROGRESS.
     pub async fn operate(
