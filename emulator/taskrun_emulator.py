@@ -10,22 +10,34 @@ task lifecycle, which stock moto cannot model faithfully:
   in moto and are read in-process.
 * Every started task gets an *outcome* (exit codes, never_starts, never_stops) from a per-family
   FIFO queue, a per-family default or the global default (exit 0 after 1 DescribeTasks).
-* RunTask honours clientToken, can be told to return failures[], and every API can be throttled.
+* Tasks whose containers use the awslogs driver write CloudWatch Logs (moto's Logs backend).
+* ECS services: moto keeps them; CreateService/UpdateService/DescribeServices are wrapped so that
+  deployments roll out (or fail, or hang) by a scripted per-service *deployment outcome*.
+* RunTask honours clientToken, can be told to return failures[]; every API can be made to fail
+  (before or after acting) and can kill a given process after acting.
 * Control endpoints live under /_taskrun/ (see CONTROL API below) and never reach moto.
 
 Usage: python emulator/taskrun_emulator.py --port 0 [--port-file PATH] [--parent-pid PID]
-Prints exactly one line `READY http://127.0.0.1:<port>` on stdout once it serves.
+                                          [--log-requests]
+Prints exactly one line `READY http://127.0.0.1:<port>` on stdout once it serves. With
+--log-requests, stderr gets one line per request naming the API of AWS calls:
+`POST / ecs:RunTask 200 12ms`, `POST /_taskrun/throttle 200 0ms`, plus a note for injected
+faults and kills (`... 503 3ms (injected fault after acting)`).
+
+API NAMES (throttle, kill, calls): an ECS op bare or prefixed ("RunTask", "ecs:RunTask"), any
+other service as "service:Op" ("ssm:PutParameter", "logs:GetLogEvents", "sts:GetCallerIdentity").
 
 CONTROL API (JSON in/out):
   GET  /_taskrun/health                 -> {"ok": true}
   POST /_taskrun/reset                  -> reset moto entirely and all launcher state
   POST /_taskrun/wipe-ecs {"keepClusters": false}
         forget ECS state but keep SSM (and every other service). Default: moto's ECS backend is
-        reset (clusters, task definitions, container instances) and all launcher tasks and
-        clientTokens are dropped, so DescribeTasks on an old ARN answers
-        ClusterNotFoundException. With "keepClusters": true only the tasks and clientTokens are
-        forgotten, so DescribeTasks on old ARNs answers failures[] reason MISSING.
-        Outcome/failure/throttle configuration and the call log are kept.
+        reset (clusters, task definitions, container instances, services and their deployments)
+        and all launcher tasks and clientTokens are dropped, so DescribeTasks on an old ARN
+        answers ClusterNotFoundException. With "keepClusters": true only the tasks and
+        clientTokens are forgotten, so DescribeTasks on old ARNs answers failures[] reason
+        MISSING. Outcome/deployment-outcome/failure/throttle/kill configuration and the call log
+        are kept.
   POST /_taskrun/outcomes
         {"family": F, "outcome": {...}, "count": N}  queue an outcome for the next N tasks of F
         {"family": F, "default": {...}|null}         set/clear F's default outcome
@@ -38,30 +50,102 @@ CONTROL API (JSON in/out):
         the next N tasks RunTask would start for F come back as failures[] entries instead
         (one entry per task; arn defaults to a container instance ARN of the cluster, else the
         cluster ARN). StartTask is not affected.
-  POST /_taskrun/throttle {"api": "DescribeTasks", "times": N,
-                           "code": "ThrottlingException", "message": "Rate exceeded", "status": 400}
-        the next N calls of that API fail. api: an ECS op name ("RunTask", "ecs:RunTask") or
-        "service:Op" ("ssm:GetParameter", "logs:GetLogEvents", "sts:GetCallerIdentity").
-        times 0 clears it. code/message/status are optional.
+  POST /_taskrun/throttle {"api": "DescribeTasks", "times": N, "skip": 0,
+                           "code": "ThrottlingException", "message": "Rate exceeded", "status": 400,
+                           "after": false, "html": false}
+        the next N calls of that API (after letting `skip` of them through) fail with that error.
+        times 0 clears it; all but api are optional. status is any of 400..599 and is rendered in
+        the call's protocol: JSON (ECS, SSM, Logs: x-amz-json-1.1 body {"__type", "message"} and
+        header x-amzn-errortype) or query/XML (STS: <ErrorResponse>, Type Receiver for 5xx;
+        ThrottlingException is called Throttling there).
+        "after": true  the call is carried out first (RunTask/StartTask start their tasks,
+                       StopTask stops, PutParameter writes, ...) and THEN the error is returned:
+                       an ambiguous failure. Default: fail before acting.
+        "html": true   the body is a load balancer's HTML page instead of an AWS error
+                       (`<html>...<h1>503 Service Temporarily Unavailable</h1>...`, Content-Type
+                       text/html, no x-amzn-errortype; SDKs see only the status). status
+                       defaults to 503 then; code/message are unused.
+  POST /_taskrun/kill {"api": "RunTask", "pid": 1234, "times": 1, "skip": 0, "signal": 9,
+                       "waitSeconds": 2}
+        on the next `times` calls of that API (after letting `skip` through untouched) the call
+        is carried out, then `signal` (number or name: 9, "KILL", "SIGTERM"; default SIGKILL) is
+        sent to pid, and once pid is gone (zombie counts; at most waitSeconds, outside the big
+        lock) the answer is sent, normally to nobody. Simulates the caller (e.g. a Lambda handler,
+        pid from local_lambda.py's GET /_local/handler-pid) dying between two calls. times 0
+        clears. 400 for pid <= 1 or the emulator's own, 404 when pid does not exist now. A
+        matching call that a throttle rule fails before acting does not count.
+  POST /_taskrun/deployment-outcomes      (how UpdateService's new deployments end; see SERVICES)
+        {"service": S, "outcome": {...}, "count": N}  queue for the next N deployments of S
+        {"service": S, "default": {...}|null}         set/clear S's default
+        {"default": {...}|null}                       set/clear the global default
+        {"service": S, "clearQueue": true}            drop S's queue
+        S is a service name (an ARN is cut to its name), whatever the cluster.
+  GET  /_taskrun/deployment-outcomes    -> {"queues":..., "defaults":..., "globalDefault":...}
   POST /_taskrun/container-instances {"cluster": C, "count": N, "region": "us-east-1"}
         -> {"containerInstanceArns": [...]}  (creates the EC2 instances moto needs)
   GET  /_taskrun/calls[?api=RunTask]
         with api: [body, ...] of every request of that API since the last reset, in order
-        (throttled ones included). Without: [{"api", "body", "throttled"}, ...]. ECS ops are
-        named bare ("RunTask"); other JSON/query services as "ssm:GetParameter" etc.
+        (throttled ones included). Without: [{"api", "body", "throttled", "acted", "killed",
+        "status"}, ...]: throttled = answered with an injected error, acted = carried out
+        (false only for faults before acting), killed = a kill rule signalled its process,
+        status = the HTTP status answered. ECS ops are named bare ("RunTask"); other JSON/query
+        services as "ssm:GetParameter" etc.
   GET  /_taskrun/tasks -> [{"taskArn","family","clusterArn","taskDefinitionArn","lastStatus",
                            "desiredStatus","stopCode","stoppedReason","describes","outcome",
                            "containers":[{"name","exitCode","reason","lastStatus"}]}]
 
 OUTCOMES: {"kind": "exit"|"never_starts"|"never_stops", "afterDescribes": 1, "afterSeconds": 0.5,
            "containers": {"app": {"exitCode": 2, "reason": "..."}},
-           "stopCode": ..., "stoppedReason": ...}
+           "stopCode": ..., "stoppedReason": ..., "logs": {"app": ["line 1", ...]}}
   Without afterDescribes/afterSeconds, afterDescribes is 1. afterDescribes N means N
   DescribeTasks calls including the task show it not yet STOPPED and call N+1 shows STOPPED
   (0 = STOPPED on the first describe). afterSeconds counts wall time from the start. With both,
   both must be met. Before stopping, `exit`/`never_stops` tasks are PENDING on the first of
-  several pre-stop describes, else RUNNING; `never_starts` tasks are PENDING. RunTask/StartTask
-  responses show PROVISIONING (no container instance) or PENDING.
+  several pre-stop describes, else RUNNING; with afterSeconds alone they are RUNNING from the
+  first describe (or 50 ms) until afterSeconds have passed, so {"afterSeconds": 20} is a task
+  running 20 s of wall time. `never_starts` tasks are PENDING. RunTask/StartTask responses show
+  PROVISIONING (no container instance) or PENDING. stopCode/stoppedReason can be anything (e.g.
+  "SpotInterruption" with exit code 0); containers not named exit 0.
+
+CLOUDWATCH LOGS: a container whose task definition has logConfiguration {"logDriver": "awslogs",
+  "options": {"awslogs-group": G, "awslogs-stream-prefix": P, "awslogs-region": R}} gets, when the
+  task turns RUNNING, log group G (created if missing) and stream P/<container>/<task id> in region
+  R (default: the task's); when the task stops, its lines are appended: the outcome's
+  "logs"[container], else two lines "<container> starting", "<container> exited with code N".
+  Timestamps are in ms, strictly increasing, spread over the task's run. Lines over CloudWatch's
+  per-event limit (256 KiB - 26 bytes) are split into several events, as the awslogs driver does.
+  Containers without awslogs or without a stream prefix, and tasks that never ran, write nothing.
+  GetLogEvents (startFromHead, limit, tokens) is moto's: startFromHead false + limit N = last N.
+
+SERVICES (deploymentController ECS): moto stores the services; the middleware keeps deployments.
+  CreateService: one PRIMARY deployment `ecs-svc/<19 digits>`, rolloutState COMPLETED,
+    runningCount = desiredCount, events "has started N tasks: (task ...)", "has reached a steady
+    state."; deploymentConfiguration kept (AWS defaults filled in; moto alone drops it).
+  UpdateService with forceNewDeployment or a different taskDefinition: new PRIMARY deployment
+    (IN_PROGRESS, "ECS deployment <id> in progress.", runningCount 0, pendingCount = desiredCount,
+    failedTasks 0, createdAt/updatedAt, taskDefinition); the previous PRIMARY becomes ACTIVE;
+    event "(service S) has started N tasks: ...". Other updates (desiredCount, ...) change the
+    PRIMARY in place. deploymentConfiguration given is merged into the stored one. The answer is
+    the updated service. Unknown service: ServiceNotFoundException (moto); deleted service:
+    ServiceNotActiveException; unknown task definition: ClientException, nothing changed.
+  The new deployment takes the service's next deployment outcome:
+    {"kind": "completed"|"failed"|"stuck", "afterDescribes": 1, "afterSeconds": S,
+     "reason": "...", "failedTasks": K, "rollback": bool}
+    afterDescribes/afterSeconds as for task outcomes, counting DescribeServices calls that
+    include the service (default: completed after 1, so the 2nd describe shows COMPLETED).
+    completed: COMPLETED, runningCount = desiredCount, the other deployments disappear, events
+      "has stopped N running tasks", "(deployment <id>) deployment completed.", "has reached a
+      steady state.".
+    failed: rolloutState FAILED, rolloutStateReason = reason (default "ECS deployment circuit
+      breaker: tasks failed to start."), failedTasks K (default max(desiredCount, 1)), running 0;
+      then, like the circuit breaker's rollback, the previous deployment is PRIMARY again (the
+      service's taskDefinition back to its) and the failed one stays listed as ACTIVE/FAILED
+      until the next deployment. rollback: default true unless the service's
+      deploymentCircuitBreaker is enabled with rollback false; without rollback (or without a
+      previous deployment) the failed deployment stays PRIMARY.
+    stuck: IN_PROGRESS forever; each DescribeServices adds K (default 1) to failedTasks.
+  Events are newest first ({id, createdAt, message}, at most 100). DescribeServices on an unknown
+  service: failures [{arn, reason: MISSING}] (moto).
 """
 
 from __future__ import annotations
@@ -69,6 +153,8 @@ from __future__ import annotations
 import argparse
 import base64
 import collections
+import copy
+import http
 import io
 import json
 import logging
@@ -78,15 +164,17 @@ import signal
 import sys
 import threading
 import time
+import random
 import traceback
 import urllib.parse
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 from werkzeug.serving import make_server
 from werkzeug.test import Client
 
 from moto.core.exceptions import ServiceException
+from moto.core.utils import utcnow
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -103,6 +191,20 @@ JSON_11 = "application/x-amz-json-1.1"
 DEFAULT_REGION = "us-east-1"
 BUILTIN_DEFAULT_OUTCOME = {"kind": "exit", "afterDescribes": 1}
 OUTCOME_KINDS = ("exit", "never_starts", "never_stops")
+DEPLOYMENT_KINDS = ("completed", "failed", "stuck")
+BUILTIN_DEPLOYMENT_OUTCOME = {"kind": "completed", "afterDescribes": 1}
+# What ECS stores when CreateService has no (or a partial) deploymentConfiguration.
+DEFAULT_DEPLOYMENT_CONFIGURATION = {
+    "deploymentCircuitBreaker": {"enable": False, "rollback": False},
+    "maximumPercent": 200,
+    "minimumHealthyPercent": 100,
+}
+MAX_SERVICE_EVENTS = 100
+# CloudWatch Logs takes at most 256 KiB per event, 26 bytes of which are overhead; the awslogs
+# driver splits longer lines into several events, and so do we.
+MAX_LOG_EVENT_BYTES = 262144 - 26
+# What a load balancer in front of an AWS endpoint calls its statuses (for {"html": true} faults).
+LB_PHRASES = {502: "Bad Gateway", 503: "Service Temporarily Unavailable", 504: "Gateway Time-out"}
 MAX_RUN_COUNT = 10
 MAX_DESCRIBE = 100
 FARGATE_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
@@ -116,6 +218,9 @@ INTERCEPTED_ECS_OPS = {
     "UntagResource",
     "ListTagsForResource",
 }
+SERVICE_ECS_OPS = {"CreateService", "UpdateService", "DescribeServices"}
+# A response as the middleware passes it around: (status, headers, body).
+Resp = tuple[int, list, bytes]
 
 
 class EcsError(Exception):
@@ -149,20 +254,58 @@ def normalize_outcome(raw: Any) -> dict:
         raise ControlError(f"outcome.kind must be one of {list(OUTCOME_KINDS)}")
     out = dict(raw)
     out["kind"] = kind
-    for key in ("afterDescribes", "afterSeconds"):
-        if out.get(key) is not None:
-            value = out[key]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ControlError(f"outcome.{key} must be a number >= 0")
-    if out.get("afterDescribes") is not None:
-        out["afterDescribes"] = int(out["afterDescribes"])
+    check_after(out, "outcome")
     containers = out.get("containers") or {}
     if not isinstance(containers, dict) or not all(
         isinstance(v, dict) for v in containers.values()
     ):
         raise ControlError('outcome.containers must map container names to {"exitCode", "reason"}')
     out["containers"] = containers
+    logs = out.get("logs")
+    if logs is not None:
+        if not isinstance(logs, dict) or not all(
+            isinstance(v, list) and all(isinstance(line, str) for line in v) for v in logs.values()
+        ):
+            raise ControlError('outcome.logs must map container names to lists of strings')
     return out
+
+
+def check_after(out: dict, what: str) -> None:
+    for key in ("afterDescribes", "afterSeconds"):
+        if out.get(key) is not None:
+            value = out[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ControlError(f"{what}.{key} must be a number >= 0")
+    if out.get("afterDescribes") is not None:
+        out["afterDescribes"] = int(out["afterDescribes"])
+
+
+def normalize_deployment_outcome(raw: Any) -> dict:
+    if not isinstance(raw, dict):
+        raise ControlError("outcome must be a JSON object")
+    out = dict(raw)
+    out["kind"] = out.get("kind", "completed")
+    if out["kind"] not in DEPLOYMENT_KINDS:
+        raise ControlError(f"outcome.kind must be one of {list(DEPLOYMENT_KINDS)}")
+    check_after(out, "outcome")
+    failed = out.get("failedTasks")
+    if failed is not None and (isinstance(failed, bool) or not isinstance(failed, int) or failed < 0):
+        raise ControlError("outcome.failedTasks must be an integer >= 0")
+    if out.get("reason") is not None and not isinstance(out["reason"], str):
+        raise ControlError("outcome.reason must be a string")
+    if out.get("rollback") is not None and not isinstance(out["rollback"], bool):
+        raise ControlError("outcome.rollback must be true or false")
+    return out
+
+
+def outcome_due(outcome: dict, describes: int, elapsed: float) -> bool:
+    """Whether an outcome's condition is met. Neither afterDescribes nor afterSeconds: after 1
+    describe. afterDescribes N: N describes see the old state, describe N+1 the new one."""
+    after_d = outcome.get("afterDescribes")
+    after_s = outcome.get("afterSeconds")
+    if after_d is None and after_s is None:
+        after_d = 1
+    return (after_d is None or describes > after_d) and (after_s is None or elapsed >= after_s)
 
 
 def api_key(api: str) -> str:
@@ -179,6 +322,28 @@ def api_key(api: str) -> str:
 
 def display_api(key: str) -> str:
     return key[4:] if key.startswith("ecs:") else key
+
+
+def int_field(body: dict, name: str, default: int) -> int:
+    value = body.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ControlError(f"{name} must be an integer >= 0")
+    return value
+
+
+def send_kill(spec: dict) -> bool:
+    """Signal the process of a kill rule and give it up to waitSeconds to be gone, so the answer
+    we send next is not read by it."""
+    pid = spec["pid"]
+    try:
+        os.kill(pid, spec["signal"])
+    except (ProcessLookupError, PermissionError) as e:
+        logging.getLogger("taskrun").warning("kill rule: cannot signal pid %s: %s", pid, e)
+        return False
+    deadline = time.monotonic() + spec["waitSeconds"]
+    while not process_gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return True
 
 
 class TaskState:
@@ -240,9 +405,20 @@ class TaskState:
         self.stopped_reason: str | None = None
         self.version = 1
         self.set_outcome(outcome, now)
+        # called with (task, "RUNNING"|"STOPPED") on those transitions (CloudWatch Logs)
+        self.on_change: Callable[[TaskState, str], None] | None = None
+        self.log_configs: dict[str, dict] = {}  # container name -> awslogs options
+        self.log_streams: dict[str, tuple] = {}  # container name -> (region, group, stream)
         self.containers = []
         for cdef in task_def.container_definitions:
             cid = uuid.uuid4()
+            log_conf = cdef.get("logConfiguration") or {}
+            options = log_conf.get("options") or {}
+            if log_conf.get("logDriver") == "awslogs" and options.get("awslogs-group") and options.get(
+                "awslogs-stream-prefix"
+            ):
+                # without a stream prefix a Fargate task cannot start; we just write nothing
+                self.log_configs[cdef.get("name")] = options
             self.containers.append(
                 {
                     "name": cdef.get("name"),
@@ -304,7 +480,8 @@ class TaskState:
             self.pull_stopped_at = now
         if self.started_at is None:
             self.started_at = now
-        if self.last_status != "RUNNING":
+        started = self.last_status != "RUNNING"
+        if started:
             self.last_status = "RUNNING"
             self._touch()
         for c in self.containers:
@@ -312,6 +489,12 @@ class TaskState:
                 c["lastStatus"] = "RUNNING"
                 if c["runtimeId"] is None:
                     c["runtimeId"] = f"{self.id}-{abs(hash(c['name'])) % 10**10:010d}"
+        if started:
+            self._notify("RUNNING")
+
+    def _notify(self, status: str) -> None:
+        if self.on_change is not None:
+            self.on_change(self, status)
 
     def _to_stopped(self, now: float, stop_code: str, reason: str) -> None:
         self.desired_status = "STOPPED"
@@ -323,6 +506,7 @@ class TaskState:
         if self.attachments:
             self.attachments[0]["status"] = "DELETED"
         self._touch()
+        self._notify("STOPPED")
 
     def advance(self, described: bool, now: float | None = None) -> None:
         """Move the task along its outcome. `described` = this is a DescribeTasks that includes it."""
@@ -338,14 +522,9 @@ class TaskState:
                 self._to_running(now)
             return
         after_d = outcome.get("afterDescribes")
-        after_s = outcome.get("afterSeconds")
-        if after_d is None and after_s is None:
+        if after_d is None and outcome.get("afterSeconds") is None:
             after_d = 1
-        elapsed = now - self.outcome_base
-        stop = (after_d is None or self.describes > after_d) and (
-            after_s is None or elapsed >= after_s
-        )
-        if stop:
+        if outcome_due(outcome, self.describes, now - self.outcome_base):
             if kind == "exit":
                 self._to_running(now)
                 self._finish_exit(now)
@@ -365,11 +544,10 @@ class TaskState:
                 self._to_pending(now)
             else:
                 self._to_running(now)
-        else:  # time only
-            if elapsed >= after_s / 2:
-                self._to_running(now)
-            else:
-                self._to_pending(now)
+        elif self.describes >= 1 or (now - self.outcome_base) >= 0.05:
+            # time only: RUNNING for (nearly) all of afterSeconds, so a task of 20 s takes 20 s
+            # of wall time in RUNNING, as a benchmark expects
+            self._to_running(now)
 
     def _finish_exit(self, now: float) -> None:
         outcome = self.outcome
@@ -545,6 +723,10 @@ class Launcher:
         self.global_default: dict | None = None
         self.failure_queues: dict[str, collections.deque] = {}
         self.throttles: dict[str, dict] = {}
+        self.kills: dict[str, dict] = {}
+        self.deployment_queues: dict[str, collections.deque] = {}
+        self.deployment_defaults: dict[str, dict] = {}
+        self.deployment_global_default: dict | None = None
         self.calls: list[dict] = []
 
     def warm_up(self) -> None:
@@ -624,27 +806,60 @@ class Launcher:
                     key = f"{(scope_service or 'query').lower()}:{action}"
                     body_obj = {k: v[0] if len(v) == 1 else v for k, v in form.items()}
 
+        if key is None:
+            with self.lock:
+                return self.moto_app(environ, start_response)
+        environ["taskrun.api"] = key  # for the request log line
+        json_protocol = bool(target)
         with self.lock:
-            if key is not None:
-                throttled = self._consume_throttle(key)
-                self.calls.append({"api": display_api(key), "body": body_obj, "throttled": throttled is not None})
-                if throttled is not None:
-                    return throttle_response(start_response, throttled, json_protocol=bool(target))
-                op = key[4:] if key.startswith("ecs:") else None
-                if op in INTERCEPTED_ECS_OPS:
-                    account = self.account_for(environ, access_key)
-                    try:
-                        result = self.handle_ecs(op, body_obj if isinstance(body_obj, dict) else {}, account, region)
-                    except EcsError as e:
-                        return ecs_error(start_response, e.code, e.message, e.status)
-                    except ServiceException as e:
-                        return ecs_error(start_response, e.code, e.message, 400)
-                    except Exception as e:  # a bug of ours: say so instead of a bare 500
-                        traceback.print_exc()
-                        return ecs_error(start_response, "ServerException", f"taskrun emulator error: {e!r}", 500)
-                    if result is not None:
-                        return respond_json(start_response, 200, result, content_type=JSON_11)
-            return self.moto_app(environ, start_response)
+            call = {"api": display_api(key), "body": body_obj, "throttled": False, "acted": False,
+                    "killed": False}
+            self.calls.append(call)
+            fault = self._consume_rule(self.throttles, key)
+            if fault is not None and not fault["after"]:
+                return self._answer_fault(start_response, environ, call, fault, json_protocol)
+            kill = self._consume_rule(self.kills, key)
+            resp = self._act(key, environ, body_obj, access_key, region)
+            call["acted"] = True
+            call["status"] = resp[0]
+        if kill is not None:
+            # outside the lock: other callers go on while we wait for the victim to die
+            call["killed"] = send_kill(kill)
+            environ["taskrun.note"] = f"then killed pid {kill['pid']}"
+        if fault is not None:
+            return self._answer_fault(start_response, environ, call, fault, json_protocol)
+        return respond(start_response, resp)
+
+    @staticmethod
+    def _answer_fault(start_response: Any, environ: dict, call: dict, fault: dict,
+                      json_protocol: bool) -> list[bytes]:
+        resp = fault_resp(fault, json_protocol)
+        call["throttled"] = True
+        call["status"] = resp[0]
+        note = "injected fault after acting" if fault["after"] else "injected fault"
+        environ["taskrun.note"] = "; ".join(filter(None, [environ.get("taskrun.note"), note]))
+        return respond(start_response, resp, LB_PHRASES.get(resp[0]) if fault.get("html") else None)
+
+    def _act(self, key: str, environ: dict, body_obj: Any, access_key: str, region: str) -> Resp:
+        """Carry out one AWS call: ours for the ECS ops we own, else moto's."""
+        op = key[4:] if key.startswith("ecs:") else None
+        if op in INTERCEPTED_ECS_OPS or op in SERVICE_ECS_OPS:
+            account = self.account_for(environ, access_key)
+            body = body_obj if isinstance(body_obj, dict) else {}
+            try:
+                if op in SERVICE_ECS_OPS:
+                    return self.handle_service_op(op, body, account, region, environ)
+                result = self.handle_ecs(op, body, account, region)
+            except EcsError as e:
+                return ecs_error_resp(e.code, e.message, e.status)
+            except ServiceException as e:
+                return ecs_error_resp(e.code, e.message, 400)
+            except Exception as e:  # a bug of ours: say so instead of a bare 500
+                traceback.print_exc()
+                return ecs_error_resp("ServerException", f"taskrun emulator error: {e!r}", 500)
+            if result is not None:
+                return json_resp(200, result, content_type=JSON_11)
+        return capture(self.moto_app, environ)
 
     @staticmethod
     def account_for(environ: dict, access_key: str) -> str:
@@ -656,13 +871,18 @@ class Launcher:
 
         return get_account_id_from(access_key or "AKIAEXAMPLE")
 
-    def _consume_throttle(self, key: str) -> dict | None:
-        spec = self.throttles.get(key)
+    @staticmethod
+    def _consume_rule(rules: dict, key: str) -> dict | None:
+        """The throttle/kill rule that applies to this call, if any (its first `skip` calls pass)."""
+        spec = rules.get(key)
         if not spec or spec["remaining"] <= 0:
+            return None
+        if spec.get("skip", 0) > 0:
+            spec["skip"] -= 1
             return None
         spec["remaining"] -= 1
         if spec["remaining"] <= 0:
-            del self.throttles[key]
+            del rules[key]
         return spec
 
     # ------------------------------------------------------------------ ECS ops
@@ -746,6 +966,7 @@ class Launcher:
             outcome=self.next_outcome(td.family),
             enable_execute_command=bool(body.get("enableExecuteCommand")),
         )
+        task.on_change = self._task_logs
         self.tasks[task.arn] = task
         return task
 
@@ -945,6 +1166,248 @@ class Launcher:
             result["nextToken"] = base64.b64encode(str(start + int(max_results)).encode()).decode()
         return result
 
+    # ------------------------------------------------------------------ CloudWatch Logs
+    def _task_logs(self, task: TaskState, status: str) -> None:
+        """What the awslogs driver does: a stream per container once the task runs, the container's
+        lines once it has stopped (written in-process into moto's Logs backend)."""
+        if not task.log_configs:
+            return
+        from moto.logs.models import logs_backends
+
+        try:
+            if status == "RUNNING":
+                for name, options in task.log_configs.items():
+                    region = options.get("awslogs-region") or task.region
+                    group = options["awslogs-group"]
+                    stream = f"{options['awslogs-stream-prefix']}/{name}/{task.id}"
+                    backend = logs_backends[task.account][region]
+                    backend.ensure_log_group(group)
+                    backend.ensure_log_stream(group, stream)
+                    task.log_streams[name] = (region, group, stream)
+            elif status == "STOPPED":
+                for name, (region, group, stream) in task.log_streams.items():
+                    events = self._log_events(task, name)
+                    if events:
+                        logs_backends[task.account][region].put_log_events(group, stream, events)
+        except Exception:  # a log problem must not break the ECS call that moved the task
+            traceback.print_exc()
+
+    @staticmethod
+    def _log_events(task: TaskState, name: str) -> list[dict]:
+        lines = (task.outcome.get("logs") or {}).get(name)
+        if lines is None:
+            container = next((c for c in task.containers if c["name"] == name), {})
+            code = container.get("exitCode")
+            end = f"exited with code {code}" if code is not None else "stopped"
+            lines = [f"{name} starting", f"{name} {end}"]
+        messages = [part for line in lines for part in split_log_line(line)]
+        # spread over the task's run time, strictly increasing, in ms
+        start = int((task.started_at or task.created_at) * 1000)
+        stop = max(int((task.stopped_at or time.time()) * 1000), start)
+        step = (stop - start) / max(len(messages) - 1, 1)
+        events, last = [], start - 1
+        for i, message in enumerate(messages):
+            last = max(start + int(i * step), last + 1)
+            events.append({"timestamp": last, "message": message})
+        return events
+
+    # ------------------------------------------------------------------ ECS services
+    def handle_service_op(self, op: str, body: dict, account: str, region: str, environ: dict) -> Resp:
+        """CreateService/UpdateService/DescribeServices: moto keeps the services; we keep their
+        deployments (on moto's Service objects, so wipe-ecs and reset forget them too)."""
+        backend = self.ecs_backend(account, region)
+        if op == "DescribeServices":
+            self._advance_described_services(backend, body)
+            return capture(self.moto_app, environ)
+        if op == "CreateService":
+            resp = capture(self.moto_app, environ)
+            if resp[0] != 200:
+                return resp
+            service = backend._get_service(body.get("cluster") or "default", body.get("serviceName"))
+            self._init_service(service, body)
+            return self._render_service(environ, service)
+        return self._update_service(backend, body, environ)
+
+    def _advance_described_services(self, backend: Any, body: dict) -> None:
+        try:
+            cluster = backend._get_cluster(body.get("cluster") or "default")
+        except Exception:
+            return  # moto answers the error
+        now = time.time()
+        seen = set()
+        for ref in body.get("services") or []:
+            service = backend.services.get(f"{cluster.name}:{str(ref).split('/')[-1]}")
+            if service is not None and id(service) not in seen:
+                seen.add(id(service))
+                self._advance_rollout(service, described=True, now=now)
+
+    def _init_service(self, service: Any, body: dict) -> None:
+        conf = copy.deepcopy(DEFAULT_DEPLOYMENT_CONFIGURATION)
+        conf.update(body.get("deploymentConfiguration") or {})
+        service.deployment_configuration = conf  # moto's CreateService drops it
+        service.taskrun_rollout = None
+        if not service.deployments:
+            return  # CODE_DEPLOY / EXTERNAL controllers: no ECS deployments
+        dep = service.deployments[0]
+        dep_id = new_deployment_id()
+        now = utcnow()
+        desired = service.desired_count
+        dep.update({
+            "id": dep_id, "status": "PRIMARY", "createdAt": now, "updatedAt": now,
+            "desiredCount": desired, "runningCount": desired, "pendingCount": 0, "failedTasks": 0,
+            "rolloutState": "COMPLETED", "rolloutStateReason": f"ECS deployment {dep_id} completed.",
+        })
+        recount_service(service)
+        if desired:
+            add_service_event(service, f"has started {desired} tasks: {fake_task_list(desired)}.")
+        add_service_event(service, "has reached a steady state.")
+
+    def _update_service(self, backend: Any, body: dict, environ: dict) -> Resp:
+        cluster_ref = body.get("cluster") or "default"
+        try:
+            service = backend._get_service(cluster_ref, str(body.get("service") or "").split("/")[-1])
+        except Exception:
+            return capture(self.moto_app, environ)  # moto answers ServiceNotFound/ClusterNotFound
+        if service.status != "ACTIVE":
+            raise EcsError("ServiceNotActiveException", "Service was not ACTIVE.")
+        new_td = service.task_definition
+        if body.get("taskDefinition"):
+            new_td = self._task_definition(backend, body["taskDefinition"]).arn
+        before = {
+            "deployments": copy.deepcopy(service.deployments),
+            "task_definition": service.task_definition,
+            "deployment_configuration": copy.deepcopy(getattr(service, "deployment_configuration", None)
+                                                      or DEFAULT_DEPLOYMENT_CONFIGURATION),
+        }
+        resp = capture(self.moto_app, environ)
+        if resp[0] != 200:
+            return resp
+        # undo what moto does to deployments (it renames the PRIMARY in place) and keep a full ARN
+        service.deployments = before["deployments"]
+        service.task_definition = new_td
+        conf = before["deployment_configuration"]
+        conf.update(body.get("deploymentConfiguration") or {})
+        service.deployment_configuration = conf
+        if service.deployments:
+            if body.get("forceNewDeployment") or new_td != before["task_definition"]:
+                self._start_deployment(service)
+            else:
+                primary = service.deployments[0]
+                primary["desiredCount"] = service.desired_count
+                if primary.get("rolloutState") == "COMPLETED":
+                    primary["runningCount"], primary["pendingCount"] = service.desired_count, 0
+                else:
+                    primary["pendingCount"] = max(service.desired_count - primary["runningCount"], 0)
+                primary["updatedAt"] = utcnow()
+            recount_service(service)
+        return self._render_service(environ, service)
+
+    def _start_deployment(self, service: Any) -> None:
+        now = utcnow()
+        # deployments that failed and were rolled back from are done with
+        service.deployments = [d for d in service.deployments if d.get("rolloutState") != "FAILED"]
+        template = service.deployments[0] if service.deployments else {}
+        for dep in service.deployments:
+            if dep["status"] == "PRIMARY":
+                dep["status"] = "ACTIVE"
+                dep["updatedAt"] = now
+        dep_id = new_deployment_id()
+        desired = service.desired_count
+        dep = {k: template[k] for k in ("launchType", "platformFamily", "platformVersion",
+                                        "networkConfiguration") if k in template}
+        dep.update({
+            "id": dep_id, "status": "PRIMARY", "taskDefinition": service.task_definition,
+            "desiredCount": desired, "pendingCount": desired, "runningCount": 0, "failedTasks": 0,
+            "createdAt": now, "updatedAt": now, "rolloutState": "IN_PROGRESS",
+            "rolloutStateReason": f"ECS deployment {dep_id} in progress.",
+        })
+        service.deployments.insert(0, dep)
+        service.taskrun_rollout = {"deploymentId": dep_id, "outcome": self.next_deployment_outcome(service.name),
+                                   "describes": 0, "base": time.time(), "stuckEvent": False}
+        if desired:
+            add_service_event(service, f"has started {desired} tasks: {fake_task_list(desired)}.")
+
+    def _advance_rollout(self, service: Any, described: bool, now: float) -> None:
+        rollout = getattr(service, "taskrun_rollout", None)
+        if not rollout:
+            return
+        dep = next((d for d in service.deployments if d["id"] == rollout["deploymentId"]), None)
+        if dep is None or dep.get("rolloutState") != "IN_PROGRESS":
+            service.taskrun_rollout = None
+            return
+        if described:
+            rollout["describes"] += 1
+        outcome = rollout["outcome"]
+        if outcome["kind"] == "stuck":
+            if described:  # tasks keep failing to start; the deployment never gives up
+                dep["failedTasks"] += outcome.get("failedTasks") or 1
+                dep["updatedAt"] = utcnow()
+                if not rollout["stuckEvent"]:
+                    rollout["stuckEvent"] = True
+                    add_service_event(service, "is unable to consistently start tasks successfully. For more "
+                                      "information, see the Troubleshooting section of the Amazon ECS "
+                                      "Developer Guide.")
+            return
+        if not outcome_due(outcome, rollout["describes"], now - rollout["base"]):
+            return
+        service.taskrun_rollout = None
+        if outcome["kind"] == "completed":
+            self._complete_deployment(service, dep)
+        else:
+            self._fail_deployment(service, dep, outcome)
+        recount_service(service)
+
+    @staticmethod
+    def _complete_deployment(service: Any, dep: dict) -> None:
+        dep.update({"rolloutState": "COMPLETED", "rolloutStateReason": f"ECS deployment {dep['id']} completed.",
+                    "runningCount": dep["desiredCount"], "pendingCount": 0, "updatedAt": utcnow()})
+        drained = sum(d.get("runningCount") or 0 for d in service.deployments if d is not dep)
+        service.deployments = [dep]
+        if drained:
+            add_service_event(service, f"has stopped {drained} running tasks: {fake_task_list(drained)}.")
+        add_service_event(service, f"(deployment {dep['id']}) deployment completed.")
+        add_service_event(service, "has reached a steady state.")
+
+    @staticmethod
+    def _fail_deployment(service: Any, dep: dict, outcome: dict) -> None:
+        failed = outcome.get("failedTasks")
+        dep.update({
+            "rolloutState": "FAILED",
+            "rolloutStateReason": outcome.get("reason") or "ECS deployment circuit breaker: tasks failed to start.",
+            "failedTasks": failed if failed is not None else max(dep["desiredCount"], 1),
+            "runningCount": 0, "pendingCount": 0, "updatedAt": utcnow(),
+        })
+        add_service_event(service, f"(deployment {dep['id']}) deployment failed: tasks failed to start.")
+        rollback = outcome.get("rollback")
+        if rollback is None:
+            breaker = (getattr(service, "deployment_configuration", None) or {}).get("deploymentCircuitBreaker") or {}
+            rollback = bool(breaker.get("rollback")) if breaker.get("enable") else True
+        previous = next((d for d in service.deployments if d is not dep and d["status"] == "ACTIVE"
+                         and d.get("rolloutState") != "FAILED"), None)
+        if not rollback or previous is None:
+            return  # the failed deployment stays PRIMARY
+        # the circuit breaker's rollback: the last deployment that worked serves again
+        dep["status"] = "ACTIVE"
+        previous["status"] = "PRIMARY"
+        previous["updatedAt"] = utcnow()
+        service.task_definition = previous["taskDefinition"]
+        service.deployments = [previous, dep]
+        add_service_event(service, f"rolling back to deployment {previous['id']}.")
+
+    def _render_service(self, environ: dict, service: Any) -> Resp:
+        """Answer {"service": ...} in moto's own rendering, by asking it to describe the service."""
+        headers = {
+            "Authorization": environ.get("HTTP_AUTHORIZATION", ""),
+            "X-Amz-Target": f"{ECS_TARGET_PREFIX}.DescribeServices",
+            "Content-Type": JSON_11,
+        }
+        if environ.get("HTTP_X_MOTO_ACCOUNT_ID"):
+            headers["X-Moto-Account-Id"] = environ["HTTP_X_MOTO_ACCOUNT_ID"]
+        resp = self.client.post("/", data=json.dumps({"cluster": service.cluster_arn, "services": [service.arn]}),
+                                headers=headers)
+        described = json.loads(resp.get_data(as_text=True))
+        return json_resp(200, {"service": described["services"][0]}, content_type=JSON_11)
+
     # ------------------------------------------------------------------ control
     def handle_control(self, environ: dict, start_response: Any) -> Any:
         method = environ.get("REQUEST_METHOD", "GET")
@@ -970,6 +1433,9 @@ class Launcher:
             ("GET", "outcomes"): self.ctl_get_outcomes,
             ("POST", "failures"): lambda: self.ctl_failures(body),
             ("POST", "throttle"): lambda: self.ctl_throttle(body),
+            ("POST", "kill"): lambda: self.ctl_kill(body),
+            ("POST", "deployment-outcomes"): lambda: self.ctl_deployment_outcomes(body),
+            ("GET", "deployment-outcomes"): self.ctl_get_deployment_outcomes,
             ("POST", "container-instances"): lambda: self.ctl_container_instances(body, environ),
             ("GET", "calls"): lambda: self.ctl_calls(query),
             ("GET", "tasks"): lambda: [t.summary() for t in self.tasks.values()],
@@ -1066,20 +1532,110 @@ class Launcher:
         api = body.get("api")
         if not isinstance(api, str) or not api:
             raise ControlError("api is required")
-        times = body.get("times", 1)
-        if isinstance(times, bool) or not isinstance(times, int) or times < 0:
-            raise ControlError("times must be an integer >= 0")
+        times = int_field(body, "times", 1)
+        skip = int_field(body, "skip", 0)
         key = api_key(api)
         if times == 0:
             self.throttles.pop(key, None)
         else:
+            html = bool(body.get("html"))
+            status = body.get("status") or (503 if html else 400)
+            if isinstance(status, str) and status.isdigit():
+                status = int(status)
+            if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
+                raise ControlError("status must be an HTTP error status, 400 to 599")
             self.throttles[key] = {
                 "remaining": times,
+                "skip": skip,
                 "code": body.get("code") or "ThrottlingException",
                 "message": body.get("message") or "Rate exceeded",
-                "status": int(body.get("status") or 400),
+                "status": status,
+                "after": bool(body.get("after")),
+                "html": html,
             }
         return {"ok": True, "throttles": {display_api(k): v["remaining"] for k, v in self.throttles.items()}}
+
+    def ctl_kill(self, body: dict) -> dict:
+        api = body.get("api")
+        if not isinstance(api, str) or not api:
+            raise ControlError("api is required")
+        times = int_field(body, "times", 1)
+        key = api_key(api)
+        if times == 0:
+            self.kills.pop(key, None)
+            return {"ok": True, "kills": {display_api(k): dict(v) for k, v in self.kills.items()}}
+        pid = body.get("pid")
+        if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 1 or pid == os.getpid():
+            raise ControlError("pid must be the id of another process (> 1, not the emulator's)")
+        if process_gone(pid):
+            raise ControlError(f"no process {pid}", 404)
+        sig = body.get("signal", signal.SIGKILL)
+        try:
+            sig = signal.Signals(sig) if isinstance(sig, int) else signal.Signals[
+                sig.upper() if sig.upper().startswith("SIG") else "SIG" + sig.upper()]
+        except (ValueError, KeyError, AttributeError):
+            raise ControlError("signal must be a signal number or name (9, \"KILL\", \"SIGTERM\")")
+        wait = body.get("waitSeconds", 2)
+        if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= 30:
+            raise ControlError("waitSeconds must be a number from 0 to 30")
+        self.kills[key] = {"remaining": times, "skip": int_field(body, "skip", 0), "pid": pid,
+                           "signal": int(sig), "waitSeconds": wait}
+        return {"ok": True, "kills": {display_api(k): dict(v) for k, v in self.kills.items()}}
+
+    def ctl_deployment_outcomes(self, body: dict) -> dict:
+        service = body.get("service")
+        if service is not None:
+            if not isinstance(service, str) or not service:
+                raise ControlError("service must be a non-empty string")
+            service = service.split("/")[-1]  # an ARN names the same service
+        done = False
+        if "default" in body:
+            value = None if body["default"] is None else normalize_deployment_outcome(body["default"])
+            if service is None:
+                self.deployment_global_default = value
+            elif value is None:
+                self.deployment_defaults.pop(service, None)
+            else:
+                self.deployment_defaults[service] = value
+            done = True
+        if body.get("clearQueue"):
+            if service is None:
+                self.deployment_queues.clear()
+            else:
+                self.deployment_queues.pop(service, None)
+            done = True
+        if "outcome" in body:
+            if service is None:
+                raise ControlError("service is required to queue an outcome")
+            count = body.get("count", 1)
+            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                raise ControlError("count must be an integer >= 1")
+            self.deployment_queues.setdefault(service, collections.deque()).append(
+                {"outcome": normalize_deployment_outcome(body["outcome"]), "remaining": count}
+            )
+            done = True
+        if not done:
+            raise ControlError('expected "outcome", "default" or "clearQueue"')
+        return {"ok": True, **self.ctl_get_deployment_outcomes()}
+
+    def ctl_get_deployment_outcomes(self) -> dict:
+        return {
+            "queues": {n: [dict(e) for e in q] for n, q in self.deployment_queues.items() if q},
+            "defaults": self.deployment_defaults,
+            "globalDefault": self.deployment_global_default or BUILTIN_DEPLOYMENT_OUTCOME,
+        }
+
+    def next_deployment_outcome(self, service: str) -> dict:
+        queue = self.deployment_queues.get(service)
+        if queue:
+            entry = queue[0]
+            entry["remaining"] -= 1
+            if entry["remaining"] <= 0:
+                queue.popleft()
+            return entry["outcome"]
+        if service in self.deployment_defaults:
+            return self.deployment_defaults[service]
+        return self.deployment_global_default or BUILTIN_DEPLOYMENT_OUTCOME
 
     def ctl_container_instances(self, body: dict, environ: dict) -> dict:
         cluster = body.get("cluster") or "default"
@@ -1137,6 +1693,28 @@ class Launcher:
 
 
 # ---------------------------------------------------------------------- helpers
+def new_deployment_id() -> str:
+    return f"ecs-svc/{random.randrange(10**18, 10**19)}"
+
+
+def fake_task_list(n: int) -> str:
+    """Service events name the tasks they started/stopped; service tasks are not modelled."""
+    shown = " ".join(f"(task {uuid.uuid4().hex})" for _ in range(min(n, 5)))
+    return shown + (f" and {n - 5} more" if n > 5 else "")
+
+
+def add_service_event(service: Any, text: str) -> None:
+    """Service events are newest first, like ECS's (which keeps the last 100)."""
+    service.events.insert(0, {"id": str(uuid.uuid4()), "createdAt": utcnow(),
+                              "message": f"(service {service.name}) {text}"})
+    del service.events[MAX_SERVICE_EVENTS:]
+
+
+def recount_service(service: Any) -> None:
+    service.running_count = sum(d.get("runningCount") or 0 for d in service.deployments)
+    service.pending_count = sum(d.get("pendingCount") or 0 for d in service.deployments)
+
+
 def read_body(environ: dict) -> bytes:
     """Read the request body and put it back so the wrapped app can read it again."""
     stream = environ.get("wsgi.input")
@@ -1158,60 +1736,143 @@ def read_body(environ: dict) -> bytes:
     return raw
 
 
-def respond_json(start_response: Any, status: int, obj: Any, content_type: str = "application/json",
-                 extra_headers: list | None = None) -> list[bytes]:
+def status_line(status: int, phrase: str | None = None) -> str:
+    if phrase is None:
+        try:
+            phrase = http.HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Error"
+    return f"{status} {phrase}"
+
+
+def respond(start_response: Any, resp: Resp, phrase: str | None = None) -> list[bytes]:
+    status, headers, body = resp
+    start_response(status_line(status, phrase), headers)
+    return [body]
+
+
+def json_resp(status: int, obj: Any, content_type: str = "application/json",
+              extra_headers: list | None = None) -> Resp:
     data = json.dumps(obj).encode()
-    reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-              500: "Internal Server Error", 503: "Service Unavailable"}.get(status, "Error")
     headers = [
         ("Content-Type", content_type),
         ("Content-Length", str(len(data))),
         ("x-amzn-RequestId", str(uuid.uuid4())),
     ] + (extra_headers or [])
-    start_response(f"{status} {reason}", headers)
-    return [data]
+    return status, headers, data
+
+
+def respond_json(start_response: Any, status: int, obj: Any, content_type: str = "application/json",
+                 extra_headers: list | None = None) -> list[bytes]:
+    return respond(start_response, json_resp(status, obj, content_type, extra_headers))
+
+
+def ecs_error_resp(code: str, message: str, status: int = 400) -> Resp:
+    return json_resp(status, {"__type": code, "message": message},
+                     content_type=JSON_11, extra_headers=[("x-amzn-errortype", code)])
 
 
 def ecs_error(start_response: Any, code: str, message: str, status: int = 400) -> list[bytes]:
-    return respond_json(start_response, status, {"__type": code, "message": message},
-                        content_type=JSON_11, extra_headers=[("x-amzn-errortype", code)])
+    return respond(start_response, ecs_error_resp(code, message, status))
 
 
-def throttle_response(start_response: Any, spec: dict, json_protocol: bool) -> list[bytes]:
+def fault_resp(spec: dict, json_protocol: bool) -> Resp:
+    """The injected error of a throttle rule, in the protocol of the call (or as a load balancer's
+    HTML page, which carries no AWS error code at all: SDKs see only the HTTP status)."""
     code, message, status = spec["code"], spec["message"], spec["status"]
+    if spec.get("html"):
+        phrase = LB_PHRASES.get(status) or status_line(status).split(" ", 1)[1]
+        page = (
+            f"<html>\r\n<head><title>{status} {phrase}</title></head>\r\n<body>\r\n"
+            f"<center><h1>{status} {phrase}</h1></center>\r\n</body>\r\n</html>\r\n"
+        ).encode()
+        return status, [("Content-Type", "text/html"), ("Content-Length", str(len(page)))], page
     if json_protocol:
-        return ecs_error(start_response, code, message, status)
+        return ecs_error_resp(code, message, status)
     if code == "ThrottlingException":
         code = "Throttling"  # what query-protocol services (STS) call it
+    kind = "Receiver" if status >= 500 else "Sender"
     xml = (
-        '<ErrorResponse><Error><Type>Sender</Type>'
+        f"<ErrorResponse><Error><Type>{kind}</Type>"
         f"<Code>{code}</Code><Message>{message}</Message></Error>"
         f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
     ).encode()
-    start_response(f"{status} Error", [("Content-Type", "text/xml"), ("Content-Length", str(len(xml))),
-                                      ("x-amzn-errortype", code)])
-    return [xml]
+    return status, [("Content-Type", "text/xml"), ("Content-Length", str(len(xml))),
+                    ("x-amzn-errortype", code)], xml
+
+
+def capture(app: Any, environ: dict) -> Resp:
+    """Run a WSGI app to completion and keep its answer, so it can be changed or thrown away."""
+    got: dict = {}
+
+    def start_response(status: str, headers: list, exc_info: Any = None) -> Callable:
+        got["status"], got["headers"] = int(status.split(None, 1)[0]), list(headers)
+        return lambda data: got.setdefault("written", []).append(data)
+
+    result = app(environ, start_response)
+    try:
+        body = b"".join(got.get("written", [])) + b"".join(result)
+    finally:
+        if hasattr(result, "close"):
+            result.close()
+    return got["status"], got["headers"], body
+
+
+def process_gone(pid: int) -> bool:
+    """True when pid no longer runs: absent, or a zombie its parent has not reaped yet."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def split_log_line(line: str) -> list[str]:
+    """One line as CloudWatch events: lines over the per-event limit become several events."""
+    data = line.encode()
+    if len(data) <= MAX_LOG_EVENT_BYTES:
+        return [line]
+    parts = []
+    while data:
+        cut = min(MAX_LOG_EVENT_BYTES, len(data))
+        while cut < len(data) and (data[cut] & 0xC0) == 0x80:
+            cut -= 1  # never inside a UTF-8 sequence
+        parts.append(data[:cut].decode())
+        data = data[cut:]
+    return parts
+
+
+class RequestHandler(MotoRequestHandler):
+    """moto's request handler with one readable log line per request: `POST / ecs:RunTask 200 12ms`
+    (AWS calls all go to `POST /`, so the line names the API), `POST /_taskrun/throttle 200 1ms`."""
+
+    def make_environ(self) -> dict:
+        environ = super().make_environ()
+        environ["taskrun.t0"] = time.monotonic()
+        return environ
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        environ = getattr(self, "environ", None) or {}
+        started = environ.get("taskrun.t0")
+        took = f" {(time.monotonic() - started) * 1000:.0f}ms" if started is not None else ""
+        api = environ.get("taskrun.api")
+        note = environ.get("taskrun.note")
+        path = getattr(self, "path", "") or ""
+        line = f"{getattr(self, 'command', '-')} {path}{' ' + api if api else ''} {code}{took}{' (' + note + ')' if note else ''}"
+        logging.getLogger("werkzeug").info(line.translate(self._control_char_table))
 
 
 def watch_parent(pid: int) -> None:
     def loop() -> None:
         while True:
             time.sleep(0.5)
-            alive = True
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                alive = False
-            except PermissionError:
-                pass
-            if alive:
-                try:
-                    with open(f"/proc/{pid}/stat") as f:
-                        if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                            alive = False
-                except (OSError, IndexError):
-                    pass
-            if not alive:
+            if process_gone(pid):
                 os._exit(0)
 
     threading.Thread(target=loop, name="parent-watch", daemon=True).start()
@@ -1233,7 +1894,7 @@ def main(argv: list[str] | None = None) -> int:
 
     app = Launcher()
     app.warm_up()
-    server = make_server("127.0.0.1", args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    server = make_server("127.0.0.1", args.port, app, threaded=True, request_handler=RequestHandler)
     port = server.server_port
 
     def on_signal(signum: int, frame: Any) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -31,12 +32,14 @@ FAMILY = "migrate"
 
 
 @pytest.fixture(scope="session")
-def emulator():
+def emulator_server():
+    """The emulator process, shared by the session: {"url", "log"} (log: its stderr file)."""
     log = tempfile.NamedTemporaryFile(prefix="taskrun-emulator-", suffix=".log", delete=False)
     port_file = log.name + ".port"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     proc = subprocess.Popen(
-        [sys.executable, LAUNCHER, "--port", "0", "--port-file", port_file, "--parent-pid", str(os.getpid())],
+        [sys.executable, LAUNCHER, "--port", "0", "--port-file", port_file, "--parent-pid", str(os.getpid()),
+         "--log-requests"],
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
@@ -48,7 +51,7 @@ def emulator():
         url = line.split()[1]
         with open(port_file) as f:
             assert url.endswith(":" + f.read().strip())
-        yield url
+        yield {"url": url, "log": log.name}
     finally:
         proc.terminate()
         try:
@@ -61,6 +64,11 @@ def emulator():
                 os.unlink(path)
             except OSError:
                 pass
+
+
+@pytest.fixture(scope="session")
+def emulator(emulator_server):
+    return emulator_server["url"]
 
 
 def ctl(url: str, name: str, body: dict | None = None, method: str | None = None):
@@ -493,3 +501,464 @@ def test_family_runs_latest_active_revision(ecs, url):
     with pytest.raises(ClientError) as e:
         run(ecs, taskDefinition=f"{FAMILY}:2")
     assert e.value.response["Error"]["Code"] == "ClientException"
+
+
+# ---------------------------------------------------------------------- faults after acting
+def test_fault_after_acting_runs_the_call_then_fails(ecs, url):
+    ctl(url, "throttle", {"api": "RunTask", "times": 1, "after": True, "status": 503,
+                          "code": "ServiceUnavailableException", "message": "try later"})
+    with pytest.raises(ClientError) as e:
+        run(ecs, count=2, startedBy="ambiguous")
+    err = e.value.response
+    assert err["Error"]["Code"] == "ServiceUnavailableException" and err["Error"]["Message"] == "try later"
+    assert err["ResponseMetadata"]["HTTPStatusCode"] == 503
+    # ... yet the tasks were started
+    started = ecs.list_tasks(cluster="apps", startedBy="ambiguous")["taskArns"]
+    assert len(started) == 2 and len(ctl(url, "tasks")) == 2
+    (call,) = [c for c in ctl(url, "calls") if c["api"] == "RunTask"]
+    assert call["throttled"] and call["acted"] and not call["killed"] and call["status"] == 503
+
+    # StopTask: stops, then fails
+    ctl(url, "throttle", {"api": "ecs:StopTask", "after": True})
+    with pytest.raises(ClientError) as e:
+        ecs.stop_task(cluster="apps", task=started[0], reason="bye")
+    assert e.value.response["Error"]["Code"] == "ThrottlingException"
+    assert describe(ecs, [started[0]])["tasks"][0]["stoppedReason"] == "bye"
+
+    # SSM PutParameter: writes, then a 500
+    ssm = client(url, "ssm")
+    ctl(url, "throttle", {"api": "ssm:PutParameter", "after": True, "status": 500, "code": "InternalServerError"})
+    with pytest.raises(ClientError) as e:
+        ssm.put_parameter(Name="/amb/p", Value="written", Type="String")
+    assert e.value.response["Error"]["Code"] == "InternalServerError"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    assert ssm.get_parameter(Name="/amb/p")["Parameter"]["Value"] == "written"
+
+    # the default still fails before acting, and says so in the call log
+    ctl(url, "throttle", {"api": "ssm:PutParameter"})
+    with pytest.raises(ClientError):
+        ssm.put_parameter(Name="/amb/q", Value="never", Type="String")
+    with pytest.raises(ClientError) as e:
+        ssm.get_parameter(Name="/amb/q")
+    assert e.value.response["Error"]["Code"] == "ParameterNotFound"
+    puts = [c for c in ctl(url, "calls") if c["api"] == "ssm:PutParameter"]
+    assert [(c["throttled"], c["acted"]) for c in puts] == [(True, True), (True, False)]
+
+
+def test_fault_5xx_in_every_protocol(url):
+    ecs, sts, logs = client(url, "ecs"), client(url, "sts"), client(url, "logs")
+    ctl(url, "throttle", {"api": "ListClusters", "status": 500, "code": "ServerException", "message": "boom"})
+    with pytest.raises(ClientError) as e:
+        ecs.list_clusters()
+    assert (e.value.response["Error"]["Code"], e.value.response["ResponseMetadata"]["HTTPStatusCode"]) == (
+        "ServerException", 500)
+    ctl(url, "throttle", {"api": "logs:DescribeLogGroups", "status": 503, "code": "ServiceUnavailableException"})
+    with pytest.raises(ClientError) as e:
+        logs.describe_log_groups()
+    assert (e.value.response["Error"]["Code"], e.value.response["ResponseMetadata"]["HTTPStatusCode"]) == (
+        "ServiceUnavailableException", 503)
+    ctl(url, "throttle", {"api": "sts:GetCallerIdentity", "status": 500, "code": "InternalFailure", "after": True})
+    with pytest.raises(ClientError) as e:
+        sts.get_caller_identity()
+    assert (e.value.response["Error"]["Code"], e.value.response["ResponseMetadata"]["HTTPStatusCode"]) == (
+        "InternalFailure", 500)
+    (call,) = [c for c in ctl(url, "calls") if c["api"] == "sts:GetCallerIdentity"]
+    assert call["acted"] and call["throttled"]
+
+
+def test_fault_as_load_balancer_html(ecs, url):
+    ctl(url, "throttle", {"api": "RunTask", "html": True, "status": 502, "after": True})
+    with pytest.raises(ClientError) as e:
+        run(ecs)
+    meta = e.value.response["ResponseMetadata"]
+    assert meta["HTTPStatusCode"] == 502 and e.value.response["Error"]["Code"] == "502"
+    assert meta["HTTPHeaders"]["content-type"] == "text/html" and "x-amzn-errortype" not in meta["HTTPHeaders"]
+    assert len(ctl(url, "tasks")) == 1  # acted
+    # raw: the page a load balancer sends; 503 by default
+    ctl(url, "throttle", {"api": "sts:GetCallerIdentity", "html": True})
+    req = urllib.request.Request(url + "/", data=b"Action=GetCallerIdentity&Version=2011-06-15", headers={
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Authorization": "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20200101/us-east-1/sts/aws4_request, "
+                         "SignedHeaders=host, Signature=0"})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=10)
+    assert e.value.code == 503 and e.value.reason == "Service Temporarily Unavailable"
+    body = e.value.read().decode()
+    assert body.startswith("<html>") and "<h1>503 Service Temporarily Unavailable</h1>" in body
+    assert e.value.headers["Content-Type"] == "text/html"
+    (call,) = [c for c in ctl(url, "calls") if c["api"] == "sts:GetCallerIdentity"]
+    assert call["throttled"] and not call["acted"] and call["status"] == 503
+
+
+def test_throttle_skip_and_validation(ecs, url):
+    ctl(url, "throttle", {"api": "ListClusters", "times": 1, "skip": 2})
+    ecs.list_clusters()
+    ecs.list_clusters()
+    with pytest.raises(ClientError):
+        ecs.list_clusters()
+    ecs.list_clusters()
+    for bad in ({"api": "RunTask", "status": 200}, {"api": "RunTask", "skip": -1}, {"times": 1}):
+        with pytest.raises(urllib.error.HTTPError) as e:
+            ctl(url, "throttle", bad)
+        assert e.value.code == 400
+
+
+# ---------------------------------------------------------------------- kill rule
+def test_kill_rule_signals_after_acting(url):
+    ssm = client(url, "ssm")
+    victim = subprocess.Popen(["sleep", "60"])
+    try:
+        ctl(url, "kill", {"api": "ssm:PutParameter", "pid": victim.pid, "skip": 1})
+        ssm.put_parameter(Name="/kill/1", Value="a", Type="String")  # let through
+        assert victim.poll() is None
+        ssm.put_parameter(Name="/kill/2", Value="b", Type="String")  # acts, kills, answers
+        assert victim.wait(timeout=5) == -9
+        assert ssm.get_parameter(Name="/kill/2")["Parameter"]["Value"] == "b"
+        puts = [c for c in ctl(url, "calls") if c["api"] == "ssm:PutParameter"]
+        assert [(c["acted"], c["killed"]) for c in puts] == [(True, False), (True, True)]
+        ssm.put_parameter(Name="/kill/3", Value="c", Type="String")  # times 1: used up
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+            victim.wait()
+
+    # signal by name; times 0 clears; unknown processes are refused
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        ctl(url, "kill", {"api": "RunTask", "pid": other.pid, "signal": "TERM", "times": 3})
+        assert ctl(url, "kill", {"api": "ecs:RunTask", "times": 0})["kills"] == {}
+        with pytest.raises(urllib.error.HTTPError) as e:
+            ctl(url, "kill", {"api": "RunTask", "pid": 1})
+        assert e.value.code == 400
+    finally:
+        other.kill()
+        other.wait()
+    with pytest.raises(urllib.error.HTTPError) as e:
+        ctl(url, "kill", {"api": "RunTask", "pid": other.pid})
+    assert e.value.code == 404
+
+
+FAKE_HANDLER = """#!{python}
+# A stand-in for the handler binary: the Runtime API loop, one SSM PutParameter per invocation.
+import json, os, urllib.request
+import boto3
+api = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime/invocation/"
+ssm = boto3.client("ssm")
+while True:
+    with urllib.request.urlopen(api + "next") as r:
+        request_id, event = r.headers["Lambda-Runtime-Aws-Request-Id"], json.loads(r.read())
+    ssm.put_parameter(Name=event["name"], Value="v", Type="String", Overwrite=True)
+    body = json.dumps({{"pid": os.getpid()}}).encode()
+    urllib.request.urlopen(urllib.request.Request(api + request_id + "/response", data=body, method="POST"))
+"""
+
+
+def test_local_lambda_handler_killed_mid_invocation(url, tmp_path):
+    handler = tmp_path / "bootstrap"
+    handler.write_text(FAKE_HANDLER.format(python=sys.executable))
+    handler.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update({"AWS_ENDPOINT_URL": url, "AWS_REGION": REGION, "AWS_MAX_ATTEMPTS": "1",
+                "AWS_ACCESS_KEY_ID": CREDS["aws_access_key_id"],
+                "AWS_SECRET_ACCESS_KEY": CREDS["aws_secret_access_key"]})
+    lam = subprocess.Popen([sys.executable, os.path.join(HERE, "..", "scripts", "local_lambda.py"),
+                            "--binary", str(handler), "--port", "0", "--parent-pid", str(os.getpid())],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        line = lam.stdout.readline()
+        assert line.startswith("READY "), line
+        lam_url = line.split()[1]
+
+        def handler_pid():
+            with urllib.request.urlopen(lam_url + "/_local/handler-pid", timeout=10) as r:
+                return json.loads(r.read())["pid"]
+
+        def invoke(name):
+            req = urllib.request.Request(lam_url + "/2015-03-31/functions/TaskRun/invocations",
+                                         data=json.dumps({"name": name}).encode(), method="POST")
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.headers.get("X-Amz-Function-Error"), json.loads(r.read())
+
+        first = handler_pid()
+        assert isinstance(first, int)
+        ctl(url, "kill", {"api": "ssm:PutParameter", "pid": first})
+        error, body = invoke("/lambda/1")
+        assert error == "Unhandled" and body["errorType"] == "Runtime.ExitError"
+        assert "Runtime exited with error: signal: killed" in body["errorMessage"]
+        assert client(url, "ssm").get_parameter(Name="/lambda/1")["Parameter"]["Value"] == "v"  # it acted
+        assert handler_pid() is None
+        error, body = invoke("/lambda/2")  # a fresh handler process serves the next one
+        assert error is None and body["pid"] != first and body["pid"] == handler_pid()
+    finally:
+        lam.terminate()
+        try:
+            lam.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            lam.kill()
+            lam.wait()
+
+
+# ---------------------------------------------------------------------- outcomes
+def test_any_stop_code_with_exit_code(ecs, url):
+    ctl(url, "outcomes", {"family": FAMILY, "outcome": {
+        "kind": "exit", "stopCode": "SpotInterruption", "stoppedReason": "Your Spot Task was interrupted.",
+        "containers": {"app": {"exitCode": 0}}}})
+    arn = run(ecs)["tasks"][0]["taskArn"]
+    describe(ecs, [arn])
+    t = describe(ecs, [arn])["tasks"][0]
+    assert (t["lastStatus"], t["stopCode"], t["stoppedReason"]) == (
+        "STOPPED", "SpotInterruption", "Your Spot Task was interrupted.")
+    assert by_name(t)["app"]["exitCode"] == 0
+
+
+def test_after_seconds_is_wall_time_running(ecs, url):
+    ctl(url, "outcomes", {"family": FAMILY, "outcome": {"kind": "exit", "afterSeconds": 1.5}})
+    t0 = time.time()
+    arn = run(ecs)["tasks"][0]["taskArn"]
+    statuses = []
+    while time.time() - t0 < 1.3:
+        statuses.append(describe(ecs, [arn])["tasks"][0]["lastStatus"])
+        time.sleep(0.2)
+    assert set(statuses) == {"RUNNING"}
+    time.sleep(max(0.0, 1.6 - (time.time() - t0)))
+    t = describe(ecs, [arn])["tasks"][0]
+    assert t["lastStatus"] == "STOPPED"
+    assert (t["stoppedAt"] - t["createdAt"]).total_seconds() >= 1.5
+
+
+# ---------------------------------------------------------------------- CloudWatch Logs
+def register_logged(ecs, family="logged"):
+    def awslogs(prefix, region=REGION):
+        options = {"awslogs-group": "/ecs/logged", "awslogs-region": region}
+        if prefix:
+            options["awslogs-stream-prefix"] = prefix
+        return {"logDriver": "awslogs", "options": options}
+
+    ecs.register_task_definition(family=family, containerDefinitions=[
+        {"name": "app", "image": "x", "memory": 128, "logConfiguration": awslogs("migrate")},
+        {"name": "sidecar", "image": "x", "memory": 64, "essential": False, "logConfiguration": awslogs(None)},
+        {"name": "plain", "image": "x", "memory": 64, "essential": False},
+        {"name": "west", "image": "x", "memory": 64, "essential": False,
+         "logConfiguration": awslogs("w", region="us-west-2")},
+    ])
+
+
+def test_task_logs_in_cloudwatch(ecs, url):
+    register_logged(ecs)
+    logs = client(url, "logs")
+    lines = [f"line {i}" for i in range(1, 6)] + ["x" * 100_000]
+    ctl(url, "outcomes", {"family": "logged", "outcome": {
+        "kind": "exit", "afterDescribes": 1, "containers": {"app": {"exitCode": 3}}, "logs": {"app": lines}}})
+    arn = ecs.run_task(cluster="apps", taskDefinition="logged")["tasks"][0]["taskArn"]
+    task_id = arn.rsplit("/", 1)[1]
+    stream = f"migrate/app/{task_id}"
+    assert logs.describe_log_groups()["logGroups"] == []  # nothing before it runs
+    assert describe(ecs, [arn])["tasks"][0]["lastStatus"] == "RUNNING"
+    streams = logs.describe_log_streams(logGroupName="/ecs/logged")["logStreams"]
+    assert [s["logStreamName"] for s in streams] == [stream]  # sidecar: no prefix, plain: no awslogs
+    assert logs.get_log_events(logGroupName="/ecs/logged", logStreamName=stream)["events"] == []
+    assert describe(ecs, [arn])["tasks"][0]["lastStatus"] == "STOPPED"
+
+    events = logs.get_log_events(logGroupName="/ecs/logged", logStreamName=stream, startFromHead=True)["events"]
+    assert [e["message"] for e in events] == lines
+    stamps = [e["timestamp"] for e in events]
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps) and stamps[0] > 1_600_000_000_000
+    tail = logs.get_log_events(logGroupName="/ecs/logged", logStreamName=stream, startFromHead=False, limit=2)
+    assert [e["message"] for e in tail["events"]] == lines[-2:]
+    # the container in another region logs there, with the default two lines
+    logs_west = boto3.client("logs", region_name="us-west-2", endpoint_url=url, **CREDS)
+    west_events = logs_west.get_log_events(logGroupName="/ecs/logged", logStreamName=f"w/west/{task_id}",
+                                           startFromHead=True)["events"]
+    assert [e["message"] for e in west_events] == ["west starting", "west exited with code 0"]
+
+
+def test_task_logs_default_lines_and_huge_lines(ecs, url):
+    register_logged(ecs)
+    logs = client(url, "logs")
+    ctl(url, "outcomes", {"family": "logged", "outcome": {
+        "kind": "exit", "afterDescribes": 0, "containers": {"app": {"exitCode": 2}}}})
+    arn = ecs.run_task(cluster="apps", taskDefinition="logged")["tasks"][0]["taskArn"]
+    describe(ecs, [arn])
+    stream = f"migrate/app/{arn.rsplit('/', 1)[1]}"
+    events = logs.get_log_events(logGroupName="/ecs/logged", logStreamName=stream, startFromHead=True)["events"]
+    assert [e["message"] for e in events] == ["app starting", "app exited with code 2"]
+    # a line over CloudWatch's 256 KB event limit becomes several events, as with the awslogs driver
+    big = "y" * 300_000
+    ctl(url, "outcomes", {"family": "logged", "outcome": {"kind": "exit", "afterDescribes": 0, "logs": {"app": [big, "end"]}}})
+    arn = ecs.run_task(cluster="apps", taskDefinition="logged")["tasks"][0]["taskArn"]
+    describe(ecs, [arn])
+    stream = f"migrate/app/{arn.rsplit('/', 1)[1]}"
+    messages = [e["message"] for e in logs.get_log_events(logGroupName="/ecs/logged", logStreamName=stream,
+                                                          startFromHead=True)["events"]]
+    assert len(messages) == 3 and "".join(messages[:2]) == big and messages[2] == "end"
+    assert all(len(m.encode()) <= 262144 - 26 for m in messages)
+    # a task stopped by the user logs what it had (143); one that never ran has no stream
+    ctl(url, "outcomes", {"family": "logged", "outcome": {"kind": "never_stops"}})
+    arn = ecs.run_task(cluster="apps", taskDefinition="logged")["tasks"][0]["taskArn"]
+    describe(ecs, [arn])
+    ecs.stop_task(cluster="apps", task=arn)
+    stream = f"migrate/app/{arn.rsplit('/', 1)[1]}"
+    messages = [e["message"] for e in logs.get_log_events(logGroupName="/ecs/logged", logStreamName=stream)["events"]]
+    assert messages == ["app starting", "app exited with code 143"]
+    ctl(url, "outcomes", {"family": "logged", "outcome": {"kind": "never_starts", "afterDescribes": 0}})
+    arn = ecs.run_task(cluster="apps", taskDefinition="logged")["tasks"][0]["taskArn"]
+    describe(ecs, [arn])
+    names = [s["logStreamName"] for s in logs.describe_log_streams(logGroupName="/ecs/logged")["logStreams"]]
+    assert not any(arn.rsplit("/", 1)[1] in n for n in names)
+
+
+# ---------------------------------------------------------------------- ECS services
+DEPLOYMENT_ID = r"^ecs-svc/\d{19}$"
+
+
+@pytest.fixture
+def svc(ecs):
+    ecs.register_task_definition(family="web", containerDefinitions=[{"name": "web", "image": "web:1", "memory": 128}])
+    ecs.register_task_definition(family="web", containerDefinitions=[{"name": "web", "image": "web:2", "memory": 128}])
+    created = ecs.create_service(cluster="apps", serviceName="api", taskDefinition="web:1", desiredCount=2,
+                                 deploymentConfiguration={"maximumPercent": 200, "minimumHealthyPercent": 50,
+                                                          "deploymentCircuitBreaker": {"enable": True,
+                                                                                       "rollback": True}})
+    return created["service"]
+
+
+def describe_service(ecs, name="api"):
+    return ecs.describe_services(cluster="apps", services=[name])["services"][0]
+
+
+def test_service_create_and_completed_deployment(ecs, url, svc):
+    (dep,) = svc["deployments"]
+    assert re.match(DEPLOYMENT_ID, dep["id"]) and dep["status"] == "PRIMARY" and dep["rolloutState"] == "COMPLETED"
+    assert svc["runningCount"] == svc["desiredCount"] == dep["runningCount"] == 2 and svc["pendingCount"] == 0
+    assert svc["events"][0]["message"] == "(service api) has reached a steady state."
+    assert svc["deploymentConfiguration"]["minimumHealthyPercent"] == 50
+
+    updated = ecs.update_service(cluster="apps", service="api", forceNewDeployment=True)["service"]
+    new, old = updated["deployments"]
+    assert re.match(DEPLOYMENT_ID, new["id"]) and new["id"] != dep["id"]
+    assert (new["status"], new["rolloutState"], new["runningCount"], new["failedTasks"], new["desiredCount"]) == (
+        "PRIMARY", "IN_PROGRESS", 0, 0, 2)
+    assert new["rolloutStateReason"] == f"ECS deployment {new['id']} in progress."
+    assert new["pendingCount"] == 2 and new["taskDefinition"].endswith("task-definition/web:1")
+    assert new["createdAt"] and new["updatedAt"]
+    assert (old["id"], old["status"]) == (dep["id"], "ACTIVE")
+    assert updated["events"][0]["message"].startswith("(service api) has started 2 tasks: (task ")
+    assert all({"id", "createdAt", "message"} <= set(e) for e in updated["events"])
+    assert updated["deploymentConfiguration"]["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}
+
+    first = describe_service(ecs)  # default outcome: completed after 1 DescribeServices
+    assert first["deployments"][0]["rolloutState"] == "IN_PROGRESS" and len(first["deployments"]) == 2
+    done = describe_service(ecs)
+    (only,) = done["deployments"]
+    assert (only["id"], only["status"], only["rolloutState"], only["runningCount"]) == (
+        new["id"], "PRIMARY", "COMPLETED", 2)
+    assert done["runningCount"] == 2 and done["events"][0]["message"] == "(service api) has reached a steady state."
+    assert done["events"][0]["createdAt"] >= done["events"][-1]["createdAt"]  # newest first
+
+    # a new task definition is a new deployment too; desiredCount alone is not
+    ecs.update_service(cluster="apps", service="api", desiredCount=3)
+    assert [d["id"] for d in describe_service(ecs)["deployments"]] == [new["id"]]
+    assert describe_service(ecs)["runningCount"] == 3
+    by_td = ecs.update_service(cluster="apps", service="api", taskDefinition="web")["service"]
+    assert by_td["taskDefinition"].endswith("web:2") and by_td["deployments"][0]["taskDefinition"].endswith("web:2")
+    assert len(by_td["deployments"]) == 2
+    calls = ctl(url, "calls")
+    assert [c["api"] for c in calls if "Service" in c["api"]][:4] == [
+        "CreateService", "UpdateService", "DescribeServices", "DescribeServices"]
+    assert ctl(url, "calls?api=UpdateService")[0] == {"cluster": "apps", "service": "api", "forceNewDeployment": True}
+
+
+def test_service_deployment_failed_rolls_back(ecs, url, svc):
+    ctl(url, "deployment-outcomes", {"service": "api", "outcome": {
+        "kind": "failed", "afterDescribes": 2, "failedTasks": 3}})
+    new = ecs.update_service(cluster="apps", service="api", taskDefinition="web:2")["service"]["deployments"][0]
+    for _ in range(2):
+        assert describe_service(ecs)["deployments"][0]["rolloutState"] == "IN_PROGRESS"
+    s = describe_service(ecs)
+    primary, failed = s["deployments"]
+    assert (failed["id"], failed["status"], failed["rolloutState"], failed["failedTasks"]) == (
+        new["id"], "ACTIVE", "FAILED", 3)
+    assert failed["rolloutStateReason"] == "ECS deployment circuit breaker: tasks failed to start."
+    assert primary["id"] == svc["deployments"][0]["id"] and primary["status"] == "PRIMARY"
+    assert s["taskDefinition"].endswith("web:1") and s["runningCount"] == 2
+    assert s["events"][0]["message"] == f"(service api) rolling back to deployment {primary['id']}."
+    # the next deployment (default: completed) drops the failed one
+    ecs.update_service(cluster="apps", service="api", forceNewDeployment=True)
+    describe_service(ecs)
+    assert len(describe_service(ecs)["deployments"]) == 1
+
+
+def test_service_deployment_failed_without_rollback_and_after_seconds(ecs, url, svc):
+    ctl(url, "deployment-outcomes", {"service": "api", "outcome": {
+        "kind": "failed", "afterSeconds": 0.3, "rollback": False, "reason": "tasks failed health checks"}})
+    ecs.update_service(cluster="apps", service="api", forceNewDeployment=True)
+    assert describe_service(ecs)["deployments"][0]["rolloutState"] == "IN_PROGRESS"
+    assert describe_service(ecs)["deployments"][0]["rolloutState"] == "IN_PROGRESS"
+    time.sleep(0.35)
+    dep = describe_service(ecs)["deployments"][0]
+    assert (dep["status"], dep["rolloutState"], dep["rolloutStateReason"], dep["failedTasks"]) == (
+        "PRIMARY", "FAILED", "tasks failed health checks", 2)
+
+
+def test_service_deployment_stuck(ecs, url, svc):
+    ctl(url, "deployment-outcomes", {"default": {"kind": "stuck"}})
+    ecs.update_service(cluster="apps", service="api", forceNewDeployment=True)
+    seen = [describe_service(ecs)["deployments"][0] for _ in range(4)]
+    assert {d["rolloutState"] for d in seen} == {"IN_PROGRESS"}
+    assert [d["failedTasks"] for d in seen] == [1, 2, 3, 4]
+    assert "unable to consistently start tasks" in describe_service(ecs)["events"][0]["message"]
+    assert ctl(url, "deployment-outcomes")["globalDefault"] == {"kind": "stuck"}
+    ctl(url, "deployment-outcomes", {"default": None})
+    assert ctl(url, "deployment-outcomes")["globalDefault"] == {"kind": "completed", "afterDescribes": 1}
+
+
+def test_service_errors(ecs, url, svc):
+    resp = ecs.describe_services(cluster="apps", services=["api", "ghost"])
+    assert [s["serviceName"] for s in resp["services"]] == ["api"]
+    assert resp["failures"] == [{"arn": "arn:aws:ecs:us-east-1:123456789012:service/ghost", "reason": "MISSING"}]
+    with pytest.raises(ClientError) as e:
+        ecs.update_service(cluster="apps", service="ghost", forceNewDeployment=True)
+    assert e.value.response["Error"]["Code"] == "ServiceNotFoundException"
+    with pytest.raises(ClientError) as e:
+        ecs.update_service(cluster="apps", service="api", taskDefinition="nope:9")
+    assert e.value.response["Error"]["Code"] == "ClientException"
+    assert len(describe_service(ecs)["deployments"]) == 1  # nothing changed
+    ecs.delete_service(cluster="apps", service="api", force=True)
+    with pytest.raises(ClientError) as e:
+        ecs.update_service(cluster="apps", service="api", forceNewDeployment=True)
+    assert e.value.response["Error"]["Code"] == "ServiceNotActiveException"
+    with pytest.raises(urllib.error.HTTPError) as e:
+        ctl(url, "deployment-outcomes", {"service": "api", "outcome": {"kind": "exploded"}})
+    assert e.value.code == 400
+
+
+# ---------------------------------------------------------------------- request log
+def test_request_log_names_the_api(emulator_server, ecs, url):
+    ecs.list_clusters()
+    client(url, "sts").get_caller_identity()
+    ctl(url, "health")
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        text = open(emulator_server["log"]).read()
+        if "GET /_taskrun/health 200" in text:
+            break
+        time.sleep(0.05)
+    assert re.search(r"^POST / ecs:ListClusters 200 \d+ms$", text, re.M), text[-2000:]
+    assert re.search(r"^POST / sts:GetCallerIdentity 200 \d+ms$", text, re.M)
+    assert re.search(r"^GET /_taskrun/health 200 \d+ms$", text, re.M)
+
+
+# ---------------------------------------------------------------------- ListTasks
+def test_list_tasks_status_and_started_by(ecs, url):
+    ctl(url, "outcomes", {"family": FAMILY, "outcome": {"kind": "exit", "afterDescribes": 0}})
+    done = run(ecs, startedBy="a")["tasks"][0]["taskArn"]
+    describe(ecs, [done])
+    ctl(url, "outcomes", {"family": FAMILY, "default": {"kind": "never_stops"}})
+    running_a = run(ecs, startedBy="a", tags=[{"key": "k", "value": "v"}])["tasks"][0]["taskArn"]
+    running_b = run(ecs, startedBy="b")["tasks"][0]["taskArn"]
+    assert ecs.list_tasks(cluster="apps")["taskArns"] == [running_a, running_b]
+    assert ecs.list_tasks(cluster="apps", desiredStatus="RUNNING", startedBy="a")["taskArns"] == [running_a]
+    assert ecs.list_tasks(cluster="apps", desiredStatus="STOPPED")["taskArns"] == [done]
+    assert ecs.list_tasks(cluster="apps", desiredStatus="STOPPED", startedBy="b")["taskArns"] == []
+    tagged = ecs.describe_tasks(cluster="apps", tasks=[running_a, running_b], include=["TAGS"])["tasks"]
+    assert [t["tags"] for t in tagged] == [[{"key": "k", "value": "v"}], []]

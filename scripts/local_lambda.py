@@ -21,6 +21,12 @@ binary dies it is started again for the next invocation; an invocation it was
 running fails with Runtime.ExitError. An invocation running longer than
 --timeout seconds fails with Sandbox.Timedout and the binary is restarted.
 
+For tests that kill the handler mid-invocation (the emulator's /_taskrun/kill):
+GET /_local/handler-pid -> {"pid": <pid of the running handler process, or null>}.
+A handler killed by a signal fails its invocation with Runtime.ExitError
+("Runtime exited with error: signal: killed"), and the next invocation starts
+a fresh process.
+
 Prints `READY http://127.0.0.1:<port>` (and writes the port to --port-file)
 once the binary has asked for its first invocation. Stops the binary and exits
 on SIGTERM / SIGINT, or when --parent-pid is gone.
@@ -70,6 +76,23 @@ class Invocation:
         self.function_error = function_error
         self.done.set()
         return True
+
+
+def exit_description(code):
+    """How Lambda words a runtime's end: "exit status 2", or "signal: killed" for SIGKILL."""
+    if code is not None and code < 0:
+        names = {
+            signal.SIGKILL: "killed",
+            signal.SIGTERM: "terminated",
+            signal.SIGSEGV: "segmentation fault",
+            signal.SIGABRT: "aborted",
+        }
+        try:
+            sig = signal.Signals(-code)
+        except ValueError:
+            return f"signal: {-code}"
+        return f"signal: {names.get(sig, sig.name)}"
+    return f"exit status {code}"
 
 
 def error_body(error_type, message):
@@ -146,14 +169,14 @@ class Sandbox:
             self.process = None
             self.polled = False
             if not self.stopping:
-                log(f"handler exited with status {code}")
+                log(f"handler exited: {exit_description(code)}")
             inv = self.current or self.pending
             self.current = None
             self.pending = None
             if inv is not None:
                 message = (
                     f"RequestId: {inv.request_id} Error: Runtime exited with error: "
-                    f"exit status {code}"
+                    f"{exit_description(code)}"
                 )
                 if self.init_error:
                     message += f" ({self.init_error})"
@@ -188,6 +211,13 @@ class Sandbox:
                     break
                 self.lock.wait(left)
             return self.polled
+
+    def handler_pid(self):
+        with self.lock:
+            process = self.process
+            if process is None or process.poll() is not None:
+                return None
+            return process.pid
 
     def stop(self):
         with self.lock:
@@ -347,6 +377,9 @@ def make_handler(sandbox, function_name):
                 except OSError:
                     sandbox.requeue(inv)
                     raise
+                return
+            if path == "/_local/handler-pid":
+                self._send(200, json.dumps({"pid": sandbox.handler_pid()}).encode())
                 return
             if path in ("/", "/health", "/2015-03-31/health"):
                 self._send(200, b'{"status":"ok"}')

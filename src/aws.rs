@@ -1,7 +1,11 @@
 //! AWS clients for one request: a base configuration loaded once per process (it reads
 //! `AWS_ENDPOINT_URL`, so the same binary runs against a local emulator), then per request
-//! the caller's credentials and region on top of it.
+//! the caller's credentials and region on top of it. Never the environment's credentials:
+//! a request without usable caller credentials is refused before any client is built.
+//!
+//! Also the classification of SDK errors into the plain [`Fault`] the engine reads.
 
+use std::future::Future;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -9,25 +13,18 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use cfn_protocol::HandlerRequest;
 use tokio::sync::OnceCell;
 
+use crate::clock::{Clock, SystemClock};
+use crate::ecs::{Fault, FaultKind};
+use crate::error::TaskRunError;
+
 const FALLBACK_REGION: &str = "us-east-1";
-
-#[derive(Clone, Debug)]
-pub struct Clients {
-    pub ecs: aws_sdk_ecs::Client,
-    pub ssm: aws_sdk_ssm::Client,
-}
-
-impl Clients {
-    pub fn from_config(config: &SdkConfig) -> Self {
-        Self {
-            ecs: aws_sdk_ecs::Client::new(config),
-            ssm: aws_sdk_ssm::Client::new(config),
-        }
-    }
-}
 
 /// The HTTP client every AWS client of this crate uses (rustls with ring).
 pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
@@ -50,7 +47,11 @@ async fn base_config() -> &'static SdkConfig {
         aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(region))
             .http_client(https_client())
-            .retry_config(RetryConfig::standard().with_max_attempts(4))
+            // No credentials chain: every request brings its caller's.
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                "unset", "unset", None, None, "unset",
+            )))
+            .retry_config(RetryConfig::standard().with_max_attempts(3))
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(5))
@@ -64,29 +65,150 @@ async fn base_config() -> &'static SdkConfig {
     .await
 }
 
-/// Clients that act with the request's caller credentials in the request's region.
-/// Without caller credentials (a local test event) the process's own chain is used.
-pub async fn clients_for(request: &HandlerRequest) -> Clients {
+/// A configuration that acts with the request's caller credentials in its region.
+pub async fn config_for(request: &HandlerRequest) -> Result<SdkConfig, TaskRunError> {
+    let caller = request
+        .caller_credentials()
+        .map_err(TaskRunError::Credentials)?;
     let base = base_config().await;
     let mut builder = base.to_builder();
-    if let Some(region) = request.region.as_deref().filter(|r| !r.is_empty()) {
+    if let Some(region) = request.region.as_deref().filter(|r| valid_region(r)) {
         builder = builder.region(Region::new(region.to_string()));
     }
-    let caller = request.request_data.caller_credentials.as_ref();
-    if let Some((key, secret)) = caller.and_then(|c| {
-        c.access_key_id
-            .as_deref()
-            .filter(|k| !k.is_empty())
-            .zip(c.secret_access_key.as_deref())
-    }) {
-        let token = caller.and_then(|c| c.session_token.clone());
-        builder = builder.credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            key,
-            secret,
-            token,
-            None,
-            "cloudformation-caller",
-        )));
+    builder = builder.credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+        caller.access_key_id,
+        caller.secret_access_key,
+        caller.session_token.map(str::to_string),
+        None,
+        "cloudformation-caller",
+    )));
+    Ok(builder.build())
+}
+
+/// A region name goes into the endpoint's host name: letters, digits and dashes only.
+fn valid_region(region: &str) -> bool {
+    !region.is_empty()
+        && region.len() <= 32
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Classifies an SDK error: by HTTP status first (any 5xx is the service's fault,
+/// whatever its body, a load balancer's HTML page included), then by error code.
+pub fn fault<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> Fault
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let (kind, acted) = match &err {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => (FaultKind::Network, true),
+        SdkError::ConstructionFailure(_) => (FaultKind::Other, false),
+        _ if status.is_some_and(|s| (500..600).contains(&s)) => (FaultKind::ServerSide, true),
+        // ECS reports missing permissions (iam:PassRole, say) as a ClientException.
+        _ if err.code() == Some("ClientException")
+            && err.message().is_some_and(|m| m.contains("not authorized")) =>
+        {
+            (FaultKind::AccessDenied, false)
+        }
+        SdkError::ResponseError(_) => (FaultKind::Other, true),
+        _ => (kind_of_code(err.code()), false),
+    };
+    let message = match (err.code(), err.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_string(),
+        _ => match status {
+            Some(status) => format!("HTTP {status}"),
+            None => DisplayErrorContext(&err).to_string(),
+        },
+    };
+    let mut fault = Fault::new(operation, kind, message);
+    fault.may_have_acted = acted;
+    fault
+}
+
+fn kind_of_code(code: Option<&str>) -> FaultKind {
+    match code.unwrap_or_default() {
+        "ThrottlingException"
+        | "Throttling"
+        | "ThrottledException"
+        | "TooManyRequestsException"
+        | "RequestLimitExceeded"
+        | "TooManyUpdates" => FaultKind::Throttled,
+        "AccessDeniedException" | "AccessDenied" | "UnauthorizedOperation" => {
+            FaultKind::AccessDenied
+        }
+        "UnrecognizedClientException"
+        | "InvalidClientTokenId"
+        | "ExpiredTokenException"
+        | "ExpiredToken"
+        | "InvalidSignatureException"
+        | "IncompleteSignature" => FaultKind::BadCredentials,
+        "ClusterNotFoundException" => FaultKind::ClusterNotFound,
+        "InvalidParameterException"
+        | "ClientException"
+        | "PlatformUnknownException"
+        | "PlatformTaskDefinitionIncompatibilityException"
+        | "UnsupportedFeatureException"
+        | "ValidationException"
+        | "BlockedException"
+        | "ConflictException"
+        | "InvalidNextToken" => FaultKind::BadRequest,
+        "ParameterNotFound" | "ResourceNotFoundException" => FaultKind::NotFound,
+        "ParameterLimitExceeded" | "LimitExceededException" | "TooManyTagsException" => {
+            FaultKind::LimitExceeded
+        }
+        "ServerException"
+        | "InternalServerError"
+        | "InternalFailure"
+        | "InternalError"
+        | "ServiceUnavailable"
+        | "ServiceUnavailableException" => FaultKind::ServerSide,
+        _ => FaultKind::Other,
     }
-    Clients::from_config(&builder.build())
+}
+
+/// Runs `call`, which must return by `by` (epoch seconds): a call that does not is
+/// abandoned as a network fault that may have acted.
+pub async fn by_deadline<T>(
+    operation: &'static str,
+    by: f64,
+    call: impl Future<Output = Result<T, Fault>>,
+) -> Result<T, Fault> {
+    let left = (by - SystemClock.now()).max(0.0);
+    match tokio::time::timeout(Duration::from_secs_f64(left), call).await {
+        Ok(answer) => answer,
+        Err(_) => Err(Fault::new(
+            operation,
+            FaultKind::Network,
+            format!("no answer within the {left:.0} s this invocation had left"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_error_codes() {
+        for (code, want) in [
+            (Some("ThrottlingException"), FaultKind::Throttled),
+            (Some("ClusterNotFoundException"), FaultKind::ClusterNotFound),
+            (Some("ParameterNotFound"), FaultKind::NotFound),
+            (Some("InvalidParameterException"), FaultKind::BadRequest),
+            (Some("ExpiredTokenException"), FaultKind::BadCredentials),
+            (Some("Mystery"), FaultKind::Other),
+            (None, FaultKind::Other),
+        ] {
+            assert_eq!(kind_of_code(code), want, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn regions_must_be_host_name_safe() {
+        assert!(valid_region("eu-west-1"));
+        assert!(!valid_region("eu-west-1.evil.example"));
+        assert!(!valid_region(""));
+    }
 }

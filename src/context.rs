@@ -1,22 +1,48 @@
-//! What one invocation hands the next through CloudFormation: just enough to find the run.
-//! Everything else lives in the durable run record.
+//! What one invocation hands the next through CloudFormation. For a run whose tasks are
+//! running, the run itself travels (a few KB at most: task ids share one prefix), so a
+//! poll costs a DescribeTasks and nothing else; the record is read again only when the
+//! run changes state, and then the token and revision tell a stale callback apart.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+use crate::machine::Run;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Stage {
+    /// The first step (validate, plan, record) met a passing fault: do it again. Safe,
+    /// since it is idempotent by the request token.
+    Start,
+    /// Following the operation's own run.
+    Run,
+    /// An update stopping the run it found, before deciding whether to run its own.
+    Supersede,
+    /// A delete stopping the run it found, before deleting the record.
+    Delete,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallbackContext {
     pub id: String,
-    /// Which run this context follows: a context from a superseded run is stale.
-    pub run_token: String,
+    pub stage: Stage,
+    /// The token of the run this operation follows or stops.
+    pub token: String,
+    /// The revision of that run in the record when this context was made.
+    pub revision: u32,
+    /// Past this moment a callback that cannot read the record stops trying: the
+    /// operation fails rather than answer IN_PROGRESS for ever.
     #[serde(default)]
-    pub polls: u32,
+    pub give_up_at: f64,
+    /// The run, while its tasks run (nothing else needs it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<Run>,
 }
 
 impl CallbackContext {
     pub fn to_value(&self) -> Value {
-        serde_json::json!({"id": self.id, "runToken": self.run_token, "polls": self.polls})
+        serde_json::to_value(self).unwrap_or(Value::Null)
     }
 
     pub fn from_value(value: &Value) -> Option<Self> {

@@ -1,149 +1,88 @@
-//! Every way a handler can fail, and the one place where each becomes a Registry error code.
+//! Every way a handler can fail, and the one place where each becomes a Registry error
+//! code: the codes of failed calls, and those of runs that ended without success.
 
-use aws_smithy_types::error::display::DisplayErrorContext;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use cfn_protocol::HandlerErrorCode;
+use cfn_protocol::{CredentialsProblem, HandlerError, HandlerErrorCode};
+
+use crate::ecs::{Fault, FaultKind};
+use crate::machine::Ending;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TaskRunError {
-    #[error("{0}")]
-    BadEnvelope(String),
     #[error("invalid properties: {}", .0.join("; "))]
     InvalidModel(Vec<String>),
     #[error("{0}")]
     InvalidRequest(String),
+    #[error("invalid credentials: {0}")]
+    Credentials(CredentialsProblem),
     #[error("TaskRun {0} not found")]
     NotFound(String),
-    #[error("{operation} failed: {message}")]
-    Aws {
-        operation: &'static str,
-        kind: AwsErrorKind,
-        message: String,
-    },
+    #[error("TaskRun {0} already exists")]
+    AlreadyExists(String),
+    /// A call failed before anything of the operation's run existed (safe to retry).
+    #[error("{0}")]
+    Aws(Fault),
     #[error("the run record of {id} cannot be read: {why}")]
     CorruptRecord { id: String, why: String },
+    /// The operation's run ended without success.
+    #[error("{reason}")]
+    RunEnded { ending: Ending, reason: String },
+    /// Tasks were stopped but could not be confirmed stopped in time; the record keeps
+    /// following them.
     #[error("{0}")]
-    TaskFailed(String),
+    StopUnconfirmed(String),
+    /// A callback of an operation whose run another operation has since replaced.
     #[error("{0}")]
-    TimedOut(String),
-    #[error("{0}")]
-    Conflict(String),
+    Superseded(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
 
-/// What an AWS error means for CloudFormation, read from its error code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AwsErrorKind {
-    Throttled,
-    AccessDenied,
-    BadCredentials,
-    BadRequest,
-    NotFound,
-    LimitExceeded,
-    ServerSide,
-    Network,
-    Other,
+impl From<Fault> for TaskRunError {
+    fn from(fault: Fault) -> Self {
+        Self::Aws(fault)
+    }
 }
 
-impl AwsErrorKind {
-    pub fn from_code(code: Option<&str>) -> Self {
-        match code.unwrap_or_default() {
-            "ThrottlingException"
-            | "Throttling"
-            | "ThrottledException"
-            | "TooManyRequestsException"
-            | "RequestLimitExceeded"
-            | "TooManyUpdates" => Self::Throttled,
-            "AccessDeniedException" | "AccessDenied" | "UnauthorizedOperation" => {
-                Self::AccessDenied
-            }
-            "UnrecognizedClientException"
-            | "InvalidClientTokenId"
-            | "ExpiredTokenException"
-            | "ExpiredToken"
-            | "InvalidSignatureException"
-            | "IncompleteSignature" => Self::BadCredentials,
-            "ClusterNotFoundException"
-            | "InvalidParameterException"
-            | "ClientException"
-            | "PlatformUnknownException"
-            | "PlatformTaskDefinitionIncompatibilityException"
-            | "UnsupportedFeatureException"
-            | "ValidationException"
-            | "BlockedException"
-            | "ConflictException"
-            | "InvalidNextToken" => Self::BadRequest,
-            "ParameterNotFound" => Self::NotFound,
-            "ParameterLimitExceeded" | "LimitExceededException" | "TooManyTagsException" => {
-                Self::LimitExceeded
-            }
-            "ServerException"
-            | "InternalServerError"
-            | "InternalFailure"
-            | "InternalError"
-            | "ServiceUnavailable"
-            | "ServiceUnavailableException" => Self::ServerSide,
-            _ => Self::Other,
+/// The Registry code for a failed call.
+pub fn fault_code(kind: FaultKind) -> HandlerErrorCode {
+    match kind {
+        FaultKind::Throttled => HandlerErrorCode::Throttling,
+        FaultKind::AccessDenied => HandlerErrorCode::AccessDenied,
+        FaultKind::BadCredentials => HandlerErrorCode::InvalidCredentials,
+        // An unknown cluster or task definition is a mistake in the properties.
+        FaultKind::BadRequest | FaultKind::ClusterNotFound => HandlerErrorCode::InvalidRequest,
+        FaultKind::NotFound => HandlerErrorCode::NotFound,
+        FaultKind::LimitExceeded => HandlerErrorCode::ServiceLimitExceeded,
+        FaultKind::ServerSide => HandlerErrorCode::ServiceInternalError,
+        FaultKind::Network => HandlerErrorCode::NetworkFailure,
+        FaultKind::Other => HandlerErrorCode::GeneralServiceException,
+    }
+}
+
+/// The Registry code for a run that ended as `ending`. Never a code CloudFormation
+/// retries: the run is over, and a retry would only find its stopped tasks again.
+pub fn ending_code(ending: Ending) -> HandlerErrorCode {
+    match ending {
+        Ending::TimedOut => HandlerErrorCode::NotStabilized,
+        Ending::Rejected { fault } if !fault.is_transient() => fault_code(fault),
+        Ending::Succeeded | Ending::TasksFailed | Ending::Rejected { .. } | Ending::Superseded => {
+            HandlerErrorCode::GeneralServiceException
         }
     }
 }
 
-impl TaskRunError {
-    /// Classifies an SDK error of any AWS operation.
-    pub fn aws<E, R>(
-        operation: &'static str,
-        err: aws_smithy_runtime_api::client::result::SdkError<E, R>,
-    ) -> Self
-    where
-        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug + Send + Sync + 'static,
-    {
-        use aws_smithy_runtime_api::client::result::SdkError;
-        let kind = match &err {
-            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => AwsErrorKind::Network,
-            // ECS reports missing permissions (iam:PassRole, say) as a ClientException.
-            _ if err.code() == Some("ClientException")
-                && err.message().is_some_and(|m| m.contains("not authorized")) =>
-            {
-                AwsErrorKind::AccessDenied
-            }
-            _ => AwsErrorKind::from_code(err.code()),
-        };
-        let message = match (err.code(), err.message()) {
-            (Some(code), Some(message)) => format!("{code}: {message}"),
-            (Some(code), None) => code.to_string(),
-            _ => DisplayErrorContext(&err).to_string(),
-        };
-        Self::Aws {
-            operation,
-            kind,
-            message,
-        }
-    }
-
-    /// The Registry error code CloudFormation gets for this error.
-    pub fn code(&self) -> HandlerErrorCode {
+impl HandlerError for TaskRunError {
+    fn code(&self) -> HandlerErrorCode {
         match self {
-            Self::BadEnvelope(_) | Self::InvalidModel(_) | Self::InvalidRequest(_) => {
-                HandlerErrorCode::InvalidRequest
-            }
+            Self::InvalidModel(_) | Self::InvalidRequest(_) => HandlerErrorCode::InvalidRequest,
+            Self::Credentials(_) => HandlerErrorCode::InvalidCredentials,
             Self::NotFound(_) => HandlerErrorCode::NotFound,
-            Self::Aws { kind, .. } => match kind {
-                AwsErrorKind::Throttled => HandlerErrorCode::Throttling,
-                AwsErrorKind::AccessDenied => HandlerErrorCode::AccessDenied,
-                AwsErrorKind::BadCredentials => HandlerErrorCode::InvalidCredentials,
-                AwsErrorKind::BadRequest => HandlerErrorCode::InvalidRequest,
-                AwsErrorKind::NotFound => HandlerErrorCode::NotFound,
-                AwsErrorKind::LimitExceeded => HandlerErrorCode::ServiceLimitExceeded,
-                AwsErrorKind::ServerSide => HandlerErrorCode::ServiceInternalError,
-                AwsErrorKind::Network => HandlerErrorCode::NetworkFailure,
-                AwsErrorKind::Other => HandlerErrorCode::GeneralServiceException,
-            },
+            Self::AlreadyExists(_) => HandlerErrorCode::AlreadyExists,
+            Self::Aws(fault) => fault_code(fault.kind),
             Self::CorruptRecord { .. } | Self::Internal(_) => HandlerErrorCode::InternalFailure,
-            Self::TaskFailed(_) => HandlerErrorCode::GeneralServiceException,
-            Self::TimedOut(_) => HandlerErrorCode::NotStabilized,
-            Self::Conflict(_) => HandlerErrorCode::ResourceConflict,
+            Self::RunEnded { ending, .. } => ending_code(*ending),
+            Self::StopUnconfirmed(_) => HandlerErrorCode::NotStabilized,
+            Self::Superseded(_) => HandlerErrorCode::GeneralServiceException,
         }
     }
 }
@@ -154,10 +93,10 @@ mod tests {
 
     #[test]
     fn maps_errors_to_registry_codes() {
-        let aws = |kind| TaskRunError::Aws {
-            operation: "RunTask",
-            kind,
-            message: String::new(),
+        let aws = |kind| TaskRunError::Aws(Fault::new("ecs:RunTask", kind, "x"));
+        let ended = |ending| TaskRunError::RunEnded {
+            ending,
+            reason: String::new(),
         };
         let cases = [
             (
@@ -165,57 +104,83 @@ mod tests {
                 HandlerErrorCode::InvalidRequest,
             ),
             (
-                TaskRunError::BadEnvelope(String::new()),
-                HandlerErrorCode::InvalidRequest,
+                TaskRunError::Credentials(CredentialsProblem::Missing),
+                HandlerErrorCode::InvalidCredentials,
             ),
             (
                 TaskRunError::NotFound("x".into()),
                 HandlerErrorCode::NotFound,
             ),
+            (aws(FaultKind::Throttled), HandlerErrorCode::Throttling),
+            (aws(FaultKind::AccessDenied), HandlerErrorCode::AccessDenied),
             (
-                aws(AwsErrorKind::from_code(Some("ThrottlingException"))),
-                HandlerErrorCode::Throttling,
-            ),
-            (
-                aws(AwsErrorKind::from_code(Some("AccessDeniedException"))),
-                HandlerErrorCode::AccessDenied,
-            ),
-            (
-                aws(AwsErrorKind::from_code(Some("ClusterNotFoundException"))),
+                aws(FaultKind::ClusterNotFound),
                 HandlerErrorCode::InvalidRequest,
             ),
             (
-                aws(AwsErrorKind::from_code(Some("ServerException"))),
+                aws(FaultKind::ServerSide),
                 HandlerErrorCode::ServiceInternalError,
             ),
+            (aws(FaultKind::NotFound), HandlerErrorCode::NotFound),
             (
-                aws(AwsErrorKind::from_code(Some("ParameterNotFound"))),
-                HandlerErrorCode::NotFound,
-            ),
-            (
-                aws(AwsErrorKind::from_code(Some("ExpiredTokenException"))),
+                aws(FaultKind::BadCredentials),
                 HandlerErrorCode::InvalidCredentials,
             ),
             (
-                aws(AwsErrorKind::from_code(Some("Mystery"))),
+                aws(FaultKind::Other),
+                HandlerErrorCode::GeneralServiceException,
+            ),
+            (aws(FaultKind::Network), HandlerErrorCode::NetworkFailure),
+            (ended(Ending::TimedOut), HandlerErrorCode::NotStabilized),
+            (
+                ended(Ending::TasksFailed),
                 HandlerErrorCode::GeneralServiceException,
             ),
             (
-                aws(AwsErrorKind::from_code(None)),
+                ended(Ending::Superseded),
                 HandlerErrorCode::GeneralServiceException,
             ),
-            (aws(AwsErrorKind::Network), HandlerErrorCode::NetworkFailure),
             (
-                TaskRunError::TimedOut(String::new()),
+                ended(Ending::Rejected {
+                    fault: FaultKind::BadRequest,
+                }),
+                HandlerErrorCode::InvalidRequest,
+            ),
+            (
+                ended(Ending::Rejected {
+                    fault: FaultKind::AccessDenied,
+                }),
+                HandlerErrorCode::AccessDenied,
+            ),
+            (
+                TaskRunError::StopUnconfirmed(String::new()),
                 HandlerErrorCode::NotStabilized,
             ),
             (
-                TaskRunError::TaskFailed(String::new()),
+                TaskRunError::Superseded(String::new()),
                 HandlerErrorCode::GeneralServiceException,
             ),
         ];
         for (error, want) in cases {
             assert_eq!(error.code(), want, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn a_dead_run_never_answers_a_retriable_code() {
+        for fault in [
+            FaultKind::Throttled,
+            FaultKind::ServerSide,
+            FaultKind::Network,
+        ] {
+            for ending in [
+                Ending::Rejected { fault },
+                Ending::TasksFailed,
+                Ending::Superseded,
+                Ending::TimedOut,
+            ] {
+                assert!(!ending_code(ending).is_transient(), "{ending:?}");
+            }
         }
     }
 }

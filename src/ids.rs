@@ -50,6 +50,11 @@ pub fn client_token(run_id: &str, run_token: &str, batch: usize) -> String {
     digest_hex(&[run_id, run_token, &batch.to_string()], 32)
 }
 
+/// The tag value that marks the tasks of one StartTask attempt of one run.
+pub fn attempt_tag(run_id: &str, run_token: &str, attempt: u32) -> String {
+    digest_hex(&[run_id, run_token, "start-task", &attempt.to_string()], 32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,20 +1,42 @@
 //! `Org::ECS::TaskRun`: a CloudFormation Registry resource type that runs one-off ECS
 //! tasks during a deploy and fails the deploy, with a readable reason, when they fail.
 //!
-//! The wire format lives in the `cfn-protocol` crate; this crate holds the TaskRun logic.
+//! The wire format and the dispatch live in the `cfn-protocol` crate. Here: the run's
+//! state machine (`machine`), the engine that does one invocation's I/O around it
+//! (`engine`), the handlers per action (`handlers`), and the ports they speak through:
+//! the ECS gateway (`ecs`) and the record store (`store`), each with an AWS SDK
+//! implementation (feature `aws`, on by default) and an in-memory one (`sim`, `store`).
 
-pub mod aws;
+pub mod budget;
+pub mod clock;
 pub mod context;
+pub mod ecs;
+pub mod engine;
 pub mod error;
 pub mod handlers;
 pub mod ids;
-pub mod logging;
+pub mod machine;
 pub mod model;
 pub mod outcome;
 pub mod record;
+pub mod resource;
 pub mod schema;
+pub mod sim;
 pub mod store;
-pub mod translator;
-pub mod update_criteria;
+pub mod update_policy;
 
-pub use handlers::{handle, handle_request};
+#[cfg(feature = "aws")]
+pub mod aws;
+#[cfg(feature = "aws")]
+pub mod backend;
+#[cfg(feature = "aws")]
+pub mod ecs_sdk;
+#[cfg(feature = "aws")]
+pub mod logging;
+#[cfg(feature = "aws")]
+pub mod store_ssm;
+#[cfg(feature = "aws")]
+pub mod translator;
+
+#[cfg(feature = "aws")]
+pub use backend::{handle, handle_value};

@@ -2,11 +2,18 @@
 //! answer is the user's own property document plus the outputs (see `outputs`), so the
 //! model a user gave comes back exactly as given, with no defaults filled in.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::error::TaskRunError;
+
 pub const DEFAULT_COUNT: u32 = 1;
 pub const DEFAULT_TIMEOUT_SECONDS: u32 = 3600;
+/// The longest Timeout: what the Registry allows a handler (timeoutInMinutes 2160, 36 h),
+/// less 10 minutes for starting, stopping and confirming.
+pub const MAX_TIMEOUT_SECONDS: u32 = 2160 * 60 - 600;
 pub const DEFAULT_POLL_INTERVAL_SECONDS: u32 = 15;
 /// The names of the read-only properties: never taken from input, always recomputed.
 pub const READ_ONLY: [&str; 7] = [
@@ -31,6 +38,7 @@ pub struct ResourceModel {
     pub count: Option<u32>,
     pub timeout: Option<u32>,
     pub run_on_update: Option<bool>,
+    pub run_on_rollback: Option<bool>,
     pub update_criteria: Option<Vec<UpdateCriterion>>,
     pub poll_interval: Option<u32>,
     pub overrides: Option<TaskOverride>,
@@ -75,6 +83,10 @@ impl ResourceModel {
         self.run_on_update.unwrap_or(true)
     }
 
+    pub fn run_on_rollback(&self) -> bool {
+        self.run_on_rollback.unwrap_or(false)
+    }
+
     /// Environment overrides of one container, in order.
     pub fn environment_overrides(&self, container: &str) -> Vec<(String, Option<String>)> {
         self.overrides
@@ -84,6 +96,80 @@ impl ResourceModel {
             .flat_map(|c| c.environment.iter().flatten())
             .map(|kv| (kv.name.clone(), kv.value.clone()))
             .collect()
+    }
+}
+
+/// The properties as typed data. They were validated against the schema first, so a
+/// failure here names the path only (serde's own message would quote the value).
+pub fn typed(properties: &Value) -> Result<ResourceModel, TaskRunError> {
+    serde_path_to_error::deserialize(properties).map_err(|e| {
+        use serde_path_to_error::Segment;
+        let path: String = e
+            .path()
+            .iter()
+            .map(|segment| match segment {
+                Segment::Seq { index } => format!("/{index}"),
+                Segment::Map { key } => format!("/{}", key.replace('~', "~0").replace('/', "~1")),
+                Segment::Enum { variant } => format!("/{variant}"),
+                Segment::Unknown => "/?".to_string(),
+            })
+            .collect();
+        let path = if path.is_empty() {
+            "/".to_string()
+        } else {
+            path
+        };
+        TaskRunError::InvalidModel(vec![format!("{path}: not of the expected type")])
+    })
+}
+
+/// The tags of every task: the stack's, then the TaskRun's own (which win), without
+/// the `aws:` keys ECS reserves.
+pub fn task_tags(
+    model: &ResourceModel,
+    stack_tags: Option<&BTreeMap<String, String>>,
+) -> Vec<(String, String)> {
+    let mut merged: BTreeMap<String, String> = stack_tags
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for tag in model.tags.iter().flatten() {
+        merged.insert(tag.key.clone(), tag.value.clone());
+    }
+    merged.retain(|k, _| !k.to_ascii_lowercase().starts_with("aws:"));
+    merged.into_iter().collect()
+}
+
+/// The containers whose exit codes decide: the model's `DecidingContainers` (each must be
+/// in the task definition, checked before anything starts), else every essential one.
+pub fn deciding_containers(
+    model: &ResourceModel,
+    definition: &crate::ecs::TaskDefinitionInfo,
+) -> Result<Vec<String>, TaskRunError> {
+    let containers = &definition.containers;
+    match &model.deciding_containers {
+        Some(names) => {
+            let unknown: Vec<&str> = names
+                .iter()
+                .filter(|n| !containers.iter().any(|c| &c.name == *n))
+                .map(String::as_str)
+                .collect();
+            if unknown.is_empty() {
+                Ok(names.clone())
+            } else {
+                Err(TaskRunError::InvalidRequest(format!(
+                    "DecidingContainers names containers that task definition {} does not have: {}",
+                    definition.arn,
+                    unknown.join(", ")
+                )))
+            }
+        }
+        None => Ok(containers
+            .iter()
+            .filter(|c| c.essential)
+            .map(|c| c.name.clone())
+            .collect()),
     }
 }
 

@@ -1,5 +1,14 @@
 //! "Did this run succeed, and if not, why?" A pure function over what ECS said of the
 //! tasks, so every rule is tested table-driven without any AWS call.
+//!
+//! A task ended normally only when ECS stopped it because an essential container exited
+//! (stop code `EssentialContainerExited`). Any other stop code (a Spot interruption, a
+//! user's or a scheduler's stop, a termination notice, a task that failed to start)
+//! fails the task whatever its exit codes say: an app that exits 0 on SIGTERM must not
+//! pass an interrupted migration.
+
+/// The one stop code of a task that ended by itself.
+pub const NORMAL_STOP_CODE: &str = "EssentialContainerExited";
 
 /// One container of a task, as DescribeTasks reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -47,7 +56,9 @@ pub fn task_id(arn: &str) -> &str {
 
 /// Decides a run.
 /// - `placement_failures`: lines made from RunTask/StartTask `failures[]`: these tasks never existed.
-/// - `missing`: task ARNs DescribeTasks no longer knows.
+/// - `missing`: task ARNs DescribeTasks does not know.
+/// - `missing_may_appear`: whether a missing task may still show up (ECS is eventually
+///   consistent just after a start); then it counts as unfinished.
 /// - `deciding`: the containers whose exit codes count; empty means every container.
 ///
 /// A run is decided only once every task that exists has stopped: a migration that is
@@ -55,14 +66,18 @@ pub fn task_id(arn: &str) -> &str {
 pub fn decide(
     tasks: &[TaskState],
     missing: &[String],
+    missing_may_appear: bool,
     placement_failures: &[String],
     deciding: &[String],
 ) -> Verdict {
-    let unfinished: Vec<String> = tasks
+    let mut unfinished: Vec<String> = tasks
         .iter()
         .filter(|t| !t.is_stopped())
         .map(|t| t.arn.clone())
         .collect();
+    if missing_may_appear {
+        unfinished.extend(missing.iter().cloned());
+    }
     if !unfinished.is_empty() {
         return Verdict::Pending { unfinished };
     }
@@ -93,6 +108,7 @@ fn stop_summary(task: &TaskState) -> String {
 pub fn failure_line(task: &TaskState, deciding: &[String]) -> Option<String> {
     let id = task_id(&task.arn);
     let never_ran = task.containers.iter().all(|c| c.exit_code.is_none());
+    let normal_stop = task.stop_code.as_deref() == Some(NORMAL_STOP_CODE);
     if task.stop_code.as_deref() == Some("TaskFailedToStart") || (!task.started && never_ran) {
         let reasons: Vec<String> = task
             .containers
@@ -135,8 +151,15 @@ pub fn failure_line(task: &TaskState, deciding: &[String]) -> Option<String> {
             )),
         }
     }
-    if problems.is_empty() {
+    if problems.is_empty() && normal_stop {
         None
+    } else if problems.is_empty() {
+        // Every exit code may be 0 (an app that exits cleanly on SIGTERM): the task was
+        // still stopped from outside, so its work cannot be taken as done.
+        Some(format!(
+            "task {id} was stopped before it finished ({})",
+            stop_summary(task)
+        ))
     } else {
         Some(format!(
             "task {id}: {} (stopped: {})",
@@ -307,6 +330,30 @@ mod tests {
                 want: Verdict::Failed { lines: vec!["task t1: container migrator is not in the task (stopped: EssentialContainerExited: Essential container in task exited)".into()] },
             },
             Case {
+                name: "Spot interruption with exit code 0 fails",
+                tasks: vec![TaskState {
+                    stopped_reason: Some("Your Spot Task was interrupted.".into()),
+                    ..stopped("t1", "SpotInterruption", vec![container("app", Some(0), None)])
+                }],
+                missing: vec![], placement: vec![], deciding: app(),
+                want: Verdict::Failed { lines: vec!["task t1 was stopped before it finished (SpotInterruption: Your Spot Task was interrupted.)".into()] },
+            },
+            Case {
+                name: "user stop with exit code 143 names the exit and the stop",
+                tasks: vec![TaskState {
+                    stopped_reason: Some("Task stopped by user".into()),
+                    ..stopped("t1", "UserInitiated", vec![container("app", Some(143), None)])
+                }],
+                missing: vec![], placement: vec![], deciding: app(),
+                want: Verdict::Failed { lines: vec!["task t1: container app exited with code 143 (stopped: UserInitiated: Task stopped by user)".into()] },
+            },
+            Case {
+                name: "a stopped task without a stop code is not a normal end",
+                tasks: vec![TaskState { stop_code: None, stopped_reason: None, ..stopped("t1", "x", vec![container("app", Some(0), None)]) }],
+                missing: vec![], placement: vec![], deciding: app(),
+                want: Verdict::Failed { lines: vec!["task t1 was stopped before it finished (no stop reason given)".into()] },
+            },
+            Case {
                 name: "two failing tasks, one line each",
                 tasks: vec![
                     stopped("t1", "EssentialContainerExited", vec![container("app", Some(1), None)]),
@@ -321,8 +368,54 @@ mod tests {
             },
         ];
         for case in cases {
-            let got = decide(&case.tasks, &case.missing, &case.placement, &case.deciding);
+            let got = decide(
+                &case.tasks,
+                &case.missing,
+                false,
+                &case.placement,
+                &case.deciding,
+            );
             assert_eq!(got, case.want, "{}", case.name);
+        }
+    }
+
+    #[test]
+    fn missing_tasks_wait_while_they_may_still_appear() {
+        let arn = "arn:aws:ecs:us-east-1:1:task/c/new".to_string();
+        assert_eq!(
+            decide(&[], std::slice::from_ref(&arn), true, &[], &[]),
+            Verdict::Pending {
+                unfinished: vec![arn.clone()]
+            }
+        );
+        assert!(matches!(
+            decide(&[], &[arn], false, &[], &[]),
+            Verdict::Failed { .. }
+        ));
+    }
+
+    #[test]
+    fn no_success_unless_every_task_ended_normally_with_zero_exits() {
+        // Every combination of stop code and exit code, for one deciding container.
+        let codes = [
+            "EssentialContainerExited",
+            "SpotInterruption",
+            "UserInitiated",
+            "TerminationNotice",
+            "ServiceSchedulerInitiated",
+            "TaskFailedToStart",
+        ];
+        for code in codes {
+            for exit in [None, Some(0), Some(1), Some(137), Some(143)] {
+                let task = stopped("t", code, vec![container("app", exit, None)]);
+                let verdict = decide(&[task], &[], false, &[], &["app".into()]);
+                let should_pass = code == NORMAL_STOP_CODE && exit == Some(0);
+                assert_eq!(
+                    verdict == Verdict::Succeeded,
+                    should_pass,
+                    "{code} {exit:?}: {verdict:?}"
+                );
+            }
         }
     }
 

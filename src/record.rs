@@ -1,39 +1,19 @@
-//! The durable record of a TaskRun: the properties it was given and its latest run.
-//! It outlives ECS's one-hour memory of stopped tasks, so Read and List answer from it.
+//! The durable record of a TaskRun: the properties it was given, its latest run, and
+//! the fingerprint of the last run that succeeded. It outlives ECS's one-hour memory of
+//! stopped tasks, so Read and List answer from it, and it is written before every
+//! action on the tasks, so that a crash or a redelivery resumes from it.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::machine::{Ending, Phase, Run};
 use crate::model::{READ_ONLY, WRITE_ONLY};
-use crate::outcome::{failure_line, TaskState};
-use crate::update_criteria::EnvSnapshot;
+use crate::outcome::TaskState;
+use crate::update_policy::Fingerprint;
 
-pub const RECORD_VERSION: u32 = 1;
+pub const RECORD_VERSION: u32 = 2;
 /// SSM's limit for an advanced (Intelligent-Tiering) parameter value, less some headroom.
 pub const MAX_RECORD_BYTES: usize = 8000;
-/// Above this many tasks, only failing tasks keep their per-container detail.
-const DETAILED_TASKS: usize = 10;
-pub const MAX_PLACEMENT_LINES: usize = 10;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum RunStatus {
-    Running,
-    Succeeded,
-    Failed,
-    TimedOut,
-}
-
-impl RunStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Running => "RUNNING",
-            Self::Succeeded => "SUCCEEDED",
-            Self::Failed => "FAILED",
-            Self::TimedOut => "TIMED_OUT",
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -58,139 +38,38 @@ pub struct TaskResult {
     pub containers: Vec<ContainerResult>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Run {
-    /// The request token of the operation that started this run: a redelivered
-    /// invocation with the same token resumes the run instead of starting another.
-    pub token: String,
-    pub status: RunStatus,
-    pub started_at: f64,
-    pub deadline: f64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub finished_at: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// The task definition revision the run used, for UpdateCriteria on the next update.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub task_definition_arn: Option<String>,
-    /// Task ARNs share everything up to the last `/`: stored once, so that a run of
-    /// 100 tasks fits one parameter.
-    #[serde(default)]
-    pub arn_prefix: String,
-    #[serde(default)]
-    pub task_ids: Vec<String>,
-    #[serde(default)]
-    pub deciding: Vec<String>,
-    /// Lines for tasks that could not be placed (at most [`MAX_PLACEMENT_LINES`]).
-    #[serde(default)]
-    pub placement_failures: Vec<String>,
-    /// How many tasks could not be placed, all told.
-    #[serde(default)]
-    pub not_placed: usize,
-    /// The environment values UpdateCriteria name, as this run's tasks saw them
-    /// (task definition revision with Overrides applied): the next update compares with it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub criteria_env: Option<EnvSnapshot>,
-    #[serde(default)]
-    pub results: Vec<TaskResult>,
+impl TaskResult {
+    pub fn from_state(task: &TaskState, prefix: &str) -> Self {
+        Self {
+            task: task
+                .arn
+                .strip_prefix(prefix)
+                .unwrap_or(&task.arn)
+                .to_string(),
+            stop_code: task.stop_code.clone(),
+            stopped_reason: task.stopped_reason.clone(),
+            containers: task
+                .containers
+                .iter()
+                .map(|c| ContainerResult {
+                    name: c.name.clone(),
+                    exit_code: c.exit_code,
+                    reason: c.reason.clone(),
+                })
+                .collect(),
+        }
+    }
 }
 
-impl Run {
-    pub fn new(token: String, now: f64, timeout_seconds: u32) -> Self {
-        Self {
-            token,
-            status: RunStatus::Running,
-            started_at: now,
-            deadline: now + f64::from(timeout_seconds),
-            finished_at: None,
-            reason: None,
-            task_definition_arn: None,
-            arn_prefix: String::new(),
-            task_ids: Vec::new(),
-            deciding: Vec::new(),
-            placement_failures: Vec::new(),
-            not_placed: 0,
-            criteria_env: None,
-            results: Vec::new(),
-        }
-    }
-
-    /// Keeps the first placement failure lines and the count of them all.
-    pub fn set_placement_failures(&mut self, mut lines: Vec<String>) {
-        self.not_placed = lines.len();
-        if lines.len() > MAX_PLACEMENT_LINES {
-            let more = lines.len() - MAX_PLACEMENT_LINES;
-            lines.truncate(MAX_PLACEMENT_LINES);
-            lines.push(format!("... and {more} more tasks not placed"));
-        }
-        self.placement_failures = lines;
-    }
-
-    /// Every task the run asked for: started or not placed.
-    pub fn total_tasks(&self) -> usize {
-        self.task_ids.len() + self.not_placed
-    }
-
-    pub fn set_task_arns(&mut self, arns: &[String]) {
-        let prefix = match arns.first().and_then(|a| a.rfind('/')) {
-            Some(cut) => &arns[0][..=cut],
-            None => "",
-        };
-        if arns.iter().all(|a| a.starts_with(prefix)) {
-            self.arn_prefix = prefix.to_string();
-            self.task_ids = arns.iter().map(|a| a[prefix.len()..].to_string()).collect();
-        } else {
-            self.arn_prefix = String::new();
-            self.task_ids = arns.to_vec();
-        }
-    }
-
-    pub fn task_arns(&self) -> Vec<String> {
-        self.task_ids
-            .iter()
-            .map(|id| format!("{}{id}", self.arn_prefix))
-            .collect()
-    }
-
-    fn short(&self, arn: &str) -> String {
-        arn.strip_prefix(self.arn_prefix.as_str())
-            .unwrap_or(arn)
-            .to_string()
-    }
-
-    /// Ends the run and keeps how each task ended (every task for small runs, the
-    /// failing ones for large runs).
-    pub fn finish(
-        &mut self,
-        status: RunStatus,
-        reason: Option<String>,
-        tasks: &[TaskState],
-        now: f64,
-    ) {
-        self.status = status;
-        self.reason = reason;
-        self.finished_at = Some(now);
-        let detailed = tasks.len() <= DETAILED_TASKS;
-        self.results = tasks
-            .iter()
-            .filter(|t| detailed || failure_line(t, &self.deciding).is_some())
-            .map(|t| TaskResult {
-                task: self.short(&t.arn),
-                stop_code: t.stop_code.clone(),
-                stopped_reason: t.stopped_reason.clone(),
-                containers: t
-                    .containers
-                    .iter()
-                    .map(|c| ContainerResult {
-                        name: c.name.clone(),
-                        exit_code: c.exit_code,
-                        reason: c.reason.clone(),
-                    })
-                    .collect(),
-            })
-            .collect();
-    }
+/// An update that had to wait for an earlier run to stop: what it was asked, kept here
+/// because its callbacks carry the model without the write-only Overrides.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingUpdate {
+    pub token: String,
+    pub properties: Value,
+    #[serde(default)]
+    pub rollback: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -200,7 +79,24 @@ pub struct RunRecord {
     pub id: String,
     /// The properties as the user gave them (scalars typed), without read-only ones.
     pub properties: Value,
+    /// The fingerprint of the last run that succeeded: what an update compares with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Fingerprint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_update: Option<PendingUpdate>,
     pub run: Run,
+}
+
+/// The `Status` output of a run.
+pub fn status(run: &Run) -> &'static str {
+    match (run.phase, run.ending) {
+        (Phase::Launching | Phase::Running, _) => "RUNNING",
+        (Phase::Stopping, _) => "STOPPING",
+        (Phase::Ended, Some(Ending::Succeeded)) => "SUCCEEDED",
+        (Phase::Ended, Some(Ending::TimedOut)) => "TIMED_OUT",
+        (Phase::Ended, Some(Ending::Superseded)) => "SUPERSEDED",
+        (Phase::Ended, _) => "FAILED",
+    }
 }
 
 impl RunRecord {
@@ -209,69 +105,30 @@ impl RunRecord {
             version: RECORD_VERSION,
             id,
             properties: without_read_only(properties),
+            baseline: None,
+            pending_update: None,
             run,
         }
     }
 
-    /// The resource model CloudFormation sees: the properties, less the write-only ones
-    /// (overrides may hold secrets), plus the outputs.
-    pub fn model(&self) -> Value {
-        let mut model = match &self.properties {
-            Value::Object(map) => map.clone(),
-            _ => Map::new(),
-        };
-        for key in WRITE_ONLY {
-            model.remove(key);
+    /// Takes `run` as the record's run; a run that succeeded becomes the baseline.
+    pub fn absorb(&mut self, run: Run) {
+        if run.phase == Phase::Ended && run.ending == Some(Ending::Succeeded) {
+            if let Some(fingerprint) = &run.fingerprint {
+                self.baseline = Some(fingerprint.clone());
+            }
         }
-        let run = &self.run;
-        model.insert("Id".into(), Value::String(self.id.clone()));
-        model.insert(
-            "TaskArns".into(),
-            Value::Array(run.task_arns().into_iter().map(Value::String).collect()),
-        );
-        model.insert("Status".into(), Value::String(run.status.as_str().into()));
-        if let Some(reason) = &run.reason {
-            model.insert("StatusReason".into(), Value::String(reason.clone()));
-        }
-        if !run.results.is_empty() {
-            let tasks = run.results.iter().map(|r| {
-                let mut task = Map::new();
-                task.insert(
-                    "TaskArn".into(),
-                    Value::String(format!("{}{}", run.arn_prefix, r.task)),
-                );
-                if let Some(code) = &r.stop_code {
-                    task.insert("StopCode".into(), Value::String(code.clone()));
-                }
-                if let Some(reason) = &r.stopped_reason {
-                    task.insert("StoppedReason".into(), Value::String(reason.clone()));
-                }
-                let containers = r.containers.iter().map(|c| {
-                    let mut container = Map::new();
-                    container.insert("Name".into(), Value::String(c.name.clone()));
-                    if let Some(code) = c.exit_code {
-                        container.insert("ExitCode".into(), Value::from(code));
-                    }
-                    if let Some(reason) = &c.reason {
-                        container.insert("Reason".into(), Value::String(reason.clone()));
-                    }
-                    Value::Object(container)
-                });
-                task.insert("Containers".into(), Value::Array(containers.collect()));
-                Value::Object(task)
-            });
-            model.insert("Tasks".into(), Value::Array(tasks.collect()));
-        }
-        model.insert("StartedAt".into(), Value::String(iso8601(run.started_at)));
-        if let Some(finished) = run.finished_at {
-            model.insert("FinishedAt".into(), Value::String(iso8601(finished)));
-        }
-        Value::Object(model)
+        self.run = run;
     }
 
-    /// The parameter value, trimmed to fit SSM's size limit: detail goes first,
-    /// then the length of the reason; the task ARNs and properties always stay, and when
-    /// they alone are too large the record cannot be kept.
+    /// The resource model CloudFormation sees.
+    pub fn model(&self) -> Value {
+        model(&self.properties, &self.id, &self.run)
+    }
+
+    /// The parameter value, trimmed to fit SSM's size limit: task detail goes first, then
+    /// the length of the reason; when the properties and task ARNs alone are too large
+    /// the record cannot be kept.
     pub fn to_parameter_value(&self) -> Result<String, String> {
         let mut record = self.clone();
         loop {
@@ -303,6 +160,61 @@ impl RunRecord {
     }
 }
 
+/// The resource model: `properties` less the write-only ones (overrides may hold
+/// secrets) and less any stale outputs, plus the run's outputs.
+pub fn model(properties: &Value, id: &str, run: &Run) -> Value {
+    let mut model = match without_read_only(properties) {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    for key in WRITE_ONLY {
+        model.remove(key);
+    }
+    model.insert("Id".into(), Value::String(id.to_string()));
+    model.insert(
+        "TaskArns".into(),
+        Value::Array(run.tasks.arns().into_iter().map(Value::String).collect()),
+    );
+    model.insert("Status".into(), Value::String(status(run).into()));
+    if let Some(reason) = &run.reason {
+        model.insert("StatusReason".into(), Value::String(reason.clone()));
+    }
+    if !run.results.is_empty() {
+        let tasks = run.results.iter().map(|r| {
+            let mut task = Map::new();
+            task.insert(
+                "TaskArn".into(),
+                Value::String(format!("{}{}", run.tasks.prefix, r.task)),
+            );
+            if let Some(code) = &r.stop_code {
+                task.insert("StopCode".into(), Value::String(code.clone()));
+            }
+            if let Some(reason) = &r.stopped_reason {
+                task.insert("StoppedReason".into(), Value::String(reason.clone()));
+            }
+            let containers = r.containers.iter().map(|c| {
+                let mut container = Map::new();
+                container.insert("Name".into(), Value::String(c.name.clone()));
+                if let Some(code) = c.exit_code {
+                    container.insert("ExitCode".into(), Value::from(code));
+                }
+                if let Some(reason) = &c.reason {
+                    container.insert("Reason".into(), Value::String(reason.clone()));
+                }
+                Value::Object(container)
+            });
+            task.insert("Containers".into(), Value::Array(containers.collect()));
+            Value::Object(task)
+        });
+        model.insert("Tasks".into(), Value::Array(tasks.collect()));
+    }
+    model.insert("StartedAt".into(), Value::String(iso8601(run.started_at)));
+    if let Some(finished) = run.finished_at {
+        model.insert("FinishedAt".into(), Value::String(iso8601(finished)));
+    }
+    Value::Object(model)
+}
+
 pub fn without_read_only(properties: &Value) -> Value {
     match properties {
         Value::Object(map) => Value::Object(
@@ -315,16 +227,36 @@ pub fn without_read_only(properties: &Value) -> Value {
     }
 }
 
-fn iso8601(epoch_seconds: f64) -> String {
-    use aws_smithy_types::date_time::{DateTime, Format};
-    DateTime::from_secs_f64(epoch_seconds)
-        .fmt(Format::DateTime)
-        .unwrap_or_else(|_| format!("{epoch_seconds}"))
+/// ISO 8601 in UTC with milliseconds dropped when zero, e.g. `2023-11-14T22:13:20Z`.
+pub fn iso8601(epoch_seconds: f64) -> String {
+    let total_ms = (epoch_seconds * 1000.0).round() as i64;
+    let ms = total_ms.rem_euclid(1000);
+    let secs = total_ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let fraction = if ms == 0 {
+        String::new()
+    } else {
+        format!(".{ms:03}").trim_end_matches('0').to_string()
+    };
+    format!("{year:04}-{month:02}-{d:02}T{h:02}:{m:02}:{s:02}{fraction}Z")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::machine::{LaunchMode, Plan};
     use crate::outcome::ContainerState;
     use serde_json::json;
 
@@ -343,49 +275,81 @@ mod tests {
         }
     }
 
+    fn run(count: u32) -> Run {
+        let plan = Plan {
+            mode: LaunchMode::RunTask,
+            count,
+            task_definition: "arn:td/1".into(),
+            deciding: vec!["app".into()],
+            instances: vec![],
+        };
+        Run::new(
+            "tok".into(),
+            "cluster".into(),
+            plan,
+            1_700_000_000.0,
+            60,
+            15,
+        )
+    }
+
     #[test]
-    fn model_carries_properties_and_outputs() {
-        let mut run = Run::new("tok".into(), 1_700_000_000.0, 60);
-        let tasks = vec![task(1, 0)];
-        run.set_task_arns(&[tasks[0].arn.clone()]);
-        run.deciding = vec!["app".into()];
-        run.finish(RunStatus::Succeeded, None, &tasks, 1_700_000_030.5);
+    fn formats_timestamps() {
+        assert_eq!(iso8601(1_700_000_000.0), "2023-11-14T22:13:20Z");
+        assert_eq!(iso8601(1_700_000_030.5), "2023-11-14T22:13:50.5Z");
+        assert_eq!(iso8601(0.0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601(951_782_400.0), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn model_carries_properties_and_outputs_never_overrides() {
+        let mut run = run(1);
+        let t = task(1, 0);
+        run.tasks.push(&t.arn);
+        run.phase = Phase::Ended;
+        run.ending = Some(Ending::Succeeded);
+        run.finished_at = Some(1_700_000_030.5);
+        run.results = vec![TaskResult::from_state(&t, &run.tasks.prefix)];
         let record = RunRecord::new(
             "Migrate-0123".into(),
-            &json!({"Cluster": "c", "TaskDefinition": "t", "Status": "bogus", "Id": "other"}),
+            &json!({"Cluster": "c", "TaskDefinition": "t", "Status": "bogus", "Id": "other",
+                    "Overrides": {"Cpu": "256"}}),
             run,
         );
         assert_eq!(
             record.model(),
             json!({
                 "Cluster": "c", "TaskDefinition": "t", "Id": "Migrate-0123",
-                "TaskArns": [tasks[0].arn], "Status": "SUCCEEDED",
-                "Tasks": [{"TaskArn": tasks[0].arn, "StopCode": "EssentialContainerExited",
+                "TaskArns": [t.arn], "Status": "SUCCEEDED",
+                "Tasks": [{"TaskArn": t.arn, "StopCode": "EssentialContainerExited",
                            "StoppedReason": "Essential container in task exited",
                            "Containers": [{"Name": "app", "ExitCode": 0}]}],
                 "StartedAt": "2023-11-14T22:13:20Z", "FinishedAt": "2023-11-14T22:13:50.5Z"
             })
         );
         let text = record.to_parameter_value().unwrap();
+        assert!(text.contains("Overrides"), "the record keeps the overrides");
         let back: RunRecord = serde_json::from_str(&text).unwrap();
         assert_eq!(back, record);
     }
 
     #[test]
     fn a_hundred_task_run_fits_one_parameter() {
-        let tasks: Vec<TaskState> = (0..100)
-            .map(|i| task(i, if i % 3 == 0 { 1 } else { 0 }))
+        let tasks: Vec<TaskState> = (0..100).map(|i| task(i, i32::from(i % 3 == 0))).collect();
+        let mut run = run(100);
+        for t in &tasks {
+            run.tasks.push(&t.arn);
+        }
+        run.results = tasks
+            .iter()
+            .map(|t| TaskResult::from_state(t, &run.tasks.prefix))
             .collect();
-        let mut run = Run::new("tok".into(), 0.0, 60);
-        run.set_task_arns(&tasks.iter().map(|t| t.arn.clone()).collect::<Vec<_>>());
-        run.deciding = vec!["app".into()];
-        run.finish(RunStatus::Failed, Some("x".repeat(20_000)), &tasks, 1.0);
-        assert_eq!(run.results.len(), 34, "only failing tasks keep detail");
+        run.reason = Some("x".repeat(20_000));
         let record = RunRecord::new("id".into(), &json!({"Cluster": "c"}), run);
         let text = record.to_parameter_value().unwrap();
         assert!(text.len() <= MAX_RECORD_BYTES, "{}", text.len());
         let back: RunRecord = serde_json::from_str(&text).unwrap();
-        assert_eq!(back.run.task_arns().len(), 100);
-        assert_eq!(back.run.task_arns()[5], tasks[5].arn);
+        assert_eq!(back.run.tasks.arns().len(), 100);
+        assert_eq!(back.run.tasks.arns()[5], tasks[5].arn);
     }
 }

@@ -1,13 +1,42 @@
-//! Run records in SSM Parameter Store: one SecureString parameter per TaskRun under a
-//! fixed path (a run's overrides may hold secrets).
+//! Run records in a parameter store: one SecureString parameter per TaskRun under a
+//! fixed path (a run's overrides may hold secrets). The store itself is a port: SSM
+//! Parameter Store in production (`store_ssm.rs`), [`MemoryStore`] in tests.
 
-use aws_sdk_ssm::types::{ParameterTier, ParameterType};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Mutex;
 
-use crate::error::{AwsErrorKind, TaskRunError};
+use crate::ecs::{Fault, FaultKind};
 use crate::record::RunRecord;
+use crate::sim::Injected;
 
 pub const PARAMETER_PATH: &str = "/org-ecs-taskrun/runs";
-const LIST_PAGE_SIZE: i32 = 10;
+pub const LIST_PAGE_SIZE: u32 = 10;
+
+/// A key-value store of text parameters under paths.
+pub trait ParameterStore: Sync {
+    fn get(
+        &self,
+        name: &str,
+        by: f64,
+    ) -> impl Future<Output = Result<Option<String>, Fault>> + Send;
+    fn put(
+        &self,
+        name: &str,
+        value: &str,
+        by: f64,
+    ) -> impl Future<Output = Result<(), Fault>> + Send;
+    /// `false` when there was nothing to delete.
+    fn delete(&self, name: &str, by: f64) -> impl Future<Output = Result<bool, Fault>> + Send;
+    /// One page of the values directly under `path`, and the token of the next page.
+    fn list(
+        &self,
+        path: &str,
+        next_token: Option<&str>,
+        page_size: u32,
+        by: f64,
+    ) -> impl Future<Output = Result<(Vec<String>, Option<String>), Fault>> + Send;
+}
 
 pub fn parameter_name(id: &str) -> String {
     format!("{PARAMETER_PATH}/{id}")
@@ -20,127 +49,62 @@ pub fn is_valid_id(id: &str) -> bool {
 }
 
 /// What a stored parameter held.
+#[derive(Debug)]
 pub enum Stored {
     Absent,
     Record(Box<RunRecord>),
-    /// A parameter exists but does not parse (written by a future version, or damaged).
+    /// A parameter exists but does not parse (written by another version, or damaged).
     Unreadable(String),
 }
 
-#[derive(Clone, Debug)]
-pub struct RunStore {
-    ssm: aws_sdk_ssm::Client,
+/// Typed access to the run records of a [`ParameterStore`].
+pub struct Records<'a, S> {
+    pub store: &'a S,
 }
 
-impl RunStore {
-    pub fn new(ssm: aws_sdk_ssm::Client) -> Self {
-        Self { ssm }
-    }
-
-    pub async fn load(&self, id: &str) -> Result<Stored, TaskRunError> {
+impl<S: ParameterStore> Records<'_, S> {
+    pub async fn load(&self, id: &str, by: f64) -> Result<Stored, Fault> {
         if !is_valid_id(id) {
             return Ok(Stored::Absent);
         }
-        let response = self
-            .ssm
-            .get_parameter()
-            .name(parameter_name(id))
-            .with_decryption(true)
-            .send()
-            .await;
-        match response {
-            Ok(out) => {
-                let text = out.parameter().and_then(|p| p.value()).unwrap_or_default();
-                Ok(match serde_json::from_str::<RunRecord>(text) {
-                    Ok(record) => Stored::Record(Box::new(record)),
-                    Err(e) => Stored::Unreadable(e.to_string()),
-                })
-            }
-            Err(err) => match TaskRunError::aws("ssm:GetParameter", err) {
-                TaskRunError::Aws {
-                    kind: AwsErrorKind::NotFound,
-                    ..
-                } => Ok(Stored::Absent),
-                other => Err(other),
+        Ok(match self.store.get(&parameter_name(id), by).await? {
+            None => Stored::Absent,
+            Some(text) => match serde_json::from_str::<RunRecord>(&text) {
+                Ok(record) => Stored::Record(Box::new(record)),
+                Err(e) => Stored::Unreadable(e.to_string()),
             },
-        }
+        })
     }
 
-    /// The record, `None` when there is none; an unreadable one is an error.
-    pub async fn get(&self, id: &str) -> Result<Option<RunRecord>, TaskRunError> {
-        match self.load(id).await? {
-            Stored::Absent => Ok(None),
-            Stored::Record(record) => Ok(Some(*record)),
-            Stored::Unreadable(why) => Err(TaskRunError::CorruptRecord {
-                id: id.to_string(),
-                why,
-            }),
-        }
-    }
-
-    pub async fn put(&self, record: &RunRecord) -> Result<(), TaskRunError> {
-        let value = record
-            .to_parameter_value()
-            .map_err(TaskRunError::InvalidRequest)?;
-        self.ssm
-            .put_parameter()
-            .name(parameter_name(&record.id))
-            .description("Org::ECS::TaskRun run record")
-            .value(value)
-            .r#type(ParameterType::SecureString)
-            // Standard tier while the record fits 4 KB, advanced (8 KB) for large runs.
-            .tier(ParameterTier::IntelligentTiering)
-            .overwrite(true)
-            .send()
+    /// Writes the record; the error is the size problem or the store's fault.
+    pub async fn put(&self, record: &RunRecord, by: f64) -> Result<(), PutError> {
+        let value = record.to_parameter_value().map_err(PutError::TooLarge)?;
+        self.store
+            .put(&parameter_name(&record.id), &value, by)
             .await
-            .map_err(|e| TaskRunError::aws("ssm:PutParameter", e))?;
-        Ok(())
+            .map_err(PutError::Store)
     }
 
-    /// Deletes the record; `false` when there was none.
-    pub async fn delete(&self, id: &str) -> Result<bool, TaskRunError> {
+    pub async fn delete(&self, id: &str, by: f64) -> Result<bool, Fault> {
         if !is_valid_id(id) {
             return Ok(false);
         }
-        match self
-            .ssm
-            .delete_parameter()
-            .name(parameter_name(id))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(err) => match TaskRunError::aws("ssm:DeleteParameter", err) {
-                TaskRunError::Aws {
-                    kind: AwsErrorKind::NotFound,
-                    ..
-                } => Ok(false),
-                other => Err(other),
-            },
-        }
+        self.store.delete(&parameter_name(id), by).await
     }
 
-    /// One page of records, and the token of the next page. Parameters that do not
-    /// parse are left out of the listing rather than failing it.
+    /// One page of records. Parameters that do not parse are left out of the listing
+    /// rather than failing it.
     pub async fn list(
         &self,
         next_token: Option<&str>,
-    ) -> Result<(Vec<RunRecord>, Option<String>), TaskRunError> {
-        let out = self
-            .ssm
-            .get_parameters_by_path()
-            .path(PARAMETER_PATH)
-            .recursive(false)
-            .with_decryption(true)
-            .max_results(LIST_PAGE_SIZE)
-            .set_next_token(next_token.map(str::to_string))
-            .send()
-            .await
-            .map_err(|e| TaskRunError::aws("ssm:GetParametersByPath", e))?;
-        let records = out
-            .parameters()
+        by: f64,
+    ) -> Result<(Vec<RunRecord>, Option<String>), Fault> {
+        let (values, next) = self
+            .store
+            .list(PARAMETER_PATH, next_token, LIST_PAGE_SIZE, by)
+            .await?;
+        let records = values
             .iter()
-            .filter_map(|p| p.value())
             .filter_map(|text| match serde_json::from_str::<RunRecord>(text) {
                 Ok(record) => Some(record),
                 Err(e) => {
@@ -149,6 +113,148 @@ impl RunStore {
                 }
             })
             .collect();
-        Ok((records, out.next_token().map(str::to_string)))
+        Ok((records, next))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutError {
+    TooLarge(String),
+    Store(Fault),
+}
+
+/// The in-memory twin of the parameter store, for tests: same contract, and faults
+/// injected by call number, as the simulated ECS does (see `sim::Injected`).
+#[derive(Default)]
+pub struct MemoryStore {
+    values: Mutex<BTreeMap<String, String>>,
+    /// Faults by the number of the store call they answer (0-based).
+    pub faults: Mutex<BTreeMap<u64, Injected>>,
+    calls: Mutex<u64>,
+    /// Set when an injected crash fired: the invocation is to be dropped.
+    pub crashed: std::sync::atomic::AtomicBool,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn inject(&self, call: u64, fault: Injected) {
+        if let Ok(mut faults) = self.faults.lock() {
+            faults.insert(call, fault);
+        }
+    }
+
+    /// Store calls made so far.
+    pub fn calls(&self) -> u64 {
+        self.calls.lock().map(|c| *c).unwrap_or_default()
+    }
+
+    /// Every stored value, by name.
+    pub fn snapshot(&self) -> BTreeMap<String, String> {
+        self.values.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    async fn call<T>(
+        &self,
+        operation: &'static str,
+        act: impl FnOnce(&mut BTreeMap<String, String>) -> T,
+    ) -> Result<T, Fault> {
+        let injected = {
+            let mut calls = self
+                .calls
+                .lock()
+                .map_err(|_| Fault::new(operation, FaultKind::Other, "poisoned"))?;
+            let call = *calls;
+            *calls += 1;
+            self.faults.lock().ok().and_then(|mut f| f.remove(&call))
+        };
+        let mut act = Some(act);
+        let mut run = |values: &Mutex<BTreeMap<String, String>>| -> Result<T, Fault> {
+            let mut values = values
+                .lock()
+                .map_err(|_| Fault::new(operation, FaultKind::Other, "poisoned"))?;
+            match act.take() {
+                Some(act) => Ok(act(&mut values)),
+                None => Err(Fault::new(operation, FaultKind::Other, "acted twice")),
+            }
+        };
+        match injected {
+            None | Some(Injected::Slow(_)) => run(&self.values),
+            Some(Injected::Before(kind)) => {
+                let mut fault = Fault::new(operation, kind, "injected before acting");
+                fault.may_have_acted = false;
+                Err(fault)
+            }
+            Some(Injected::After(kind)) => {
+                run(&self.values)?;
+                let mut fault = Fault::new(operation, kind, "injected after acting");
+                fault.may_have_acted = true;
+                Err(fault)
+            }
+            Some(Injected::Crash) => {
+                run(&self.values)?;
+                self.crashed
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                std::future::pending::<()>().await;
+                Err(Fault::new(operation, FaultKind::Other, "unreachable"))
+            }
+        }
+    }
+}
+
+impl ParameterStore for MemoryStore {
+    async fn get(&self, name: &str, _by: f64) -> Result<Option<String>, Fault> {
+        self.call("ssm:GetParameter", |v| v.get(name).cloned())
+            .await
+    }
+
+    async fn put(&self, name: &str, value: &str, _by: f64) -> Result<(), Fault> {
+        self.call("ssm:PutParameter", |v| {
+            v.insert(name.to_string(), value.to_string());
+        })
+        .await
+    }
+
+    async fn delete(&self, name: &str, _by: f64) -> Result<bool, Fault> {
+        self.call("ssm:DeleteParameter", |v| v.remove(name).is_some())
+            .await
+    }
+
+    async fn list(
+        &self,
+        path: &str,
+        next_token: Option<&str>,
+        page_size: u32,
+        _by: f64,
+    ) -> Result<(Vec<String>, Option<String>), Fault> {
+        let prefix = format!("{}/", path.trim_end_matches('/'));
+        let start: usize = match next_token {
+            None => 0,
+            Some(token) => token.parse().map_err(|_| {
+                Fault::new(
+                    "ssm:GetParametersByPath",
+                    FaultKind::BadRequest,
+                    "invalid next token",
+                )
+            })?,
+        };
+        self.call("ssm:GetParametersByPath", |v| {
+            let names: Vec<&String> = v
+                .keys()
+                .filter(|k| k.starts_with(&prefix) && !k[prefix.len()..].contains('/'))
+                .collect();
+            let page: Vec<String> = names
+                .iter()
+                .skip(start)
+                .take(page_size as usize)
+                .map(|k| v[*k].clone())
+                .collect();
+            let end = start + page.len();
+            let next = (end < names.len()).then(|| end.to_string());
+            (page, next)
+        })
+        .await
     }
 }

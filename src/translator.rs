@@ -1,19 +1,17 @@
-//! Between the resource model and the ECS API: the model's PascalCase shapes become SDK
-//! request types, and ECS's task descriptions become the plain data `outcome` decides on.
-
-use std::collections::BTreeMap;
+//! Between the plain data of the gateway and the ECS SDK: the model's PascalCase shapes
+//! become SDK request types, and ECS's answers become the plain data the engine reads.
 
 use aws_sdk_ecs::types as ecs;
 
-use crate::error::TaskRunError;
+use crate::ecs::{AwsLogs, ContainerInfo, Fault, FaultKind, TaskDefinitionInfo};
 use crate::model::{self, ResourceModel};
 use crate::outcome::{ContainerState, TaskState};
 
-fn invalid(what: &str, e: impl std::fmt::Display) -> TaskRunError {
-    TaskRunError::InvalidRequest(format!("{what}: {e}"))
+fn invalid(what: &str, e: impl std::fmt::Display) -> Fault {
+    Fault::new("ecs:RunTask", FaultKind::BadRequest, format!("{what}: {e}"))
 }
 
-pub fn task_override(model: &ResourceModel) -> Result<Option<ecs::TaskOverride>, TaskRunError> {
+pub fn task_override(model: &ResourceModel) -> Result<Option<ecs::TaskOverride>, Fault> {
     let Some(o) = &model.overrides else {
         return Ok(None);
     };
@@ -40,9 +38,7 @@ pub fn task_override(model: &ResourceModel) -> Result<Option<ecs::TaskOverride>,
     ))
 }
 
-fn container_override(
-    c: &model::ContainerOverride,
-) -> Result<ecs::ContainerOverride, TaskRunError> {
+fn container_override(c: &model::ContainerOverride) -> Result<ecs::ContainerOverride, Fault> {
     let environment = c.environment.as_ref().map(|env| {
         env.iter()
             .map(|kv| {
@@ -91,7 +87,7 @@ fn container_override(
 
 pub fn network_configuration(
     model: &ResourceModel,
-) -> Result<Option<ecs::NetworkConfiguration>, TaskRunError> {
+) -> Result<Option<ecs::NetworkConfiguration>, Fault> {
     let Some(n) = &model.network_configuration else {
         return Ok(None);
     };
@@ -115,7 +111,7 @@ pub fn network_configuration(
 
 pub fn capacity_provider_strategy(
     model: &ResourceModel,
-) -> Result<Option<Vec<ecs::CapacityProviderStrategyItem>>, TaskRunError> {
+) -> Result<Option<Vec<ecs::CapacityProviderStrategyItem>>, Fault> {
     model
         .capacity_provider_strategy
         .as_ref()
@@ -163,61 +159,52 @@ pub fn placement_strategy(model: &ResourceModel) -> Option<Vec<ecs::PlacementStr
     })
 }
 
-/// The model's tags, then the stack's tags it does not name. `aws:` keys are ECS's own
-/// and may not be set by callers.
-pub fn tags(
-    model: &ResourceModel,
-    stack_tags: Option<&BTreeMap<String, String>>,
-) -> Option<Vec<ecs::Tag>> {
-    let mut merged: BTreeMap<String, String> = stack_tags
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    for tag in model.tags.iter().flatten() {
-        merged.insert(tag.key.clone(), tag.value.clone());
-    }
-    merged.retain(|k, _| !k.to_ascii_lowercase().starts_with("aws:"));
-    (!merged.is_empty()).then(|| {
-        merged
-            .into_iter()
+pub fn tags(pairs: &[(String, String)]) -> Option<Vec<ecs::Tag>> {
+    (!pairs.is_empty()).then(|| {
+        pairs
+            .iter()
             .map(|(k, v)| ecs::Tag::builder().key(k).value(v).build())
             .collect()
     })
 }
 
-/// The containers whose exit codes decide: the model's `DecidingContainers` (each must be
-/// in the task definition), else every essential container (essential unless said otherwise).
-pub fn deciding_containers(
-    model: &ResourceModel,
-    definition: &ecs::TaskDefinition,
-) -> Result<Vec<String>, TaskRunError> {
-    let containers = definition.container_definitions();
-    match &model.deciding_containers {
-        Some(names) => {
-            let unknown: Vec<&String> = names
-                .iter()
-                .filter(|n| !containers.iter().any(|c| c.name() == Some(n.as_str())))
-                .collect();
-            if unknown.is_empty() {
-                Ok(names.clone())
-            } else {
-                Err(TaskRunError::InvalidRequest(format!(
-                    "DecidingContainers names containers that task definition {} does not have: {}",
-                    definition.task_definition_arn().unwrap_or_default(),
-                    unknown
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )))
-            }
-        }
-        None => Ok(containers
+/// A task definition as the plain data a run needs.
+pub fn task_definition(definition: &ecs::TaskDefinition) -> TaskDefinitionInfo {
+    TaskDefinitionInfo {
+        arn: definition
+            .task_definition_arn()
+            .unwrap_or_default()
+            .to_string(),
+        containers: definition
+            .container_definitions()
             .iter()
-            .filter(|c| c.essential().unwrap_or(true))
-            .filter_map(|c| c.name().map(str::to_string))
-            .collect()),
+            .map(|c| ContainerInfo {
+                name: c.name().unwrap_or_default().to_string(),
+                // Essential unless said otherwise, as ECS has it.
+                essential: c.essential().unwrap_or(true),
+                environment: c
+                    .environment()
+                    .iter()
+                    .filter_map(|kv| {
+                        Some((
+                            kv.name()?.to_string(),
+                            kv.value().unwrap_or_default().to_string(),
+                        ))
+                    })
+                    .collect(),
+                awslogs: c.log_configuration().and_then(|log| {
+                    if log.log_driver().as_str() != "awslogs" {
+                        return None;
+                    }
+                    let options = log.options()?;
+                    Some(AwsLogs {
+                        group: options.get("awslogs-group")?.clone(),
+                        stream_prefix: options.get("awslogs-stream-prefix").cloned(),
+                        region: options.get("awslogs-region").cloned(),
+                    })
+                }),
+            })
+            .collect(),
     }
 }
 

@@ -66,7 +66,7 @@ fn read_and_list_answer_after_ecs_forgot_everything() {
             lost["message"]
                 .as_str()
                 .unwrap()
-                .contains("could not be read, so they were stopped"),
+                .contains("could not be followed, so they were stopped"),
             "{lost}"
         );
         let orphan_id = first["resourceModel"]["Id"].as_str().unwrap();
@@ -94,7 +94,7 @@ fn read_and_list_answer_after_ecs_forgot_everything() {
             if let Some(token) = &next {
                 event["nextToken"] = json!(token);
             }
-            let answer = taskrun::handle(event).await;
+            let answer = taskrun::handle_value(event).await;
             common::assert_no_nulls(&answer);
             assert_eq!(answer["status"], "SUCCESS", "{answer}");
             pages += 1;

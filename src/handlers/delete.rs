@@ -1,30 +1,103 @@
 use cfn_protocol::ProgressEvent;
 
-use super::{requested_id, run, Env};
+use super::Env;
+use crate::clock::Clock;
+use crate::context::{CallbackContext, Stage};
+use crate::ecs::Ecs;
+use crate::engine::{Held, Outcome};
 use crate::error::TaskRunError;
-use crate::record::RunStatus;
-use crate::store::Stored;
+use crate::machine::Event;
+use crate::store::{ParameterStore, Stored};
 
-/// Stops what still runs and deletes the record. Never validates the properties: a
-/// stack must always be able to delete a TaskRun, whatever it was given.
-pub async fn handle(env: &Env<'_>) -> Result<ProgressEvent, TaskRunError> {
-    let id = requested_id(env)?;
-    match env.store.load(&id).await? {
-        Stored::Absent => return Err(TaskRunError::NotFound(id)),
-        Stored::Unreadable(why) => {
-            tracing::warn!(id = %id, why = %why, "deleting an unreadable run record");
-        }
-        Stored::Record(record) => {
-            if record.run.status == RunStatus::Running {
-                let cluster = run::cluster_of(&record);
-                let reason = format!("Org::ECS::TaskRun {id} deleted");
-                run::stop_tasks(env, &cluster, &record.run.task_arns(), &reason).await;
+impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
+    /// Stops what still runs, and deletes the record once every task is confirmed
+    /// stopped. Never validates the properties: a stack must always be able to delete a
+    /// TaskRun, whatever it was given.
+    pub(super) async fn delete_first(&self) -> Result<ProgressEvent, TaskRunError> {
+        let id = self.requested_id()?;
+        match self
+            .records()
+            .load(&id, self.budget.persist_deadline())
+            .await?
+        {
+            Stored::Absent => Err(TaskRunError::NotFound(id)),
+            Stored::Unreadable(why) => {
+                tracing::warn!(id = %id, why = %why, "deleting an unreadable run record");
+                self.delete_record(&id).await
+            }
+            Stored::Record(record) if record.run.is_ended() => self.delete_record(&id).await,
+            Stored::Record(record) => {
+                let mut held = Held::from_record(*record);
+                let reason = format!("TaskRun {id} deleted");
+                let outcome = self
+                    .engine()
+                    .drive(&mut held, Event::Abandon { reason })
+                    .await?;
+                self.after_stop(held, outcome).await
             }
         }
     }
-    if env.store.delete(&id).await? {
-        Ok(ProgressEvent::deleted())
-    } else {
-        Err(TaskRunError::NotFound(id))
+
+    pub(super) async fn delete_resume(
+        &self,
+        context: CallbackContext,
+    ) -> Result<ProgressEvent, TaskRunError> {
+        match self
+            .records()
+            .load(&context.id, self.budget.persist_deadline())
+            .await?
+        {
+            // This delete already deleted it (a redelivered callback).
+            Stored::Absent => Ok(ProgressEvent::deleted()),
+            Stored::Unreadable(_) => self.delete_record(&context.id).await,
+            Stored::Record(record) if record.run.is_ended() => {
+                self.delete_record(&context.id).await
+            }
+            Stored::Record(record) => {
+                // Abandon again: changes nothing once recorded, and records it if the
+                // first invocation could not.
+                let mut held = Held::from_record(*record);
+                let reason = format!("TaskRun {} deleted", context.id);
+                let outcome = self
+                    .engine()
+                    .drive(&mut held, Event::Abandon { reason })
+                    .await?;
+                self.after_stop(held, outcome).await
+            }
+        }
+    }
+
+    async fn after_stop(
+        &self,
+        held: Held,
+        outcome: Outcome,
+    ) -> Result<ProgressEvent, TaskRunError> {
+        match outcome {
+            Outcome::Ended => match self.delete_record(&held.id).await {
+                // Everything is stopped; only the record is left: come back for it.
+                Err(TaskRunError::Aws(fault)) if fault.is_transient() => {
+                    tracing::warn!(id = %held.id, error = %fault, "could not delete the record yet");
+                    Ok(self.in_progress(&held, Stage::Delete, 1.0))
+                }
+                other => other,
+            },
+            Outcome::Pending { delay } => Ok(self.in_progress(&held, Stage::Delete, delay)),
+            Outcome::GaveUp => Err(TaskRunError::StopUnconfirmed(format!(
+                "TaskRun {}'s tasks could not be confirmed stopped; it was not deleted (try again)",
+                held.id
+            ))),
+        }
+    }
+
+    async fn delete_record(&self, id: &str) -> Result<ProgressEvent, TaskRunError> {
+        if self
+            .records()
+            .delete(id, self.budget.persist_deadline())
+            .await?
+        {
+            Ok(ProgressEvent::deleted())
+        } else {
+            Err(TaskRunError::NotFound(id.to_string()))
+        }
     }
 }

@@ -1,12 +1,23 @@
 use cfn_protocol::ProgressEvent;
 
 use super::Env;
+use crate::clock::Clock;
+use crate::ecs::Ecs;
 use crate::error::TaskRunError;
+use crate::store::ParameterStore;
 
-pub async fn handle(env: &Env<'_>) -> Result<ProgressEvent, TaskRunError> {
-    let (records, next_token) = env.store.list(env.request.next_token.as_deref()).await?;
-    Ok(ProgressEvent::listed(
-        records.iter().map(|r| r.model()).collect(),
-        next_token,
-    ))
+impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
+    pub async fn list(&self) -> Result<ProgressEvent, TaskRunError> {
+        let (records, next_token) = self
+            .records()
+            .list(
+                self.request.next_token.as_deref(),
+                self.budget.persist_deadline(),
+            )
+            .await?;
+        Ok(ProgressEvent::listed(
+            records.iter().map(|r| r.model()).collect(),
+            next_token,
+        ))
+    }
 }

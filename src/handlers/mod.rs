@@ -1,35 +1,170 @@
-//! One handler per Registry action, and the dispatch between them.
+//! One module per Registry action, over the engine and the record store. Handlers never
+//! call ECS themselves beyond resolving the task definition: runs are the engine's.
 
 mod create;
 mod delete;
 mod list;
 mod read;
-pub(crate) mod run;
+mod resume;
 mod update;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use cfn_protocol::{Action, HandlerErrorCode, HandlerRequest, ProgressEvent};
+use cfn_protocol::{HandlerError, HandlerRequest, ProgressEvent};
 use serde_json::Value;
 
-use crate::aws::Clients;
-use crate::context::CallbackContext;
+use crate::budget::Budget;
+use crate::clock::Clock;
+use crate::context::{CallbackContext, Stage};
+use crate::ecs::{Ecs, TaskDefinitionInfo};
+use crate::engine::{Engine, Held, Outcome};
 use crate::error::TaskRunError;
+use crate::machine::{
+    Ending, LaunchMode, Phase, Plan, Run, RETRY_DELAY_SECONDS, STOP_CONFIRM_LIMIT_SECONDS,
+};
 use crate::model::ResourceModel;
-use crate::store::RunStore;
+use crate::record::RunRecord;
+use crate::store::{ParameterStore, Records, Stored};
+use crate::update_policy::Fingerprint;
 
-/// What every handler works with.
-pub struct Env<'a> {
+/// What every handler of one invocation works with.
+pub struct Env<'a, E, S, C> {
     pub request: &'a HandlerRequest,
-    pub ecs: &'a aws_sdk_ecs::Client,
-    pub store: RunStore,
-    /// Seconds since the epoch, read once per invocation.
-    pub now: f64,
+    pub ecs: &'a E,
+    pub store: &'a S,
+    pub clock: &'a C,
+    pub budget: Budget,
 }
 
-impl Env<'_> {
+impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
+    pub async fn create(&self) -> Result<ProgressEvent, TaskRunError> {
+        match self.context()? {
+            Some(context) if context.stage == Stage::Start => {
+                self.ride_out(&context, self.create_first().await)
+            }
+            Some(context) => self.ride_out(&context, self.resume(context.clone()).await),
+            None => {
+                let result = self.create_first().await;
+                let id = self.new_id();
+                self.ride_out(&self.start_context(id, Stage::Start), result)
+            }
+        }
+    }
+
+    pub async fn update(&self) -> Result<ProgressEvent, TaskRunError> {
+        match self.context()? {
+            Some(context) if context.stage == Stage::Start => {
+                self.ride_out(&context, self.update_first().await)
+            }
+            Some(context) => self.ride_out(&context, self.resume(context.clone()).await),
+            None => {
+                let result = self.update_first().await;
+                let id = self.requested_id().unwrap_or_default();
+                self.ride_out(&self.start_context(id, Stage::Start), result)
+            }
+        }
+    }
+
+    pub async fn delete(&self) -> Result<ProgressEvent, TaskRunError> {
+        match self.context()? {
+            Some(context) if context.stage == Stage::Delete => {
+                self.ride_out(&context, self.delete_resume(context.clone()).await)
+            }
+            _ => {
+                let result = self.delete_first().await;
+                let id = self.requested_id().unwrap_or_default();
+                self.ride_out(&self.start_context(id, Stage::Delete), result)
+            }
+        }
+    }
+
+    /// The Id a CREATE gives its TaskRun: the same for every delivery of the operation.
+    fn new_id(&self) -> String {
+        crate::ids::run_id(
+            self.request.stack_id.as_deref(),
+            self.request.request_data.logical_resource_id.as_deref(),
+            Some(&self.operation_token()),
+        )
+    }
+
+    /// The context of an operation whose first step is to be done again.
+    fn start_context(&self, id: String, stage: Stage) -> CallbackContext {
+        CallbackContext {
+            id,
+            stage,
+            token: self.operation_token(),
+            revision: 0,
+            give_up_at: self.clock.now() + STOP_CONFIRM_LIMIT_SECONDS,
+            run: None,
+        }
+    }
+
+    /// A callback that met a passing fault (the record could not be read or written)
+    /// answers IN_PROGRESS with the same context, to try again: a retriable FAILED would
+    /// have CloudFormation start the operation over. Not for ever: past the context's
+    /// give-up time the operation fails.
+    fn ride_out(
+        &self,
+        context: &CallbackContext,
+        result: Result<ProgressEvent, TaskRunError>,
+    ) -> Result<ProgressEvent, TaskRunError> {
+        match result {
+            Err(TaskRunError::Aws(fault)) if fault.is_transient() => {
+                if self.clock.now() >= context.give_up_at {
+                    return Err(TaskRunError::StopUnconfirmed(format!(
+                        "TaskRun {}: the run's record could not be reached until well past the deadline ({fault})",
+                        context.id
+                    )));
+                }
+                tracing::warn!(id = %context.id, error = %fault, "passing fault; trying again at the next callback");
+                let model = (self.request.action != cfn_protocol::Action::Delete).then(|| {
+                    // The properties as given (Overrides included: a Start is done again
+                    // from them), with the Id.
+                    let mut model = self.request.desired_properties();
+                    if let Some(map) = model.as_object_mut() {
+                        map.insert("Id".into(), Value::String(context.id.clone()));
+                    }
+                    model
+                });
+                Ok(ProgressEvent::in_progress(
+                    model,
+                    context.to_value(),
+                    RETRY_DELAY_SECONDS as u32,
+                )
+                .with_message(format!("will try again: {fault}")))
+            }
+            other => other,
+        }
+    }
+
+    fn context(&self) -> Result<Option<CallbackContext>, TaskRunError> {
+        self.request
+            .callback_context
+            .as_ref()
+            .map(|value| {
+                CallbackContext::from_value(value).ok_or_else(|| {
+                    TaskRunError::InvalidRequest(
+                        "callbackContext was not written by this handler".into(),
+                    )
+                })
+            })
+            .transpose()
+    }
+
+    fn records(&self) -> Records<'_, S> {
+        Records { store: self.store }
+    }
+
+    fn engine(&self) -> Engine<'_, E, S, C> {
+        Engine {
+            ecs: self.ecs,
+            store: self.store,
+            clock: self.clock,
+            budget: self.budget,
+            stack_tags: self.request.request_data.stack_tags.as_ref(),
+        }
+    }
+
     /// The token that identifies this operation across redeliveries.
-    pub fn operation_token(&self) -> String {
+    fn operation_token(&self) -> String {
         match self
             .request
             .bearer_token
@@ -38,89 +173,220 @@ impl Env<'_> {
         {
             Some(token) => token.to_string(),
             // A hand-made event without a token: every invocation is its own operation.
-            None => format!("local-{}-{}", self.now, std::process::id()),
+            None => format!("local-{}-{}", self.budget.started, std::process::id()),
         }
     }
-}
 
-pub fn epoch_seconds() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or_default()
-}
-
-/// Decodes the event, builds the caller's clients and runs the action. Always answers
-/// with a progress event: a bad event is FAILED / InvalidRequest, never an error.
-pub async fn handle(event: Value) -> Value {
-    let request = match HandlerRequest::decode(event) {
-        Ok(request) => request,
-        Err(e) => {
-            tracing::warn!(error = %e, "rejected a malformed request");
-            return ProgressEvent::failed(HandlerErrorCode::InvalidRequest, e.to_string())
-                .to_value();
+    /// The record, or NotFound; an unreadable one is an error.
+    async fn load(&self, id: &str) -> Result<RunRecord, TaskRunError> {
+        match self
+            .records()
+            .load(id, self.budget.persist_deadline())
+            .await?
+        {
+            Stored::Record(record) => Ok(*record),
+            Stored::Absent => Err(TaskRunError::NotFound(id.to_string())),
+            Stored::Unreadable(why) => Err(TaskRunError::CorruptRecord {
+                id: id.to_string(),
+                why,
+            }),
         }
-    };
-    let clients = crate::aws::clients_for(&request).await;
-    handle_request(&request, &clients).await.to_value()
-}
+    }
 
-/// The action itself, with clients given (the tests give mocked ones).
-pub async fn handle_request(request: &HandlerRequest, clients: &Clients) -> ProgressEvent {
-    let env = Env {
-        request,
-        ecs: &clients.ecs,
-        store: RunStore::new(clients.ssm.clone()),
-        now: epoch_seconds(),
-    };
-    let action = request.action;
-    let resumed = request.callback_context.is_some();
-    let span = tracing::info_span!("taskrun", action = action.as_str(), resumed);
-    let _guard = span.enter();
-    let result = match (action, &request.callback_context) {
-        (Action::Create | Action::Update, Some(context)) => {
-            match CallbackContext::from_value(context) {
-                Some(context) => run::resume(&env, &context).await,
-                None => Err(TaskRunError::BadEnvelope(
-                    "callbackContext was not written by this handler".into(),
-                )),
+    /// The desired properties, coerced and validated against the schema.
+    fn desired(&self) -> Result<(Value, ResourceModel), TaskRunError> {
+        let properties = crate::schema::prepare(self.request.desired_properties())?;
+        let model = crate::model::typed(&properties)?;
+        Ok((properties, model))
+    }
+
+    /// The primary identifier a READ, UPDATE or DELETE names, without validating the rest.
+    fn requested_id(&self) -> Result<String, TaskRunError> {
+        let id_of = |v: &Value| v.get("Id").and_then(Value::as_str).map(str::to_string);
+        id_of(&self.request.desired_properties())
+            .or_else(|| self.request.previous_properties().as_ref().and_then(id_of))
+            .ok_or_else(|| TaskRunError::NotFound("(no Id given)".into()))
+    }
+
+    async fn describe_task_definition(
+        &self,
+        reference: &str,
+    ) -> Result<TaskDefinitionInfo, TaskRunError> {
+        self.ecs
+            .describe_task_definition(reference, self.budget.call_deadline())
+            .await
+            .map_err(TaskRunError::Aws)
+    }
+
+    /// A new run of `model`, planned against the resolved task definition.
+    fn plan_run(
+        &self,
+        token: String,
+        properties: &Value,
+        model: &ResourceModel,
+        definition: Option<&TaskDefinitionInfo>,
+    ) -> Result<Run, TaskRunError> {
+        let count = model.task_count();
+        let instances = model.instances.clone().unwrap_or_default();
+        let (task_definition, deciding) = match definition {
+            Some(d) => (d.arn.clone(), crate::model::deciding_containers(model, d)?),
+            None => (model.task_definition.clone(), Vec::new()),
+        };
+        let plan = Plan {
+            mode: if instances.is_empty() {
+                LaunchMode::RunTask
+            } else {
+                LaunchMode::StartTask
+            },
+            count,
+            task_definition,
+            deciding,
+            instances,
+        };
+        let mut run = Run::new(
+            token,
+            model.cluster.clone(),
+            plan,
+            self.clock.now(),
+            model.timeout_seconds(),
+            model.poll_interval_seconds(),
+        );
+        run.fingerprint = Some(Fingerprint::of(properties, model, definition));
+        Ok(run)
+    }
+
+    /// Drives `held` from `event` and answers for a CREATE or UPDATE: SUCCESS when the run
+    /// succeeded, FAILED with the reason when it ended otherwise (a failed CREATE's record
+    /// is deleted: that resource never came to exist), IN_PROGRESS while it goes on.
+    async fn run_and_answer(
+        &self,
+        mut held: Held,
+        event: crate::machine::Event,
+        message: Option<String>,
+    ) -> Result<ProgressEvent, TaskRunError> {
+        match self.engine().drive(&mut held, event).await {
+            Ok(outcome) => self.answer(held, outcome, message).await,
+            Err(error @ TaskRunError::RunEnded { .. }) => {
+                // The run could not be recorded and its tasks were stopped: a CREATE
+                // leaves nothing behind (best effort: the store may refuse this too).
+                if self.request.action == cfn_protocol::Action::Create {
+                    if let Err(fault) = self
+                        .records()
+                        .delete(&held.id, self.budget.persist_deadline())
+                        .await
+                    {
+                        tracing::warn!(id = %held.id, error = %fault, "could not delete the record of a failed create");
+                    }
+                }
+                Err(error)
             }
+            Err(error) => Err(error),
         }
-        (Action::Create, None) => create::handle(&env).await,
-        (Action::Update, None) => update::handle(&env).await,
-        (Action::Read, _) => read::handle(&env).await,
-        (Action::Delete, _) => delete::handle(&env).await,
-        (Action::List, _) => list::handle(&env).await,
-    };
-    match result {
-        Ok(event) => {
-            tracing::info!(status = ?event.status, message = event.message.as_deref().unwrap_or(""), "answered");
-            event
+    }
+
+    async fn answer(
+        &self,
+        held: Held,
+        outcome: Outcome,
+        message: Option<String>,
+    ) -> Result<ProgressEvent, TaskRunError> {
+        let with_message = |event: ProgressEvent| match &message {
+            Some(m) => event.with_message(m.clone()),
+            None => event,
+        };
+        match outcome {
+            Outcome::Pending { delay } => {
+                Ok(with_message(self.in_progress(&held, Stage::Run, delay)))
+            }
+            Outcome::GaveUp => {
+                let error = TaskRunError::StopUnconfirmed(format!(
+                    "{}; but its tasks could not be confirmed stopped: the record keeps following them",
+                    held.run.reason.clone().unwrap_or_default()
+                ));
+                Ok(ProgressEvent::failed(error.code(), error.to_string()).with_model(held.model()))
+            }
+            Outcome::Ended => match held.run.ending {
+                Some(Ending::Succeeded) => {
+                    tracing::info!(id = %held.id, "run succeeded");
+                    Ok(with_message(ProgressEvent::success(held.model())))
+                }
+                Some(ending) => {
+                    let reason = held
+                        .run
+                        .reason
+                        .clone()
+                        .unwrap_or_else(|| "the run failed".into());
+                    tracing::info!(id = %held.id, ?ending, reason = %reason, "run ended without success");
+                    if self.request.action == cfn_protocol::Action::Create {
+                        if let Err(fault) = self
+                            .records()
+                            .delete(&held.id, self.budget.persist_deadline())
+                            .await
+                        {
+                            // The run is over; only its record is left to remove. A
+                            // retriable code would have CloudFormation start over: come
+                            // back instead, and remove it then.
+                            tracing::warn!(id = %held.id, error = %fault, "could not delete the record of a failed create; trying again");
+                            return Ok(self.in_progress(&held, Stage::Run, 1.0));
+                        }
+                    }
+                    // The model (with its Id) goes along: CloudFormation knows what failed.
+                    Ok(
+                        ProgressEvent::failed(crate::error::ending_code(ending), reason)
+                            .with_model(held.model()),
+                    )
+                }
+                None => Err(TaskRunError::Internal(
+                    "a run ended without an outcome".into(),
+                )),
+            },
         }
-        Err(error) => {
-            let code = error.code();
-            tracing::warn!(error_code = %code, error = %error, "failed");
-            ProgressEvent::failed(code, error.to_string())
-        }
+    }
+
+    /// IN_PROGRESS with the model and a context to carry on from.
+    fn in_progress(&self, held: &Held, stage: Stage, delay: f64) -> ProgressEvent {
+        let give_up_at = match &held.run.stopping {
+            Some(stopping) => stopping.since,
+            None => held.run.deadline,
+        } + STOP_CONFIRM_LIMIT_SECONDS;
+        let context = CallbackContext {
+            id: held.id.clone(),
+            stage,
+            token: held.run.token.clone(),
+            revision: held.stored.unwrap_or_default(),
+            give_up_at,
+            // Only a run whose tasks are followed travels: nothing else needs it.
+            run: (stage == Stage::Run && held.run.phase == Phase::Running)
+                .then(|| held.run.clone()),
+        };
+        let model = (self.request.action != cfn_protocol::Action::Delete).then(|| held.model());
+        ProgressEvent::in_progress(
+            model,
+            context.to_value(),
+            delay.ceil().clamp(1.0, 600.0) as u32,
+        )
     }
 }
 
-/// The desired properties, coerced and validated against the schema.
-pub(crate) fn desired_model(env: &Env<'_>) -> Result<(Value, ResourceModel), TaskRunError> {
-    let properties = crate::schema::prepare(env.request.desired_properties())?;
-    let model = typed(&properties)?;
-    Ok((properties, model))
+/// Whether the record of `record`'s run can be kept once all its tasks have started:
+/// checked before any task starts.
+fn check_fits(record: &RunRecord) -> Result<(), TaskRunError> {
+    let mut sized = record.clone();
+    let prefix = "arn:aws-us-gov:ecs:us-gov-west-1:123456789012:task/";
+    let cluster: String = sized.run.cluster.chars().take(255).collect();
+    for i in 0..sized.run.plan.count {
+        sized.run.tasks.push(&format!("{prefix}{cluster}/{i:032x}"));
+    }
+    sized.run.reason = Some("x".repeat(400));
+    sized
+        .to_parameter_value()
+        .map(|_| ())
+        .map_err(TaskRunError::InvalidRequest)
 }
 
-pub(crate) fn typed(properties: &Value) -> Result<ResourceModel, TaskRunError> {
-    serde_json::from_value(properties.clone())
-        .map_err(|e| TaskRunError::InvalidModel(vec![e.to_string()]))
-}
-
-/// The primary identifier a READ, UPDATE or DELETE names, without validating the rest.
-pub(crate) fn requested_id(env: &Env<'_>) -> Result<String, TaskRunError> {
-    let id_of = |v: &Value| v.get("Id").and_then(Value::as_str).map(str::to_string);
-    id_of(&env.request.desired_properties())
-        .or_else(|| env.request.previous_properties().as_ref().and_then(id_of))
-        .ok_or_else(|| TaskRunError::NotFound("(no Id given)".into()))
+fn put_error(error: crate::store::PutError) -> TaskRunError {
+    match error {
+        crate::store::PutError::TooLarge(why) => TaskRunError::InvalidRequest(why),
+        crate::store::PutError::Store(fault) => TaskRunError::Aws(fault),
+    }
 }

@@ -1,12 +1,14 @@
 use cfn_protocol::ProgressEvent;
 
-use super::{requested_id, Env};
+use super::Env;
+use crate::clock::Clock;
+use crate::ecs::Ecs;
 use crate::error::TaskRunError;
+use crate::store::ParameterStore;
 
-pub async fn handle(env: &Env<'_>) -> Result<ProgressEvent, TaskRunError> {
-    let id = requested_id(env)?;
-    match env.store.get(&id).await? {
-        Some(record) => Ok(ProgressEvent::success(record.model())),
-        None => Err(TaskRunError::NotFound(id)),
+impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
+    pub async fn read(&self) -> Result<ProgressEvent, TaskRunError> {
+        let id = self.requested_id()?;
+        Ok(ProgressEvent::success(self.load(&id).await?.model()))
     }
 }

@@ -1,119 +1,166 @@
 use cfn_protocol::ProgressEvent;
 use serde_json::Value;
 
-use super::{desired_model, requested_id, run, typed, Env};
+use super::Env;
+use crate::clock::Clock;
+use crate::context::Stage;
+use crate::ecs::Ecs;
+use crate::engine::{Held, Outcome};
 use crate::error::TaskRunError;
+use crate::machine::Event;
 use crate::model::ResourceModel;
-use crate::model::UpdateCriterion;
-use crate::record::{without_read_only, RunRecord, RunStatus};
-use crate::update_criteria::{changed_keys, snapshot, triggers_changed, EnvSnapshot};
+use crate::record::{without_read_only, PendingUpdate, RunRecord};
+use crate::store::ParameterStore;
+use crate::update_policy::{self, Decision, Fingerprint};
 
-enum Decision {
-    Skip(String),
-    Run(String),
-}
-
-pub async fn handle(env: &Env<'_>) -> Result<ProgressEvent, TaskRunError> {
-    let (properties, model) = desired_model(env)?;
-    let id = requested_id(env)?;
-    let Some(mut record) = env.store.get(&id).await? else {
-        return Err(TaskRunError::NotFound(id));
-    };
-    let token = env.operation_token();
-    if record.run.token == token {
-        tracing::info!(id = %id, "redelivered UPDATE: resuming the run it started");
-        return run::report(env, record).await;
-    }
-    let mut previous = env
-        .request
-        .previous_properties()
-        .unwrap_or_else(|| record.properties.clone());
-    // CloudFormation sends the previous properties with string scalars too: read them as
-    // the desired ones are read, or they would not parse and look like an empty model.
-    let schema = crate::schema::schema()?;
-    cfn_protocol::lenient::coerce_to_schema(&mut previous, schema, schema);
-    match decide(env, &record, &previous, &properties, &model).await? {
-        Decision::Skip(why) => {
-            tracing::info!(id = %id, why = %why, "update does not run the tasks");
-            record.properties = without_read_only(&properties);
-            env.store.put(&record).await?;
-            Ok(ProgressEvent::success(record.model()).with_message(why))
-        }
-        Decision::Run(why) => {
-            tracing::info!(id = %id, why = %why, "update runs the tasks");
-            if record.run.status == RunStatus::Running {
-                let reason = format!("Org::ECS::TaskRun {id}: superseded by an update");
-                // Recorded first, so that a new run that fails to start leaves no run
-                // marked RUNNING with stopped tasks.
-                record
-                    .run
-                    .finish(RunStatus::Failed, Some(reason.clone()), &[], env.now);
-                env.store.put(&record).await?;
-                run::stop_tasks(
-                    env,
-                    &run::cluster_of(&record),
-                    &record.run.task_arns(),
-                    &reason,
-                )
+impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
+    pub(super) async fn update_first(&self) -> Result<ProgressEvent, TaskRunError> {
+        let (properties, model) = self.desired()?;
+        let id = self.requested_id()?;
+        let mut record = self.load(&id).await?;
+        let token = self.operation_token();
+        if record.run.token == token {
+            tracing::info!(id = %id, "redelivered UPDATE: resuming the run it started");
+            return self
+                .run_and_answer(Held::from_record(record), Event::Resumed, None)
                 .await;
-            }
-            Ok(run::start(env, &id, &properties, &model, token)
-                .await?
-                .with_message(why))
         }
+        let rollback = self.request.rollback;
+        if !record.run.is_ended() {
+            // A run that is not this update's is still going: it is stopped (and recorded
+            // superseded) before this update decides anything. What the update asks is
+            // kept in the record: its callbacks carry the model without Overrides.
+            record.pending_update = Some(PendingUpdate {
+                token,
+                properties: without_read_only(&properties),
+                rollback,
+            });
+            self.records()
+                .put(&record, self.budget.persist_deadline())
+                .await
+                .map_err(super::put_error)?;
+            tracing::info!(id = %id, "stopping the run still going before this update");
+            let mut held = Held::from_record(record);
+            let reason = format!("superseded by an update of TaskRun {id}");
+            let outcome = self
+                .engine()
+                .drive(&mut held, Event::Abandon { reason })
+                .await?;
+            return self.after_supersede(held, outcome).await;
+        }
+        self.decide_update(record, properties, model, token, rollback)
+            .await
     }
-}
 
-async fn decide(
-    env: &Env<'_>,
-    record: &RunRecord,
-    previous: &Value,
-    desired: &Value,
-    model: &ResourceModel,
-) -> Result<Decision, TaskRunError> {
-    if !model.run_on_update() {
-        return Ok(Decision::Skip("not run: RunOnUpdate is false".into()));
-    }
-    if triggers_changed(previous, desired) {
-        return Ok(Decision::Run("run: Triggers changed".into()));
-    }
-    let criteria = model.update_criteria.clone().unwrap_or_default();
-    if criteria.is_empty() {
-        return Ok(Decision::Run("run: the properties changed".into()));
-    }
-    // Compare with what the last run's tasks saw (kept in the record), not with the
-    // previous properties: an update that did not run changed nothing for the database.
-    let new = snapshot(
-        &run::describe_task_definition(env, &model.task_definition).await?,
-        model,
-    );
-    if let Some(old) = &record.run.criteria_env {
-        return Ok(verdict(&criteria, old, &new));
-    }
-    // Runs recorded without it: the revision the last run used, and the previous overrides.
-    let previous_model = typed(previous).unwrap_or_default();
-    let old_reference = record
-        .run
-        .task_definition_arn
-        .clone()
-        .unwrap_or_else(|| previous_model.task_definition.clone());
-    let old = match run::describe_task_definition(env, &old_reference).await {
-        Ok(definition) => snapshot(&definition, &previous_model),
-        Err(e) => {
-            tracing::warn!(error = %e, "previous task definition unreadable; treating it as changed");
-            return Ok(Decision::Run(format!(
-                "run: previous task definition {old_reference} cannot be read"
+    /// A callback of an update that is stopping an earlier run.
+    pub(super) async fn supersede_resume(&self, id: &str) -> Result<ProgressEvent, TaskRunError> {
+        let record = self.load(id).await?;
+        let token = self.operation_token();
+        if record.run.token == token {
+            // The earlier run is over and this update's own run has started.
+            return self
+                .run_and_answer(Held::from_record(record), Event::Resumed, None)
+                .await;
+        }
+        if record
+            .pending_update
+            .as_ref()
+            .is_none_or(|p| p.token != token)
+        {
+            return Err(TaskRunError::Superseded(format!(
+                "TaskRun {id} was changed by another operation since this update began"
             )));
         }
-    };
-    Ok(verdict(&criteria, &old, &new))
-}
+        let mut held = Held::from_record(record);
+        let reason = format!("superseded by an update of TaskRun {id}");
+        let outcome = self
+            .engine()
+            .drive(&mut held, Event::Abandon { reason })
+            .await?;
+        self.after_supersede(held, outcome).await
+    }
 
-fn verdict(criteria: &[UpdateCriterion], old: &EnvSnapshot, new: &EnvSnapshot) -> Decision {
-    let changed = changed_keys(criteria, old, new);
-    if changed.is_empty() {
-        Decision::Skip("not run: no UpdateCriteria environment value changed".into())
-    } else {
-        Decision::Run(format!("run: changed {}", changed.join(", ")))
+    async fn after_supersede(
+        &self,
+        held: Held,
+        outcome: Outcome,
+    ) -> Result<ProgressEvent, TaskRunError> {
+        match outcome {
+            Outcome::Pending { delay } => Ok(self.in_progress(&held, Stage::Supersede, delay)),
+            Outcome::GaveUp => Err(TaskRunError::StopUnconfirmed(format!(
+                "the earlier run of TaskRun {} could not be confirmed stopped; the update did not go ahead",
+                held.id
+            ))),
+            Outcome::Ended => {
+                let mut record = held
+                    .record
+                    .ok_or_else(|| TaskRunError::Internal("the record is not held".into()))?;
+                let pending = record
+                    .pending_update
+                    .clone()
+                    .ok_or_else(|| TaskRunError::Internal("the update's properties are not recorded".into()))?;
+                record.pending_update = None;
+                // Validated when the update began; read them as then.
+                let properties = crate::schema::prepare(pending.properties)?;
+                let model = crate::model::typed(&properties)?;
+                self.decide_update(record, properties, model, pending.token, pending.rollback)
+                    .await
+            }
+        }
+    }
+
+    /// Runs the tasks or not, by the update policy, once no other run is going.
+    async fn decide_update(
+        &self,
+        mut record: RunRecord,
+        properties: Value,
+        model: ResourceModel,
+        token: String,
+        rollback: bool,
+    ) -> Result<ProgressEvent, TaskRunError> {
+        let criteria = model
+            .update_criteria
+            .as_ref()
+            .is_some_and(|c| !c.is_empty());
+        let mut definition = if criteria && model.task_count() > 0 {
+            Some(
+                self.describe_task_definition(&model.task_definition)
+                    .await?,
+            )
+        } else {
+            None
+        };
+        let desired = Fingerprint::of(&properties, &model, definition.as_ref());
+        let decision = update_policy::decide(&model, &desired, record.baseline.as_ref(), rollback);
+        if let Some(baseline) = record.baseline.as_mut() {
+            baseline.adopt_new_criteria(&desired);
+        }
+        record.pending_update = None;
+        record.properties = without_read_only(&properties);
+        match decision {
+            Decision::Skip(why) => {
+                tracing::info!(id = %record.id, why = %why, "update does not run the tasks");
+                self.records()
+                    .put(&record, self.budget.persist_deadline())
+                    .await
+                    .map_err(super::put_error)?;
+                Ok(ProgressEvent::success(record.model()).with_message(why))
+            }
+            Decision::Run(why) => {
+                tracing::info!(id = %record.id, why = %why, "update runs the tasks");
+                if definition.is_none() && model.task_count() > 0 {
+                    definition = Some(
+                        self.describe_task_definition(&model.task_definition)
+                            .await?,
+                    );
+                }
+                let run = self.plan_run(token, &properties, &model, definition.as_ref())?;
+                let mut sized = record.clone();
+                sized.run = run.clone();
+                super::check_fits(&sized)?;
+                self.run_and_answer(Held::new_run(record, run), Event::Resumed, Some(why))
+                    .await
+            }
+        }
     }
 }

@@ -387,7 +387,7 @@ impl Cfn {
         previous: Option<&Value>,
         context: Option<&Value>,
     ) -> Value {
-        taskrun::handle(self.envelope(action, token, properties, previous, context)).await
+        invoke_handler(self.envelope(action, token, properties, previous, context)).await
     }
 
     /// One operation to its end: invoke, then re-invoke with the callbackContext after the
@@ -412,9 +412,16 @@ impl Cfn {
         let started = Instant::now();
         let mut events = Vec::new();
         let mut context: Option<Value> = None;
+        let mut properties = properties.cloned();
         loop {
-            let event = self.envelope(action, token, properties, previous, context.as_ref());
-            let answer = taskrun::handle(event).await;
+            let event = self.envelope(
+                action,
+                token,
+                properties.as_ref(),
+                previous,
+                context.as_ref(),
+            );
+            let answer = invoke_handler(event).await;
             assert_no_nulls(&answer);
             let status = answer["status"].as_str().unwrap_or_default().to_string();
             events.push(answer.clone());
@@ -426,7 +433,13 @@ impl Cfn {
                 .as_f64()
                 .expect("callbackDelaySeconds");
             context = Some(answer["callbackContext"].clone());
-            // Properties may reference the model the handler returned (its Id).
+            // As CloudFormation does: the next invocation gets the model the handler
+            // returned (without the write-only Overrides), not the original properties.
+            if action != "DELETE" {
+                if let Some(model) = answer.get("resourceModel") {
+                    properties = Some(model.clone());
+                }
+            }
             tokio::time::sleep(Duration::from_secs_f64((delay * DELAY_SCALE).max(0.02))).await;
         }
         Operation {
@@ -456,6 +469,17 @@ impl Cfn {
         desired["Id"] = json!(id);
         self.operate("DELETE", Some(&desired), None).await
     }
+}
+
+/// The Lambda timeout these tests give the handler: short, so that an invocation waits
+/// for running tasks about 8 s before it answers IN_PROGRESS (the budget honours the
+/// Lambda deadline as it would in AWS).
+pub const LAMBDA_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// One invocation of the real handler, as the Lambda runtime makes it.
+pub async fn invoke_handler(event: Value) -> Value {
+    let deadline = std::time::SystemTime::now() + LAMBDA_TIMEOUT;
+    taskrun::handle(event.to_string().as_bytes(), Some(deadline)).await
 }
 
 /// `cfn test` rejects explicit nulls: no event may carry one, at any depth.

@@ -29,6 +29,13 @@ fn coerce(value: &mut Value, schema: &Value, root: &Value, depth: usize) {
                 *value = converted;
             }
         }
+        // JSON Schema counts 1.0 as an integer; typed readers do not. An integral
+        // float where the schema wants an integer becomes that integer.
+        Value::Number(number) if number.is_f64() => {
+            if let Some(integer) = integral(number.as_f64(), &declared_types(schema)) {
+                *value = Value::Number(integer.into());
+            }
+        }
         Value::Object(map) => coerce_object(map, schema, root, depth),
         Value::Array(items) => {
             if let Some(item_schema) = schema.get("items") {
@@ -72,6 +79,13 @@ fn declared_types(schema: &Value) -> Vec<&str> {
         Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
         _ => Vec::new(),
     }
+}
+
+fn integral(number: Option<f64>, types: &[&str]) -> Option<i64> {
+    let n = number?;
+    // The bound keeps the cast exact: beyond 2^53 a float no longer names one integer.
+    let exact = n.fract() == 0.0 && n.abs() <= 9_007_199_254_740_992.0;
+    (types.contains(&"integer") && exact).then_some(n as i64)
 }
 
 fn convert_scalar(text: &str, types: &[&str]) -> Option<Value> {
@@ -152,6 +166,10 @@ mod tests {
                 json!({"Override": {"Cpu": 256, "Name": "1", "Items": [{"Weight": 1.5, "On": true}]}}),
             ),
             (json!({"Loop": "5"}), json!({"Loop": "5"})),
+            (json!({"Count": 1.0}), json!({"Count": 1})),
+            (json!({"Count": 1.5}), json!({"Count": 1.5})),
+            (json!({"Count": 1e300}), json!({"Count": 1e300})),
+            (json!({"Ratio": 2.0}), json!({"Ratio": 2.0})),
         ];
         let root = schema();
         for (input, want) in cases {

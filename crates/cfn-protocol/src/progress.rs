@@ -11,6 +11,29 @@ pub enum OperationStatus {
     Failed,
 }
 
+/// The longest message an event carries. CloudFormation shows a handler's message as the
+/// stack event's status reason; longer text is of no use there and, at worst (a message
+/// built from 100,000 invalid list items), would not even fit Lambda's 6 MB response.
+pub const MAX_MESSAGE_CHARS: usize = 4000;
+
+/// Cuts `message` to at most `max` characters, ending with how many were left out.
+pub fn cap_message(message: &mut String, max: usize) {
+    let total = message.chars().count();
+    if total <= max {
+        return;
+    }
+    // Room for the suffix, so that the result itself stays within `max`.
+    let suffix_room = 40.min(max);
+    let keep = max - suffix_room;
+    let cut = message
+        .char_indices()
+        .nth(keep)
+        .map(|(i, _)| i)
+        .unwrap_or(message.len());
+    message.truncate(cut);
+    message.push_str(&format!(" … ({} more characters)", total - keep));
+}
+
 /// What a handler answers. Absent fields are left out of the JSON entirely:
 /// `cfn test` rejects an explicit `null` where it expects a value.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -97,6 +120,15 @@ impl ProgressEvent {
         self
     }
 
+    /// The event with its message cut to what a stack event shows: the first
+    /// [`MAX_MESSAGE_CHARS`] characters, then how many more there were.
+    pub fn capped(mut self) -> Self {
+        if let Some(message) = self.message.as_mut() {
+            cap_message(message, MAX_MESSAGE_CHARS);
+        }
+        self
+    }
+
     pub fn to_value(&self) -> Value {
         // Serialising this struct cannot fail: every field is a plain JSON value.
         serde_json::to_value(self).unwrap_or_else(|e| {
@@ -106,5 +138,24 @@ impl ProgressEvent {
                 "message": format!("could not encode the progress event: {e}"),
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_capped_on_character_boundaries() {
+        let mut short = "é".repeat(10);
+        cap_message(&mut short, 20);
+        assert_eq!(short, "é".repeat(10));
+        let mut long = "é".repeat(10_000);
+        cap_message(&mut long, 100);
+        assert!(long.chars().count() <= 100, "{}", long.chars().count());
+        assert!(long.ends_with("(9940 more characters)"), "{long}");
+        let event =
+            ProgressEvent::failed(HandlerErrorCode::InvalidRequest, "x".repeat(7_000_000)).capped();
+        assert!(event.message.unwrap().len() <= MAX_MESSAGE_CHARS);
     }
 }

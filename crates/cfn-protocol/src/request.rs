@@ -1,7 +1,12 @@
-use std::collections::BTreeMap;
+//! The request envelope CloudFormation (or `cfn test`) sends, read field by field so
+//! that a field of the wrong shape is named by its path and its JSON type, never by its
+//! value: the envelope carries credentials, and a malformed one must not echo them into
+//! a stack event or a log line.
 
-use serde::{Deserialize, Deserializer};
-use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use serde_json::{Map, Value};
 
 /// The five handler operations of a resource type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,25 +43,46 @@ impl Action {
     }
 }
 
-/// Why an event could not be read as a handler request.
+/// Why an event could not be read as a handler request. No variant holds a value taken
+/// from the event: only paths, JSON type names and positions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError {
+    /// Not JSON at all; serde_json's own description (position, not content).
+    NotJson(String),
+    /// Nested deeper than the JSON reader allows (128 levels).
+    TooDeep,
+    /// A number literal too large for a 64-bit float.
+    NumberOutOfRange,
     NotAnObject,
-    Malformed(String),
+    /// A field of the wrong JSON type.
+    Malformed {
+        path: String,
+        expected: &'static str,
+        found: &'static str,
+    },
     MissingAction,
-    UnknownAction(String),
+    UnknownAction,
 }
 
 impl std::fmt::Display for DecodeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Self::NotJson(why) => write!(f, "the request is not valid JSON: {why}"),
+            Self::TooDeep => f.write_str("the request nests deeper than 128 levels"),
+            Self::NumberOutOfRange => f.write_str("the request holds a number too large to read"),
             Self::NotAnObject => f.write_str("the request is not a JSON object"),
-            Self::Malformed(why) => write!(f, "the request envelope is malformed: {why}"),
-            Self::MissingAction => f.write_str("the request has no action"),
-            Self::UnknownAction(action) => write!(
+            Self::Malformed {
+                path,
+                expected,
+                found,
+            } => write!(
                 f,
-                "unknown action {action:?}: expected CREATE, READ, UPDATE, DELETE or LIST"
+                "the request envelope is malformed: {path}: expected {expected}, found {found}"
             ),
+            Self::MissingAction => f.write_str("the request has no action"),
+            Self::UnknownAction => {
+                f.write_str("unknown action: expected CREATE, READ, UPDATE, DELETE or LIST")
+            }
         }
     }
 }
@@ -64,14 +90,10 @@ impl std::fmt::Display for DecodeError {
 impl std::error::Error for DecodeError {}
 
 /// Temporary credentials CloudFormation passes for calls made on the caller's behalf.
-#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Credentials {
-    #[serde(deserialize_with = "lenient_string")]
     pub access_key_id: Option<String>,
-    #[serde(deserialize_with = "lenient_string")]
     pub secret_access_key: Option<String>,
-    #[serde(deserialize_with = "lenient_string")]
     pub session_token: Option<String>,
 }
 
@@ -82,50 +104,90 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// Credentials fit to sign requests with.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UsableCredentials<'a> {
+    pub access_key_id: &'a str,
+    pub secret_access_key: &'a str,
+    pub session_token: Option<&'a str>,
+}
+
+impl std::fmt::Debug for UsableCredentials<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UsableCredentials(**redacted**)")
+    }
+}
+
+/// What is wrong with a set of credentials (never what they hold).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialsProblem {
+    Missing,
+    MissingField(&'static str),
+    /// A character that cannot go into an HTTP header (a control character, say): the
+    /// SDK's request signing would reject it, or worse, panic.
+    BadCharacter(&'static str),
+}
+
+impl std::fmt::Display for CredentialsProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Missing => f.write_str("no credentials were given"),
+            Self::MissingField(field) => write!(f, "the credentials have no {field}"),
+            Self::BadCharacter(field) => {
+                write!(
+                    f,
+                    "the credentials' {field} holds a character that is not printable ASCII"
+                )
+            }
+        }
+    }
+}
+
+impl Credentials {
+    /// The credentials, if every part is present and made of printable ASCII.
+    pub fn usable(&self) -> Result<UsableCredentials<'_>, CredentialsProblem> {
+        fn field<'a>(
+            value: &'a Option<String>,
+            name: &'static str,
+        ) -> Result<&'a str, CredentialsProblem> {
+            let text = value
+                .as_deref()
+                .filter(|v| !v.is_empty())
+                .ok_or(CredentialsProblem::MissingField(name))?;
+            printable(text, name)
+        }
+        fn printable<'a>(text: &'a str, name: &'static str) -> Result<&'a str, CredentialsProblem> {
+            if text.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+                Ok(text)
+            } else {
+                Err(CredentialsProblem::BadCharacter(name))
+            }
+        }
+        Ok(UsableCredentials {
+            access_key_id: field(&self.access_key_id, "accessKeyId")?,
+            secret_access_key: field(&self.secret_access_key, "secretAccessKey")?,
+            session_token: match self.session_token.as_deref().filter(|t| !t.is_empty()) {
+                Some(token) => Some(printable(token, "sessionToken")?),
+                None => None,
+            },
+        })
+    }
+}
+
 /// `requestData` of the envelope. Every field is optional: `cfn test` sends few of them.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Debug, Clone, Default)]
 pub struct RequestData {
     pub caller_credentials: Option<Credentials>,
     pub provider_credentials: Option<Credentials>,
-    #[serde(deserialize_with = "lenient_string")]
     pub provider_log_group_name: Option<String>,
-    #[serde(deserialize_with = "lenient_string")]
     pub logical_resource_id: Option<String>,
     pub resource_properties: Option<Value>,
     pub previous_resource_properties: Option<Value>,
     pub type_configuration: Option<Value>,
-    #[serde(deserialize_with = "lenient_tags")]
     pub system_tags: Option<BTreeMap<String, String>>,
-    #[serde(deserialize_with = "lenient_tags")]
     pub previous_system_tags: Option<BTreeMap<String, String>>,
-    #[serde(deserialize_with = "lenient_tags")]
     pub stack_tags: Option<BTreeMap<String, String>>,
-    #[serde(deserialize_with = "lenient_tags")]
     pub previous_stack_tags: Option<BTreeMap<String, String>>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-struct Envelope {
-    #[serde(deserialize_with = "lenient_string")]
-    action: Option<String>,
-    #[serde(deserialize_with = "lenient_string")]
-    aws_account_id: Option<String>,
-    #[serde(deserialize_with = "lenient_string")]
-    bearer_token: Option<String>,
-    #[serde(deserialize_with = "lenient_string")]
-    region: Option<String>,
-    #[serde(deserialize_with = "lenient_string")]
-    resource_type: Option<String>,
-    #[serde(deserialize_with = "lenient_string")]
-    resource_type_version: Option<String>,
-    #[serde(deserialize_with = "lenient_string")]
-    stack_id: Option<String>,
-    callback_context: Option<Value>,
-    #[serde(deserialize_with = "lenient_string")]
-    next_token: Option<String>,
-    request_data: Option<RequestData>,
 }
 
 /// A decoded handler request: the envelope with its action known.
@@ -142,97 +204,215 @@ pub struct HandlerRequest {
     /// `None` on the first invocation of an operation; an empty object counts as none.
     pub callback_context: Option<Value>,
     pub next_token: Option<String>,
+    /// Whether CloudFormation sends this request while rolling a stack back.
+    pub rollback: bool,
     pub request_data: RequestData,
+    /// When the invocation must have answered (the Lambda context's deadline); not part
+    /// of the envelope.
+    pub deadline: Option<SystemTime>,
+}
+
+type Fields<'a> = &'a Map<String, Value>;
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn malformed(path: String, expected: &'static str, found: &Value) -> DecodeError {
+    DecodeError::Malformed {
+        path,
+        expected,
+        found: type_name(found),
+    }
+}
+
+/// A string that CloudFormation may also send as a number or a boolean.
+fn string(fields: Fields<'_>, base: &str, key: &str) -> Result<Option<String>, DecodeError> {
+    match fields.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+        Some(other) => Err(malformed(format!("{base}/{key}"), "a string", other)),
+    }
+}
+
+fn boolean(fields: Fields<'_>, base: &str, key: &str) -> Result<bool, DecodeError> {
+    match fields.get(key) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("true") => Ok(true),
+        Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("false") => Ok(false),
+        Some(other) => Err(malformed(format!("{base}/{key}"), "a boolean", other)),
+    }
+}
+
+fn object<'a>(
+    fields: Fields<'a>,
+    base: &str,
+    key: &str,
+) -> Result<Option<Fields<'a>>, DecodeError> {
+    match fields.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(map)) => Ok(Some(map)),
+        Some(other) => Err(malformed(format!("{base}/{key}"), "an object", other)),
+    }
+}
+
+/// Resource properties: an object, or absent.
+fn properties(fields: Fields<'_>, base: &str, key: &str) -> Result<Option<Value>, DecodeError> {
+    Ok(object(fields, base, key)?.map(|map| Value::Object(map.clone())))
+}
+
+fn credentials(
+    fields: Fields<'_>,
+    base: &str,
+    key: &str,
+) -> Result<Option<Credentials>, DecodeError> {
+    let Some(map) = object(fields, base, key)? else {
+        return Ok(None);
+    };
+    let path = format!("{base}/{key}");
+    Ok(Some(Credentials {
+        access_key_id: string(map, &path, "accessKeyId")?,
+        secret_access_key: string(map, &path, "secretAccessKey")?,
+        session_token: string(map, &path, "sessionToken")?,
+    }))
+}
+
+/// Tags as a map of strings; scalar values of other types are turned into strings.
+fn tags(
+    fields: Fields<'_>,
+    base: &str,
+    key: &str,
+) -> Result<Option<BTreeMap<String, String>>, DecodeError> {
+    let Some(map) = object(fields, base, key)? else {
+        return Ok(None);
+    };
+    let mut tags = BTreeMap::new();
+    for (name, value) in map {
+        let text = match value {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            Value::Null => String::new(),
+            other => {
+                return Err(malformed(
+                    format!("{base}/{key}/{}", escape_pointer(name)),
+                    "a string",
+                    other,
+                ))
+            }
+        };
+        tags.insert(name.clone(), text);
+    }
+    Ok(Some(tags))
+}
+
+/// A JSON pointer token (RFC 6901), so a key with `/` in it cannot fake a path.
+fn escape_pointer(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+impl RequestData {
+    fn decode(fields: Fields<'_>) -> Result<Self, DecodeError> {
+        let base = "/requestData";
+        Ok(Self {
+            caller_credentials: credentials(fields, base, "callerCredentials")?,
+            provider_credentials: credentials(fields, base, "providerCredentials")?,
+            provider_log_group_name: string(fields, base, "providerLogGroupName")?,
+            logical_resource_id: string(fields, base, "logicalResourceId")?,
+            resource_properties: properties(fields, base, "resourceProperties")?,
+            previous_resource_properties: properties(fields, base, "previousResourceProperties")?,
+            type_configuration: properties(fields, base, "typeConfiguration")?,
+            system_tags: tags(fields, base, "systemTags")?,
+            previous_system_tags: tags(fields, base, "previousSystemTags")?,
+            stack_tags: tags(fields, base, "stackTags")?,
+            previous_stack_tags: tags(fields, base, "previousStackTags")?,
+        })
+    }
+}
+
+/// Reads raw event bytes as JSON. Rejections say what kind of problem it is and where,
+/// never what the bytes hold.
+pub fn parse_json(bytes: &[u8]) -> Result<Value, DecodeError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        let text = e.to_string();
+        if text.starts_with("recursion limit exceeded") {
+            DecodeError::TooDeep
+        } else if text.starts_with("number out of range") {
+            DecodeError::NumberOutOfRange
+        } else {
+            // serde_json's syntax messages name a position and the kind of token expected,
+            // never the content (the event is parsed into an untyped value).
+            DecodeError::NotJson(text)
+        }
+    })
 }
 
 impl HandlerRequest {
-    pub fn decode(event: Value) -> Result<Self, DecodeError> {
-        if !event.is_object() {
+    /// Decodes raw event bytes (what the Lambda runtime received).
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, DecodeError> {
+        Self::decode(&parse_json(bytes)?)
+    }
+
+    pub fn decode(event: &Value) -> Result<Self, DecodeError> {
+        let Value::Object(fields) = event else {
             return Err(DecodeError::NotAnObject);
-        }
-        let envelope: Envelope =
-            serde_json::from_value(event).map_err(|e| DecodeError::Malformed(e.to_string()))?;
-        let action_text = envelope.action.ok_or(DecodeError::MissingAction)?;
-        let action =
-            Action::parse(&action_text).ok_or(DecodeError::UnknownAction(action_text.clone()))?;
-        let callback_context = envelope.callback_context.filter(|c| match c {
+        };
+        let action_text = string(fields, "", "action")?.ok_or(DecodeError::MissingAction)?;
+        let action = Action::parse(&action_text).ok_or(DecodeError::UnknownAction)?;
+        let callback_context = fields.get("callbackContext").cloned().filter(|c| match c {
             Value::Null => false,
             Value::Object(map) => !map.is_empty(),
             _ => true,
         });
+        let request_data = match object(fields, "", "requestData")? {
+            Some(data) => RequestData::decode(data)?,
+            None => RequestData::default(),
+        };
         Ok(Self {
             action,
-            aws_account_id: envelope.aws_account_id,
-            bearer_token: envelope.bearer_token,
-            region: envelope.region,
-            resource_type: envelope.resource_type,
-            resource_type_version: envelope.resource_type_version,
-            stack_id: envelope.stack_id,
+            aws_account_id: string(fields, "", "awsAccountId")?,
+            bearer_token: string(fields, "", "bearerToken")?,
+            region: string(fields, "", "region")?,
+            resource_type: string(fields, "", "resourceType")?,
+            resource_type_version: string(fields, "", "resourceTypeVersion")?,
+            stack_id: string(fields, "", "stackId")?,
             callback_context,
-            next_token: envelope.next_token.filter(|t| !t.is_empty()),
-            request_data: envelope.request_data.unwrap_or_default(),
+            next_token: string(fields, "", "nextToken")?.filter(|t| !t.is_empty()),
+            rollback: boolean(fields, "", "rollback")?,
+            request_data,
+            deadline: None,
         })
     }
 
     /// The desired properties, or an empty object when none were sent.
     pub fn desired_properties(&self) -> Value {
-        object_or_empty(self.request_data.resource_properties.as_ref())
+        self.request_data
+            .resource_properties
+            .clone()
+            .unwrap_or_else(|| Value::Object(Map::new()))
     }
 
     pub fn previous_properties(&self) -> Option<Value> {
+        self.request_data.previous_resource_properties.clone()
+    }
+
+    /// The caller's credentials, fit for signing, or why not.
+    pub fn caller_credentials(&self) -> Result<UsableCredentials<'_>, CredentialsProblem> {
         self.request_data
-            .previous_resource_properties
+            .caller_credentials
             .as_ref()
-            .filter(|v| v.is_object())
-            .cloned()
-    }
-}
-
-fn object_or_empty(value: Option<&Value>) -> Value {
-    match value {
-        Some(v @ Value::Object(_)) => v.clone(),
-        _ => Value::Object(Default::default()),
-    }
-}
-
-/// A string that CloudFormation may also send as a number or a boolean.
-fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match Option::<Value>::deserialize(d)? {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        Some(Value::Bool(b)) => Some(b.to_string()),
-        Some(other) => {
-            return Err(serde::de::Error::custom(format!(
-                "expected a string, found {other}"
-            )))
-        }
-    })
-}
-
-/// Tags as a map of strings; scalar values of other types are turned into strings.
-fn lenient_tags<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<BTreeMap<String, String>>, D::Error> {
-    let Some(value) = Option::<Value>::deserialize(d)? else {
-        return Ok(None);
-    };
-    match value {
-        Value::Null => Ok(None),
-        Value::Object(map) => Ok(Some(
-            map.into_iter()
-                .map(|(k, v)| {
-                    let v = match v {
-                        Value::String(s) => s,
-                        other => other.to_string(),
-                    };
-                    (k, v)
-                })
-                .collect(),
-        )),
-        other => Err(serde::de::Error::custom(format!(
-            "expected a map of tags, found {other}"
-        ))),
+            .ok_or(CredentialsProblem::Missing)?
+            .usable()
     }
 }
 
@@ -254,7 +434,7 @@ mod tests {
                 event: json!({
                     "action": "CREATE", "awsAccountId": "123456789012", "bearerToken": "tok",
                     "region": "eu-west-1", "resourceType": "Org::ECS::TaskRun", "stackId": "arn:stack",
-                    "callbackContext": null,
+                    "callbackContext": null, "rollback": false,
                     "requestData": {
                         "callerCredentials": {"accessKeyId": "a", "secretAccessKey": "b", "sessionToken": "c"},
                         "logicalResourceId": "Migrate", "resourceProperties": {"Count": "2"},
@@ -291,38 +471,91 @@ mod tests {
             Case {
                 name: "unknown action",
                 event: json!({"action": "EXPLODE"}),
-                want: Err(DecodeError::UnknownAction("EXPLODE".into())),
+                want: Err(DecodeError::UnknownAction),
+            },
+            Case {
+                name: "requestData not an object",
+                event: json!({"action": "CREATE", "requestData": "nope"}),
+                want: Err(DecodeError::Malformed {
+                    path: "/requestData".into(),
+                    expected: "an object",
+                    found: "a string",
+                }),
+            },
+            Case {
+                name: "a session token sent as a list",
+                event: json!({"action": "CREATE", "requestData": {"callerCredentials": {"sessionToken": ["SECRET"]}}}),
+                want: Err(DecodeError::Malformed {
+                    path: "/requestData/callerCredentials/sessionToken".into(),
+                    expected: "a string",
+                    found: "a list",
+                }),
+            },
+            Case {
+                name: "properties as a list",
+                event: json!({"action": "CREATE", "requestData": {"resourceProperties": [1]}}),
+                want: Err(DecodeError::Malformed {
+                    path: "/requestData/resourceProperties".into(),
+                    expected: "an object",
+                    found: "a list",
+                }),
+            },
+            Case {
+                name: "a tag key with a slash is escaped in the path",
+                event: json!({"action": "CREATE", "requestData": {"stackTags": {"a/b": {}}}}),
+                want: Err(DecodeError::Malformed {
+                    path: "/requestData/stackTags/a~1b".into(),
+                    expected: "a string",
+                    found: "an object",
+                }),
+            },
+            Case {
+                name: "rollback as a string",
+                event: json!({"action": "UPDATE", "rollback": "TRUE"}),
+                want: Ok(Action::Update),
             },
         ];
         for case in cases {
-            let got = HandlerRequest::decode(case.event).map(|r| r.action);
+            let got = HandlerRequest::decode(&case.event).map(|r| r.action);
             assert_eq!(got, case.want, "{}", case.name);
         }
     }
 
     #[test]
-    fn malformed_fields_are_errors_not_panics() {
+    fn messages_never_hold_values() {
         for event in [
-            json!({"action": "CREATE", "requestData": "nope"}),
-            json!({"action": "CREATE", "region": {"x": 1}}),
-            json!({"action": "CREATE", "requestData": {"callerCredentials": 5}}),
-            json!({"action": ["CREATE"]}),
+            json!({"action": "CREATE", "region": {"SECRET": 1}}),
+            json!({"action": "CREATE", "requestData": {"callerCredentials": {"accessKeyId": {"SECRET": 1}}}}),
+            json!({"action": "SECRET"}),
+            json!({"action": ["SECRET"]}),
         ] {
-            assert!(
-                matches!(
-                    HandlerRequest::decode(event.clone()),
-                    Err(DecodeError::Malformed(_))
-                ),
-                "{event}"
-            );
+            let message = HandlerRequest::decode(&event).unwrap_err().to_string();
+            assert!(!message.contains("SECRET"), "{message}");
         }
     }
 
     #[test]
+    fn raw_bytes_problems_are_named() {
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert_eq!(
+            HandlerRequest::from_slice(deep.as_bytes()).unwrap_err(),
+            DecodeError::TooDeep
+        );
+        let big = format!("{{\"action\": \"CREATE\", \"x\": 1{}}}", "0".repeat(400));
+        assert_eq!(
+            HandlerRequest::from_slice(big.as_bytes()).unwrap_err(),
+            DecodeError::NumberOutOfRange
+        );
+        let broken = HandlerRequest::from_slice(b"{\"action\": \"SECRET").unwrap_err();
+        assert!(matches!(broken, DecodeError::NotJson(_)));
+        assert!(!broken.to_string().contains("SECRET"), "{broken}");
+    }
+
+    #[test]
     fn keeps_what_handlers_need() {
-        let request = HandlerRequest::decode(json!({
+        let request = HandlerRequest::decode(&json!({
             "action": "UPDATE", "bearerToken": 42, "callbackContext": {},
-            "nextToken": "",
+            "nextToken": "", "rollback": true,
             "requestData": {
                 "stackTags": {"team": 7, "env": "prod"},
                 "resourceProperties": {"Cluster": "c"},
@@ -336,16 +569,50 @@ mod tests {
             request.callback_context, None,
             "an empty context is no context"
         );
+        assert!(request.rollback);
         assert_eq!(request.next_token, None);
         assert_eq!(request.desired_properties(), json!({"Cluster": "c"}));
         assert_eq!(request.previous_properties(), Some(json!({"Cluster": "b"})));
         let tags = request.request_data.stack_tags.clone().unwrap();
         assert_eq!(tags.get("team").map(String::as_str), Some("7"));
-        let creds = request.request_data.caller_credentials.clone().unwrap();
+        let creds = request.caller_credentials().unwrap();
         assert_eq!(creds.session_token, None);
         assert!(
             !format!("{request:?}").contains("AKIA"),
             "credentials leak into Debug"
+        );
+    }
+
+    #[test]
+    fn credentials_are_checked_before_use() {
+        let creds = |k: &str, s: &str, t: Option<&str>| Credentials {
+            access_key_id: Some(k.into()),
+            secret_access_key: Some(s.into()),
+            session_token: t.map(Into::into),
+        };
+        assert!(creds("AKIA", "secret", Some("tok")).usable().is_ok());
+        assert_eq!(
+            creds("AK\0IA", "s", None).usable().unwrap_err(),
+            CredentialsProblem::BadCharacter("accessKeyId")
+        );
+        assert_eq!(
+            creds("AKIA", "s", Some("t\r\nX-Evil: 1"))
+                .usable()
+                .unwrap_err(),
+            CredentialsProblem::BadCharacter("sessionToken")
+        );
+        assert_eq!(
+            creds("AKIA", "sé", None).usable().unwrap_err(),
+            CredentialsProblem::BadCharacter("secretAccessKey")
+        );
+        assert_eq!(
+            creds("", "s", None).usable().unwrap_err(),
+            CredentialsProblem::MissingField("accessKeyId")
+        );
+        let request = HandlerRequest::decode(&json!({"action": "READ"})).unwrap();
+        assert_eq!(
+            request.caller_credentials().unwrap_err(),
+            CredentialsProblem::Missing
         );
     }
 }

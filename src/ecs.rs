@@ -1,0 +1,184 @@
+//! The ECS gateway: every ECS call the engine makes, as plain data in and out. The SDK
+//! implementation lives in `ecs_sdk.rs`; an in-memory ECS for tests in `sim.rs`.
+//!
+//! Every call takes the moment (epoch seconds, by the engine's clock) by which it must
+//! have returned, so that no invocation makes a call it cannot finish in its budget.
+
+use std::future::Future;
+
+use crate::model::ResourceModel;
+use crate::outcome::TaskState;
+
+/// What an AWS error means for the caller, read from its error code and HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum FaultKind {
+    Throttled,
+    AccessDenied,
+    BadCredentials,
+    BadRequest,
+    ClusterNotFound,
+    NotFound,
+    LimitExceeded,
+    ServerSide,
+    Network,
+    Other,
+}
+
+impl FaultKind {
+    /// A passing condition: the same call may well succeed later.
+    pub fn is_transient(self) -> bool {
+        matches!(self, Self::Throttled | Self::ServerSide | Self::Network)
+    }
+}
+
+/// A failed call: what kind of failure, whether the service may have carried the call out
+/// before failing (a 5xx or a timeout after the request left), and a readable message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    pub operation: &'static str,
+    pub kind: FaultKind,
+    pub may_have_acted: bool,
+    pub message: String,
+}
+
+impl Fault {
+    pub fn new(operation: &'static str, kind: FaultKind, message: impl Into<String>) -> Self {
+        Self {
+            operation,
+            kind,
+            // Only a throttling answer or a refused request say for sure that nothing
+            // happened; a server error or a timeout may come after the work was done.
+            may_have_acted: matches!(kind, FaultKind::ServerSide | FaultKind::Network),
+            message: message.into(),
+        }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        self.kind.is_transient()
+    }
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} failed: {}", self.operation, self.message)
+    }
+}
+
+/// One container of a task definition, as far as a run cares.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerInfo {
+    pub name: String,
+    pub essential: bool,
+    pub environment: Vec<(String, String)>,
+    /// The `awslogs` configuration: group, stream prefix, region.
+    pub awslogs: Option<AwsLogs>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AwsLogs {
+    pub group: String,
+    pub stream_prefix: Option<String>,
+    pub region: Option<String>,
+}
+
+/// A task definition revision, resolved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskDefinitionInfo {
+    pub arn: String,
+    pub containers: Vec<ContainerInfo>,
+}
+
+/// Everything RunTask or StartTask needs to start the tasks of one run.
+#[derive(Debug, Clone, Default)]
+pub struct LaunchSpec {
+    /// The user's properties (launch settings, overrides, placement ...).
+    pub model: ResourceModel,
+    pub cluster: String,
+    /// The resolved task definition revision.
+    pub task_definition: String,
+    /// The TaskRun's Id: `aws ecs list-tasks --started-by <Id>` finds its tasks.
+    pub started_by: String,
+    pub tags: Vec<(String, String)>,
+}
+
+/// What RunTask or StartTask answered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Launched {
+    pub task_arns: Vec<String>,
+    /// One readable line per task that could not be placed (`failures[]`).
+    pub not_placed: Vec<String>,
+}
+
+/// What DescribeTasks answered for a batch of ARNs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Described {
+    pub tasks: Vec<TaskState>,
+    /// ARNs ECS does not know (never seen, or forgotten about an hour after they stopped).
+    pub missing: Vec<String>,
+}
+
+/// The tag that marks the tasks of one StartTask attempt: StartTask has no idempotency
+/// token, so this is how an attempt whose answer was lost finds what it started.
+pub const ATTEMPT_TAG: &str = "org-ecs-taskrun:attempt";
+
+/// The ECS calls of a run.
+pub trait Ecs: Sync {
+    fn describe_task_definition(
+        &self,
+        reference: &str,
+        by: f64,
+    ) -> impl Future<Output = Result<TaskDefinitionInfo, Fault>> + Send;
+
+    /// RunTask for `count` tasks (at most 10) with an idempotency token.
+    fn run_task(
+        &self,
+        spec: &LaunchSpec,
+        count: u32,
+        client_token: &str,
+        by: f64,
+    ) -> impl Future<Output = Result<Launched, Fault>> + Send;
+
+    /// StartTask on these container instances, the tasks tagged with `attempt`.
+    /// Never retried by the gateway: a retry could start the tasks twice.
+    fn start_task(
+        &self,
+        spec: &LaunchSpec,
+        instances: &[String],
+        attempt: &str,
+        by: f64,
+    ) -> impl Future<Output = Result<Launched, Fault>> + Send;
+
+    /// The tasks (running or stopped) started by `started_by`; with `attempt`, only those
+    /// the StartTask attempt with that tag started.
+    fn find_started(
+        &self,
+        cluster: &str,
+        started_by: &str,
+        attempt: Option<&str>,
+        by: f64,
+    ) -> impl Future<Output = Result<Vec<String>, Fault>> + Send;
+
+    /// DescribeTasks for at most 100 ARNs.
+    fn describe_tasks(
+        &self,
+        cluster: &str,
+        arns: &[String],
+        by: f64,
+    ) -> impl Future<Output = Result<Described, Fault>> + Send;
+
+    fn stop_task(
+        &self,
+        cluster: &str,
+        arn: &str,
+        reason: &str,
+        by: f64,
+    ) -> impl Future<Output = Result<(), Fault>> + Send;
+
+    /// The tasks started by `started_by` that ECS still wants running.
+    fn list_running(
+        &self,
+        cluster: &str,
+        started_by: &str,
+        by: f64,
+    ) -> impl Future<Output = Result<Vec<String>, Fault>> + Send;
+}

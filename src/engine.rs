@@ -1,0 +1,422 @@
+//! The engine: the I/O of one invocation around the state machine. It observes (ECS),
+//! steps the run ([`machine::step`]), writes the record whenever the run changed (before
+//! acting on the change), acts (RunTask, StartTask, StopTask, ListTasks), and stops when
+//! the run ended, when it must wait longer than the invocation may, or when the
+//! invocation's time budget is spent.
+
+use std::collections::BTreeMap;
+
+use futures_util::future::join_all;
+use futures_util::stream::{self, StreamExt};
+use serde_json::Value;
+
+use crate::budget::Budget;
+use crate::clock::Clock;
+use crate::ecs::{Described, Ecs, Fault, LaunchSpec, ATTEMPT_TAG};
+use crate::error::TaskRunError;
+use crate::ids;
+use crate::machine::{self, Event, LaunchMode, Next, Run, Step, STOP_CONFIRM_LIMIT_SECONDS};
+use crate::model::ResourceModel;
+use crate::outcome::task_id;
+use crate::record::{self, RunRecord};
+use crate::store::{ParameterStore, PutError, Records, Stored};
+
+/// DescribeTasks takes at most this many ARNs.
+pub const DESCRIBE_BATCH: usize = 100;
+/// StopTask calls in flight at once.
+pub const STOP_CONCURRENCY: usize = 10;
+/// ECS's limit for a stop reason.
+const STOP_REASON_MAX: usize = 255;
+
+/// A run as one invocation holds it.
+#[derive(Debug, Clone)]
+pub struct Held {
+    pub id: String,
+    pub run: Run,
+    /// The record, once read or written by this invocation.
+    pub record: Option<RunRecord>,
+    /// The run's revision in the store, `None` while it was never written.
+    pub stored: Option<u32>,
+    /// The properties the model is made of (the record's, or the request's).
+    pub properties: Value,
+}
+
+impl Held {
+    /// A run the store already has.
+    pub fn from_record(record: RunRecord) -> Self {
+        Self {
+            id: record.id.clone(),
+            run: record.run.clone(),
+            stored: Some(record.run.revision),
+            properties: record.properties.clone(),
+            record: Some(record),
+        }
+    }
+
+    /// A new run of a record not yet written (or to be overwritten).
+    pub fn new_run(mut record: RunRecord, run: Run) -> Self {
+        record.run = run.clone();
+        Self {
+            id: record.id.clone(),
+            run,
+            stored: None,
+            properties: record.properties.clone(),
+            record: Some(record),
+        }
+    }
+
+    /// A run carried by a callback context: no record read yet.
+    pub fn from_context(id: String, run: Run, properties: Value) -> Self {
+        let revision = run.revision;
+        Self {
+            id,
+            run,
+            record: None,
+            stored: Some(revision),
+            properties,
+        }
+    }
+
+    pub fn model(&self) -> Value {
+        record::model(&self.properties, &self.id, &self.run)
+    }
+}
+
+/// How an invocation's drive of a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The run ended (its record says so).
+    Ended,
+    /// Not over: call again after this many seconds.
+    Pending { delay: f64 },
+    /// Its tasks were stopped but not confirmed stopped in time.
+    GaveUp,
+}
+
+pub struct Engine<'a, E, S, C> {
+    pub ecs: &'a E,
+    pub store: &'a S,
+    pub clock: &'a C,
+    pub budget: Budget,
+    /// The stack's tags, applied to the tasks with the TaskRun's own.
+    pub stack_tags: Option<&'a BTreeMap<String, String>>,
+}
+
+enum Persisted {
+    Written,
+    /// The record held a newer revision of the run: this invocation carries on from it.
+    Adopted,
+}
+
+impl<E: Ecs, S: ParameterStore, C: Clock> Engine<'_, E, S, C> {
+    fn records(&self) -> Records<'_, S> {
+        Records { store: self.store }
+    }
+
+    /// Drives the run from `event` until it ends, waits beyond the budget, or the budget
+    /// is spent. `held` is left as the store has it.
+    pub async fn drive(&self, held: &mut Held, event: Event) -> Result<Outcome, TaskRunError> {
+        // Boxed: the loop's future holds every call's; callers stay small.
+        Box::pin(self.drive_inner(held, event)).await
+    }
+
+    async fn drive_inner(
+        &self,
+        held: &mut Held,
+        mut event: Event,
+    ) -> Result<Outcome, TaskRunError> {
+        loop {
+            let now = self.clock.now();
+            let Step { run, next } = machine::step(&held.run, event, now);
+            if run != held.run || held.stored.is_none() {
+                // Record first: nothing is done about a change before the record has it.
+                match self.persist(held, run.clone()).await {
+                    Ok(Persisted::Written) => {}
+                    Ok(Persisted::Adopted) => {
+                        event = Event::Resumed;
+                        continue;
+                    }
+                    Err(error) => return self.persist_failed(held, &run, error).await,
+                }
+            }
+            event = match next {
+                Next::Done => return Ok(Outcome::Ended),
+                Next::GiveUp => return Ok(Outcome::GaveUp),
+                Next::Wait(seconds) => {
+                    if !self.budget.may_wait(now, seconds) {
+                        return Ok(Outcome::Pending { delay: seconds });
+                    }
+                    self.clock.sleep(seconds).await;
+                    Event::Resumed
+                }
+                _ if !self.budget.may_act(now) => return Ok(Outcome::Pending { delay: 1.0 }),
+                Next::Launch(batches) => Event::Launched(self.launch(held, &batches).await?),
+                Next::Find(batch) => Event::Found {
+                    batch,
+                    result: self.find(held, batch).await,
+                },
+                Next::Describe => Event::Described(self.describe(&held.run).await),
+                Next::Stop(arns) => Event::StopsSent(self.stop(held, &arns).await),
+                Next::Sweep => Event::Swept(
+                    self.ecs
+                        .list_running(&held.run.cluster, &held.id, self.budget.call_deadline())
+                        .await,
+                ),
+            };
+        }
+    }
+
+    /// Writes `run` into the record, unless the record moved on without this invocation.
+    async fn persist(&self, held: &mut Held, mut run: Run) -> Result<Persisted, TaskRunError> {
+        let mut record = match held.record.take() {
+            Some(record) => record,
+            None => match self
+                .records()
+                .load(&held.id, self.budget.persist_deadline())
+                .await?
+            {
+                Stored::Record(record) => *record,
+                Stored::Absent => {
+                    return Err(TaskRunError::Superseded(format!(
+                        "TaskRun {} no longer has a record: another operation deleted it",
+                        held.id
+                    )))
+                }
+                Stored::Unreadable(why) => {
+                    return Err(TaskRunError::CorruptRecord {
+                        id: held.id.clone(),
+                        why,
+                    })
+                }
+            },
+        };
+        if held.stored.is_some() && record.run.token != run.token {
+            return Err(TaskRunError::Superseded(format!(
+                "TaskRun {} has started another run since this operation began",
+                held.id
+            )));
+        }
+        if held.stored.is_some() && record.run.revision != held.stored.unwrap_or_default() {
+            tracing::info!(id = %held.id, "the record moved on; carrying on from it");
+            held.run = record.run.clone();
+            held.stored = Some(record.run.revision);
+            held.properties = record.properties.clone();
+            held.record = Some(record);
+            return Ok(Persisted::Adopted);
+        }
+        run.revision = held.stored.map_or(1, |r| r + 1);
+        let previous = record.clone();
+        record.absorb(run);
+        match self
+            .records()
+            .put(&record, self.budget.persist_deadline())
+            .await
+        {
+            Ok(()) => {
+                held.run = record.run.clone();
+                held.stored = Some(record.run.revision);
+                held.properties = record.properties.clone();
+                held.record = Some(record);
+                Ok(Persisted::Written)
+            }
+            Err(e) => {
+                held.record = Some(previous);
+                Err(match e {
+                    PutError::TooLarge(why) => TaskRunError::InvalidRequest(why),
+                    PutError::Store(fault) => TaskRunError::Aws(fault),
+                })
+            }
+        }
+    }
+
+    /// The record could not be written. Nothing was done about the change, so the next
+    /// invocation can take it up again, unless nothing can be recorded at all or for
+    /// too long: then whatever runs is stopped (best effort) rather than left unobserved.
+    /// `unrecorded` is the run as it would have been written: it knows tasks that
+    /// `held` (the run as recorded) may not.
+    async fn persist_failed(
+        &self,
+        held: &Held,
+        unrecorded: &Run,
+        error: TaskRunError,
+    ) -> Result<Outcome, TaskRunError> {
+        let now = self.clock.now();
+        let passing = matches!(&error, TaskRunError::Aws(f) if f.is_transient());
+        let lost = now >= held.run.deadline + STOP_CONFIRM_LIMIT_SECONDS;
+        if matches!(error, TaskRunError::Superseded(_)) {
+            return Err(error);
+        }
+        if held.stored.is_none() || (passing && !lost) {
+            if held.stored.is_some() {
+                tracing::warn!(id = %held.id, error = %error, "could not record the run; trying again at the next callback");
+                return Ok(Outcome::Pending { delay: 1.0 });
+            }
+            // Never recorded: nothing of it started.
+            return Err(error);
+        }
+        let mut arns = held.run.watched_arns();
+        for arn in unrecorded.watched_arns() {
+            if !arns.contains(&arn) {
+                arns.push(arn);
+            }
+        }
+        tracing::error!(id = %held.id, error = %error, tasks = arns.len(), "the run cannot be recorded: stopping its tasks");
+        let reason = format!(
+            "Org::ECS::TaskRun {}: the run could not be recorded",
+            held.id
+        );
+        self.stop_all(&held.run.cluster, &arns, &reason).await;
+        Err(TaskRunError::RunEnded {
+            ending: machine::Ending::Rejected {
+                fault: match &error {
+                    TaskRunError::Aws(f) => f.kind,
+                    _ => crate::ecs::FaultKind::Other,
+                },
+            },
+            reason: format!("the run could not be recorded ({error}); its tasks were stopped"),
+        })
+    }
+
+    fn launch_spec(&self, held: &Held) -> Result<LaunchSpec, TaskRunError> {
+        let properties = held
+            .record
+            .as_ref()
+            .map(|r| &r.properties)
+            .unwrap_or(&held.properties);
+        let model: ResourceModel = crate::model::typed(properties)?;
+        let tags = crate::model::task_tags(&model, self.stack_tags);
+        Ok(LaunchSpec {
+            cluster: held.run.cluster.clone(),
+            task_definition: held.run.plan.task_definition.clone(),
+            started_by: held.id.clone(),
+            tags,
+            model,
+        })
+    }
+
+    async fn launch(
+        &self,
+        held: &Held,
+        batches: &[usize],
+    ) -> Result<Vec<(usize, Result<crate::ecs::Launched, Fault>)>, TaskRunError> {
+        let spec = self.launch_spec(held)?;
+        let by = self.budget.call_deadline();
+        let run = &held.run;
+        let calls = batches.iter().map(|&index| {
+            let spec = &spec;
+            async move {
+                let Some(batch) = run.batches.get(index) else {
+                    return (
+                        index,
+                        Err(Fault::new(
+                            "ecs:RunTask",
+                            crate::ecs::FaultKind::Other,
+                            "no such batch",
+                        )),
+                    );
+                };
+                let answer = match run.plan.mode {
+                    LaunchMode::RunTask => {
+                        let token = ids::client_token(&held.id, &run.token, index);
+                        self.ecs.run_task(spec, batch.size, &token, by).await
+                    }
+                    LaunchMode::StartTask => {
+                        let tag = ids::attempt_tag(&held.id, &run.token, batch.attempts);
+                        self.ecs
+                            .start_task(spec, &run.plan.instances, &tag, by)
+                            .await
+                    }
+                };
+                (index, answer)
+            }
+        });
+        let answers = join_all(calls).await;
+        for (index, answer) in &answers {
+            match answer {
+                Ok(launched) => {
+                    tracing::info!(id = %held.id, batch = index, started = launched.task_arns.len(), not_placed = launched.not_placed.len(), "batch started")
+                }
+                Err(fault) => {
+                    tracing::warn!(id = %held.id, batch = index, error = %fault, "batch not started")
+                }
+            }
+        }
+        Ok(answers)
+    }
+
+    async fn find(&self, held: &Held, batch: usize) -> Result<Vec<String>, Fault> {
+        let attempts = held.run.batches.get(batch).map_or(0, |b| b.attempts);
+        let tag = ids::attempt_tag(&held.id, &held.run.token, attempts);
+        tracing::info!(id = %held.id, tag = ATTEMPT_TAG, "looking for what a StartTask attempt started");
+        self.ecs
+            .find_started(
+                &held.run.cluster,
+                &held.id,
+                Some(&tag),
+                self.budget.call_deadline(),
+            )
+            .await
+    }
+
+    /// DescribeTasks for every task the run watches, in batches of 100 at once.
+    async fn describe(&self, run: &Run) -> Result<Described, Fault> {
+        let arns = run.watched_arns();
+        let by = self.budget.call_deadline();
+        let answers = join_all(
+            arns.chunks(DESCRIBE_BATCH)
+                .map(|chunk| self.ecs.describe_tasks(&run.cluster, chunk, by)),
+        )
+        .await;
+        let mut described = Described::default();
+        for answer in answers {
+            let part = answer?;
+            described.tasks.extend(part.tasks);
+            described.missing.extend(part.missing);
+        }
+        Ok(described)
+    }
+
+    async fn stop(&self, held: &Held, arns: &[String]) -> Vec<(String, Result<(), Fault>)> {
+        let why = held
+            .run
+            .reason
+            .as_deref()
+            .and_then(|r| r.lines().next())
+            .unwrap_or("stopped");
+        let reason = format!("Org::ECS::TaskRun {}: {why}", held.id);
+        self.stop_all(&held.run.cluster, arns, &reason).await
+    }
+
+    /// StopTask for each ARN, ten at a time.
+    async fn stop_all(
+        &self,
+        cluster: &str,
+        arns: &[String],
+        reason: &str,
+    ) -> Vec<(String, Result<(), Fault>)> {
+        let mut reason = reason.to_string();
+        if reason.len() > STOP_REASON_MAX {
+            let mut cut = STOP_REASON_MAX;
+            while !reason.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            reason.truncate(cut);
+        }
+        let by = self.budget.call_deadline();
+        let reason = &reason;
+        stream::iter(arns.iter().cloned())
+            .map(|arn| async move {
+                let answer = self.ecs.stop_task(cluster, &arn, reason, by).await;
+                match &answer {
+                    Ok(()) => tracing::info!(task = task_id(&arn), "stop requested"),
+                    Err(e) => {
+                        tracing::warn!(task = task_id(&arn), error = %e, "could not stop task")
+                    }
+                }
+                (arn, answer)
+            })
+            .buffer_unordered(STOP_CONCURRENCY)
+            .collect()
+            .await
+    }
+}

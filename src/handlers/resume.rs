@@ -1,0 +1,51 @@
+use cfn_protocol::ProgressEvent;
+
+use super::Env;
+use crate::clock::Clock;
+use crate::context::{CallbackContext, Stage};
+use crate::ecs::Ecs;
+use crate::engine::Held;
+use crate::error::TaskRunError;
+use crate::machine::{Event, Phase};
+use crate::store::ParameterStore;
+
+impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
+    /// A callback of a CREATE or UPDATE.
+    pub(super) async fn resume(
+        &self,
+        context: CallbackContext,
+    ) -> Result<ProgressEvent, TaskRunError> {
+        match context.stage {
+            Stage::Supersede => return self.supersede_resume(&context.id).await,
+            Stage::Start => {
+                return Err(TaskRunError::Internal(
+                    "a Start context reached resume".into(),
+                ))
+            }
+            Stage::Delete => {
+                return Err(TaskRunError::InvalidRequest(
+                    "a delete's callbackContext sent to another action".into(),
+                ))
+            }
+            Stage::Run => {}
+        }
+        let held = match context.run {
+            // Tasks running: the context has all a poll needs; the record is read only if
+            // the run changes state.
+            Some(run) if run.phase == Phase::Running && run.token == context.token => {
+                Held::from_context(context.id, run, self.request.desired_properties())
+            }
+            _ => {
+                let record = self.load(&context.id).await?;
+                if record.run.token != context.token {
+                    return Err(TaskRunError::Superseded(format!(
+                        "TaskRun {} has started another run since this operation began",
+                        context.id
+                    )));
+                }
+                Held::from_record(record)
+            }
+        };
+        self.run_and_answer(held, Event::Resumed, None).await
+    }
+}

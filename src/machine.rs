@@ -1,0 +1,878 @@
+//! The run's state machine: the one place where a run changes state.
+//!
+//! ```text
+//!              plan recorded
+//!                   │
+//!                   ▼
+//!   ┌────────── Launching ──── every batch answered ───▶ Running ─── all stopped ──▶ Ended
+//!   │  (batches started with          │                    │   (Succeeded / TasksFailed)
+//!   │   idempotency tokens;           │ deadline, refused, │ deadline, unreadable,
+//!   │   a lost StartTask answer       │ superseded         │ superseded
+//!   │   is looked up, not retried)    ▼                    ▼
+//!   │                              Stopping ◀──────────────┘
+//!   │                  (outcome fixed and recorded first; StopTask;
+//!   │                   confirmed when every task is STOPPED)
+//!   │                                 │
+//!   └── no task placed ──▶ Ended ◀────┘  (TimedOut / Rejected / Superseded / TasksFailed)
+//! ```
+//!
+//! [`step`] takes the run, what just happened ([`Event`]) and the time, and returns the
+//! run as it is now and what to do next ([`Next`]). It does no I/O: the engine carries
+//! out `Next`, persists the run whenever `step` changed it (before acting on it), and
+//! feeds the result back as the next event. Because the outcome of a run is fixed and
+//! recorded before its tasks are stopped, a run is never decided from our own StopTask.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ecs::{Described, Fault, FaultKind, Launched};
+use crate::outcome::{decide, failure_message, task_id, TaskState, Verdict};
+use crate::record::TaskResult;
+use crate::update_policy::Fingerprint;
+
+/// RunTask starts at most this many tasks a call.
+pub const RUN_TASK_BATCH: u32 = 10;
+/// Batches started at once: bounded, so that a burst stays under ECS's rate limits.
+pub const LAUNCH_CONCURRENCY: usize = 5;
+/// ECS is eventually consistent: a task may not be described for a while after its start.
+pub const MISSING_GRACE_SECONDS: f64 = 60.0;
+/// How long after a StartTask whose answer was lost to look for what it started
+/// (ListTasks is eventually consistent too).
+pub const LOOKUP_DELAY_SECONDS: f64 = 15.0;
+/// Pause after a passing fault before trying again.
+pub const RETRY_DELAY_SECONDS: f64 = 2.0;
+/// Pause between two looks at tasks being stopped.
+pub const STOP_CHECK_SECONDS: f64 = 2.0;
+/// StopTask is sent again to a task still running this long after the last request.
+pub const STOP_RESEND_SECONDS: f64 = 30.0;
+/// How long to try to confirm that stopped tasks stopped, before the operation gives up
+/// (the run stays Stopping in its record, for the next operation to finish).
+pub const STOP_CONFIRM_LIMIT_SECONDS: f64 = 600.0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Phase {
+    /// The plan is recorded; batches are being started.
+    Launching,
+    /// Every batch was answered; the tasks are followed.
+    Running,
+    /// The outcome is fixed; the tasks that may still run are being stopped.
+    Stopping,
+    /// Nothing of this run runs any more.
+    Ended,
+}
+
+/// How a run ended (or will end, once stopping is confirmed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Ending {
+    Succeeded,
+    /// At least one task ended abnormally or could not be placed.
+    TasksFailed,
+    /// ECS refused to start or to show the tasks (a bad parameter, a missing permission).
+    Rejected {
+        fault: FaultKind,
+    },
+    TimedOut,
+    /// Another operation (an update, a delete) took over before the run ended.
+    Superseded,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum LaunchMode {
+    RunTask,
+    /// StartTask on the plan's container instances (one batch).
+    StartTask,
+}
+
+/// What the run starts. Fixed when the run is created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub mode: LaunchMode,
+    pub count: u32,
+    /// The resolved task definition revision.
+    pub task_definition: String,
+    /// The containers whose exit codes decide.
+    pub deciding: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "camelCase")]
+pub enum BatchState {
+    /// Not started, or started by RunTask whose idempotent answer can be asked again.
+    Pending,
+    /// A StartTask call was made and its answer is unknown (the process may have died,
+    /// or the call failed after ECS acted). Never sent again blindly.
+    InFlight {
+        since: f64,
+    },
+    Started,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Batch {
+    pub size: u32,
+    /// StartTask attempts made: each tags its tasks with its own attempt number.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempts: u32,
+    #[serde(flatten)]
+    pub state: BatchState,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Task ARNs of one run share everything up to the last `/`: stored once, so that a
+/// run of 100 tasks fits a record and a callback context.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskArns {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub prefix: String,
+    #[serde(default)]
+    pub ids: Vec<String>,
+}
+
+impl TaskArns {
+    pub fn push(&mut self, arn: &str) {
+        if self.ids.is_empty() && self.prefix.is_empty() {
+            if let Some(cut) = arn.rfind('/') {
+                self.prefix = arn[..=cut].to_string();
+            }
+        }
+        if !self.prefix.is_empty() && !arn.starts_with(&self.prefix) {
+            // ARNs of another shape: keep every one whole.
+            let prefix = std::mem::take(&mut self.prefix);
+            for id in &mut self.ids {
+                *id = format!("{prefix}{id}");
+            }
+        }
+        let id = arn.strip_prefix(self.prefix.as_str()).unwrap_or(arn);
+        if !self.ids.iter().any(|known| known == id) {
+            self.ids.push(id.to_string());
+        }
+    }
+
+    pub fn arns(&self) -> Vec<String> {
+        self.ids
+            .iter()
+            .map(|id| format!("{}{id}", self.prefix))
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    pub fn contains(&self, arn: &str) -> bool {
+        let id = arn.strip_prefix(self.prefix.as_str()).unwrap_or(arn);
+        self.ids.iter().any(|known| known == id)
+    }
+}
+
+/// Tasks a stopping run still has to stop and confirm.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StopState {
+    pub since: f64,
+    /// StopTask still to be sent: positions in [`Run::watched_arns`] (compact: a run of
+    /// 100 tasks must fit its record).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to_send: Vec<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<f64>,
+    /// Whether to look for tasks of this TaskRun that the run did not record (a batch
+    /// whose answer was never read): ListTasks by `startedBy`, once ECS can show them
+    /// ([`LOOKUP_DELAY_SECONDS`] after stopping began). The run does not end before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sweep: bool,
+    /// Tasks found by the sweep, to stop and confirm along with the run's own.
+    #[serde(default, skip_serializing_if = "TaskArns::is_empty")]
+    pub found: TaskArns,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Run {
+    /// The request token of the operation that started the run: a redelivered
+    /// invocation with the same token resumes the run instead of starting another.
+    pub token: String,
+    /// Bumped by the engine at each write of the run: a callback that finds another
+    /// revision in the record knows the run moved on without it.
+    #[serde(default)]
+    pub revision: u32,
+    /// Each run keeps its own cluster: an update may move the TaskRun to another one.
+    pub cluster: String,
+    pub phase: Phase,
+    pub started_at: f64,
+    pub deadline: f64,
+    pub timeout: u32,
+    pub poll_interval: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ending: Option<Ending>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub plan: Plan,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batches: Vec<Batch>,
+    #[serde(default)]
+    pub tasks: TaskArns,
+    /// Lines for tasks that could not be placed (at most [`MAX_PLACEMENT_LINES`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_placed: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_zero_usize")]
+    pub not_placed_count: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopping: Option<StopState>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<TaskResult>,
+    /// What the run's tasks were given, for the next update to compare with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<Fingerprint>,
+}
+
+fn is_zero_usize(n: &usize) -> bool {
+    *n == 0
+}
+
+pub const MAX_PLACEMENT_LINES: usize = 10;
+/// Above this many tasks, only failing tasks keep their per-container detail.
+pub const DETAILED_TASKS: usize = 10;
+
+/// What just happened to the run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// An invocation began, or a wait ended: nothing new was observed.
+    Resumed,
+    /// Answers of the batches just started, by batch index.
+    Launched(Vec<(usize, Result<Launched, Fault>)>),
+    /// What the lookup of a StartTask attempt found.
+    Found {
+        batch: usize,
+        result: Result<Vec<String>, Fault>,
+    },
+    /// DescribeTasks of every task of the run (and of the tasks a sweep found).
+    Described(Result<Described, Fault>),
+    /// StopTask answers, by ARN.
+    StopsSent(Vec<(String, Result<(), Fault>)>),
+    /// ListTasks by `startedBy`: the tasks of this TaskRun still running.
+    Swept(Result<Vec<String>, Fault>),
+    /// Another operation takes over: stop the run (unless it already ended).
+    Abandon { reason: String },
+}
+
+/// What the engine does next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// Start these batches (RunTask with their tokens, or StartTask).
+    Launch(Vec<usize>),
+    /// Look for what a StartTask attempt started.
+    Find(usize),
+    /// DescribeTasks for every task of the run.
+    Describe,
+    /// StopTask for these ARNs.
+    Stop(Vec<String>),
+    /// ListTasks by `startedBy` for tasks the run did not record.
+    Sweep,
+    /// Nothing to do before this many seconds have passed.
+    Wait(f64),
+    /// The run ended.
+    Done,
+    /// The run is stopping but its tasks could not be confirmed stopped in time: the
+    /// operation ends, and the record keeps the run Stopping for the next one.
+    GiveUp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub run: Run,
+    pub next: Next,
+}
+
+impl Run {
+    /// A new run, nothing started yet.
+    pub fn new(
+        token: String,
+        cluster: String,
+        plan: Plan,
+        now: f64,
+        timeout: u32,
+        poll_interval: u32,
+    ) -> Self {
+        let batches = match plan.mode {
+            LaunchMode::StartTask if plan.count > 0 => vec![Batch {
+                size: plan.count,
+                attempts: 0,
+                state: BatchState::Pending,
+            }],
+            LaunchMode::StartTask => Vec::new(),
+            LaunchMode::RunTask => {
+                let mut left = plan.count;
+                let mut batches = Vec::new();
+                while left > 0 {
+                    let size = left.min(RUN_TASK_BATCH);
+                    batches.push(Batch {
+                        size,
+                        attempts: 0,
+                        state: BatchState::Pending,
+                    });
+                    left -= size;
+                }
+                batches
+            }
+        };
+        Self {
+            token,
+            revision: 0,
+            cluster,
+            phase: Phase::Launching,
+            started_at: now,
+            deadline: now + f64::from(timeout),
+            timeout,
+            poll_interval: poll_interval.max(1),
+            finished_at: None,
+            ending: None,
+            reason: None,
+            plan,
+            batches,
+            tasks: TaskArns::default(),
+            not_placed: Vec::new(),
+            not_placed_count: 0,
+            stopping: None,
+            results: Vec::new(),
+            fingerprint: None,
+        }
+    }
+
+    /// Every task the run asked for: started or not placed.
+    pub fn total_tasks(&self) -> usize {
+        (self.tasks.len() + self.not_placed_count).max(self.plan.count as usize)
+    }
+
+    /// The pause before the next look at running tasks: a tenth of the time the run has
+    /// been going, at least 1 s and at most PollInterval. A short task is seen finished
+    /// within a second or two; a long one costs a look every PollInterval.
+    pub fn poll_delay(&self, now: f64) -> f64 {
+        ((now - self.started_at) / 10.0).clamp(1.0, f64::from(self.poll_interval.max(1)))
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.phase == Phase::Ended
+    }
+
+    /// ARNs of every task to describe: the run's own and any a sweep found.
+    pub fn watched_arns(&self) -> Vec<String> {
+        let mut arns = self.tasks.arns();
+        if let Some(stopping) = &self.stopping {
+            for arn in stopping.found.arns() {
+                if !self.tasks.contains(&arn) {
+                    arns.push(arn);
+                }
+            }
+        }
+        arns
+    }
+
+    /// Positions of `arns` among the watched tasks (unknown ARNs are left out).
+    pub fn positions(&self, arns: &[String]) -> Vec<u32> {
+        let watched = self.watched_arns();
+        let mut positions: Vec<u32> = arns
+            .iter()
+            .filter_map(|arn| watched.iter().position(|w| w == arn))
+            .map(|p| p as u32)
+            .collect();
+        positions.sort_unstable();
+        positions.dedup();
+        positions
+    }
+
+    /// The ARNs at these positions among the watched tasks.
+    pub fn arns_at(&self, positions: &[u32]) -> Vec<String> {
+        let watched = self.watched_arns();
+        positions
+            .iter()
+            .filter_map(|&p| watched.get(p as usize).cloned())
+            .collect()
+    }
+
+    fn add_not_placed(&mut self, lines: Vec<String>) {
+        for line in lines {
+            self.not_placed_count += 1;
+            if self.not_placed.len() < MAX_PLACEMENT_LINES {
+                self.not_placed.push(line);
+            }
+        }
+    }
+
+    /// Placement lines as the decision shows them, with a count of those left out.
+    fn placement_lines(&self) -> Vec<String> {
+        let mut lines = self.not_placed.clone();
+        if self.not_placed_count > self.not_placed.len() {
+            lines.push(format!(
+                "... and {} more tasks not placed",
+                self.not_placed_count - self.not_placed.len()
+            ));
+        }
+        lines
+    }
+
+    fn set_results(&mut self, tasks: &[TaskState]) {
+        let detailed = tasks.len() <= DETAILED_TASKS;
+        let deciding = self.plan.deciding.clone();
+        self.results = tasks
+            .iter()
+            .filter(|t| detailed || crate::outcome::failure_line(t, &deciding).is_some())
+            .map(|t| TaskResult::from_state(t, &self.tasks.prefix))
+            .collect();
+    }
+
+    fn end(&mut self, ending: Ending, reason: Option<String>, now: f64) {
+        self.phase = Phase::Ended;
+        self.ending = Some(ending);
+        self.reason = reason;
+        self.finished_at = Some(now);
+        self.stopping = None;
+    }
+
+    /// Fixes the outcome and starts stopping: recorded before any StopTask is sent.
+    fn begin_stopping(
+        &mut self,
+        ending: Ending,
+        reason: String,
+        to_stop: Vec<String>,
+        sweep: bool,
+        now: f64,
+    ) {
+        self.phase = Phase::Stopping;
+        self.ending = Some(ending);
+        self.reason = Some(reason);
+        let to_send = self.positions(&to_stop);
+        self.stopping = Some(StopState {
+            since: now,
+            to_send,
+            sent_at: None,
+            sweep,
+            found: TaskArns::default(),
+        });
+    }
+}
+
+/// The transition function.
+pub fn step(run: &Run, event: Event, now: f64) -> Step {
+    let mut run = run.clone();
+    let next = match run.phase {
+        Phase::Ended => Next::Done,
+        Phase::Launching => launching(&mut run, event, now),
+        Phase::Running => running(&mut run, event, now),
+        Phase::Stopping => stopping(&mut run, event, now),
+    };
+    Step { run, next }
+}
+
+/// Stops the run because another operation takes over.
+fn abandon(run: &mut Run, reason: String, now: f64) -> Next {
+    // Batches not all answered: a task may exist that the run never recorded.
+    let sweep = run.batches.iter().any(|b| b.state != BatchState::Started);
+    let to_stop = run.tasks.arns();
+    run.begin_stopping(Ending::Superseded, reason, to_stop, sweep, now);
+    stopping_next(run, now)
+}
+
+fn launching(run: &mut Run, event: Event, now: f64) -> Next {
+    let mut faulted = false;
+    match event {
+        Event::Abandon { reason } => return abandon(run, reason, now),
+        Event::Launched(answers) => {
+            let mut refused: Option<Fault> = None;
+            for (index, answer) in answers {
+                let Some(batch) = run.batches.get(index).cloned() else {
+                    continue;
+                };
+                match answer {
+                    Ok(launched) => {
+                        let answered = launched.task_arns.len() + launched.not_placed.len();
+                        for arn in &launched.task_arns {
+                            run.tasks.push(arn);
+                        }
+                        run.add_not_placed(launched.not_placed);
+                        // Every task of the batch is accounted for: an answer replayed
+                        // for an idempotency token may name the tasks without the
+                        // failures.
+                        let size = batch.size as usize;
+                        if answered < size {
+                            let lines = (answered..size)
+                                .map(|_| {
+                                    "task not started: ECS's answer named no task or failure for it"
+                                        .to_string()
+                                })
+                                .collect();
+                            run.add_not_placed(lines);
+                        }
+                        run.batches[index].state = BatchState::Started;
+                    }
+                    Err(fault) if fault.is_transient() => {
+                        faulted = true;
+                        // A StartTask that may have acted is looked up, never repeated;
+                        // a RunTask is asked again with the same token.
+                        let state = match (run.plan.mode, fault.may_have_acted) {
+                            (LaunchMode::StartTask, true) => batch.state,
+                            _ => BatchState::Pending,
+                        };
+                        run.batches[index].state = state;
+                    }
+                    Err(fault) => {
+                        run.batches[index].state = BatchState::Pending;
+                        refused.get_or_insert(fault);
+                    }
+                }
+            }
+            if let Some(fault) = refused {
+                // Every answer of this round is in: stop whatever did start. A batch that
+                // never answered may still have started tasks: look for them too.
+                let sweep = run.batches.iter().any(|b| b.state != BatchState::Started);
+                let to_stop = run.tasks.arns();
+                let reason = if to_stop.is_empty() {
+                    format!("the tasks could not be started: {fault}")
+                } else {
+                    format!(
+                        "the tasks could not all be started ({fault}); stopped the {} that had started",
+                        to_stop.len()
+                    )
+                };
+                run.begin_stopping(
+                    Ending::Rejected { fault: fault.kind },
+                    reason,
+                    to_stop,
+                    sweep,
+                    now,
+                );
+                return stopping_next(run, now);
+            }
+        }
+        Event::Found { batch, result } => match result {
+            Ok(arns) if !arns.is_empty() => {
+                for arn in &arns {
+                    run.tasks.push(arn);
+                }
+                let size = run.batches.get(batch).map_or(0, |b| b.size) as usize;
+                if arns.len() < size {
+                    run.add_not_placed(vec![format!(
+                        "{} of {size} tasks not started: StartTask's answer was lost and ECS shows no task for them",
+                        size - arns.len()
+                    )]);
+                }
+                if let Some(b) = run.batches.get_mut(batch) {
+                    b.state = BatchState::Started;
+                }
+            }
+            // Nothing was started: the next attempt may go (with a new attempt tag).
+            Ok(_) => {
+                if let Some(b) = run.batches.get_mut(batch) {
+                    b.state = BatchState::Pending;
+                }
+            }
+            Err(_) => faulted = true,
+        },
+        _ => {}
+    }
+    if run.plan.count == 0 {
+        run.end(
+            Ending::Succeeded,
+            Some("Count is 0: no task was run".into()),
+            now,
+        );
+        return Next::Done;
+    }
+    if now >= run.deadline {
+        let reason = format!(
+            "timed out after {} s while starting the tasks ({} of {} started)",
+            run.timeout,
+            run.tasks.len(),
+            run.plan.count
+        );
+        let to_stop = run.tasks.arns();
+        let sweep = run.batches.iter().any(|b| b.state != BatchState::Started);
+        run.begin_stopping(Ending::TimedOut, reason, to_stop, sweep, now);
+        return stopping_next(run, now);
+    }
+    if faulted {
+        return Next::Wait(RETRY_DELAY_SECONDS);
+    }
+    // A StartTask attempt whose answer was lost: look for its tasks once ECS can show them.
+    if let Some((index, since)) = run
+        .batches
+        .iter()
+        .enumerate()
+        .find_map(|(i, b)| match b.state {
+            BatchState::InFlight { since } => Some((i, since)),
+            _ => None,
+        })
+    {
+        let wait = since + LOOKUP_DELAY_SECONDS - now;
+        return if wait > 0.0 {
+            Next::Wait(wait)
+        } else {
+            Next::Find(index)
+        };
+    }
+    let pending: Vec<usize> = run
+        .batches
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.state == BatchState::Pending)
+        .map(|(i, _)| i)
+        .take(LAUNCH_CONCURRENCY)
+        .collect();
+    if !pending.is_empty() {
+        if run.plan.mode == LaunchMode::StartTask {
+            // Recorded before the call: if its answer is lost, the attempt is looked up.
+            for &i in &pending {
+                run.batches[i].attempts += 1;
+                run.batches[i].state = BatchState::InFlight { since: now };
+            }
+        }
+        return Next::Launch(pending);
+    }
+    // Every batch answered.
+    if run.tasks.is_empty() {
+        let lines = run.placement_lines();
+        let reason = if lines.is_empty() {
+            "no task was started".to_string()
+        } else {
+            failure_message(&lines, run.total_tasks())
+        };
+        run.end(Ending::TasksFailed, Some(reason), now);
+        return Next::Done;
+    }
+    run.phase = Phase::Running;
+    Next::Wait(run.poll_delay(now))
+}
+
+fn running(run: &mut Run, event: Event, now: f64) -> Next {
+    match event {
+        Event::Abandon { reason } => abandon(run, reason, now),
+        Event::Described(Ok(observed)) => {
+            let may_appear = now - run.started_at < MISSING_GRACE_SECONDS;
+            let verdict = decide(
+                &observed.tasks,
+                &observed.missing,
+                may_appear,
+                &run.placement_lines(),
+                &run.plan.deciding,
+            );
+            match verdict {
+                Verdict::Pending { unfinished } if now >= run.deadline => {
+                    let ids: Vec<&str> = unfinished.iter().map(|a| task_id(a)).collect();
+                    let reason = format!(
+                        "timed out after {} s with {} of {} tasks still running; stopped them: {}",
+                        run.timeout,
+                        unfinished.len(),
+                        run.total_tasks(),
+                        ids.join(", ")
+                    );
+                    run.set_results(&observed.tasks);
+                    run.begin_stopping(Ending::TimedOut, reason, unfinished, false, now);
+                    stopping_next(run, now)
+                }
+                Verdict::Pending { .. } => Next::Wait(run.poll_delay(now)),
+                Verdict::Succeeded => {
+                    run.set_results(&observed.tasks);
+                    run.end(Ending::Succeeded, None, now);
+                    Next::Done
+                }
+                Verdict::Failed { lines } => {
+                    run.set_results(&observed.tasks);
+                    let reason = failure_message(&lines, run.total_tasks());
+                    run.end(Ending::TasksFailed, Some(reason), now);
+                    Next::Done
+                }
+            }
+        }
+        Event::Described(Err(fault)) if fault.is_transient() => {
+            if now < run.deadline {
+                Next::Wait(run.poll_delay(now))
+            } else {
+                let reason = format!(
+                    "timed out after {} s: the tasks could not be read ({fault}); stopped them all",
+                    run.timeout
+                );
+                let all = run.tasks.arns();
+                run.begin_stopping(Ending::TimedOut, reason, all, false, now);
+                stopping_next(run, now)
+            }
+        }
+        Event::Described(Err(fault)) => {
+            // The tasks cannot be followed (the cluster is gone, access was revoked): stop
+            // them rather than leave them running unobserved, and say why.
+            let reason = format!("the tasks could not be followed, so they were stopped: {fault}");
+            let all = run.tasks.arns();
+            run.begin_stopping(
+                Ending::Rejected { fault: fault.kind },
+                reason,
+                all,
+                false,
+                now,
+            );
+            stopping_next(run, now)
+        }
+        _ => Next::Describe,
+    }
+}
+
+fn stopping(run: &mut Run, event: Event, now: f64) -> Next {
+    let Some(mut state) = run.stopping.clone() else {
+        // A stopping run always has its stop state; rebuild it if a record lost it.
+        let all = (0..run.watched_arns().len() as u32).collect();
+        run.stopping = Some(StopState {
+            since: now,
+            to_send: all,
+            ..Default::default()
+        });
+        return stopping_next(run, now);
+    };
+    match event {
+        Event::Swept(Ok(arns)) => {
+            state.sweep = false;
+            for arn in &arns {
+                if !run.tasks.contains(arn) {
+                    state.found.push(arn);
+                }
+            }
+            run.stopping = Some(state.clone());
+            let mut to_send = state.to_send.clone();
+            to_send.extend(run.positions(&arns));
+            to_send.sort_unstable();
+            to_send.dedup();
+            state.to_send = to_send;
+            run.stopping = Some(state);
+            stopping_next(run, now)
+        }
+        Event::Swept(Err(fault))
+            if fault.is_transient() && now - state.since < STOP_CONFIRM_LIMIT_SECONDS =>
+        {
+            Next::Wait(RETRY_DELAY_SECONDS)
+        }
+        Event::Swept(Err(_)) => {
+            // Nothing more can be learnt that way; the recorded tasks are still stopped.
+            state.sweep = false;
+            run.stopping = Some(state);
+            stopping_next(run, now)
+        }
+        Event::StopsSent(answers) => {
+            let again: Vec<String> = answers
+                .into_iter()
+                .filter(|(_, answer)| matches!(answer, Err(fault) if fault.is_transient()))
+                .map(|(arn, _)| arn)
+                .collect();
+            state.to_send = run.positions(&again);
+            state.sent_at = Some(now);
+            let retry = !state.to_send.is_empty();
+            run.stopping = Some(state);
+            Next::Wait(if retry {
+                RETRY_DELAY_SECONDS
+            } else {
+                STOP_CHECK_SECONDS
+            })
+        }
+        Event::Described(Ok(observed)) => {
+            let mut running: Vec<String> = observed
+                .tasks
+                .iter()
+                .filter(|t| !t.is_stopped())
+                .map(|t| t.arn.clone())
+                .collect();
+            // Just after the start, a task ECS does not show may yet appear (and run).
+            if now - run.started_at < MISSING_GRACE_SECONDS {
+                running.extend(observed.missing.iter().cloned());
+            }
+            if running.is_empty() && !state.sweep {
+                // Every task is stopped (or ECS no longer knows it): the run is over.
+                // The outcome was fixed before the stop; only the task detail is updated.
+                let own: Vec<TaskState> = observed
+                    .tasks
+                    .iter()
+                    .filter(|t| run.tasks.contains(&t.arn))
+                    .cloned()
+                    .collect();
+                if !own.is_empty() {
+                    run.set_results(&own);
+                }
+                let ending = run.ending.unwrap_or(Ending::Superseded);
+                let reason = run.reason.take();
+                run.end(ending, reason, now);
+                return Next::Done;
+            }
+            if now - state.since >= STOP_CONFIRM_LIMIT_SECONDS {
+                return Next::GiveUp;
+            }
+            let resend = state
+                .sent_at
+                .is_none_or(|at| now - at >= STOP_RESEND_SECONDS);
+            if resend {
+                state.to_send = run.positions(&running);
+                run.stopping = Some(state);
+                return stopping_next(run, now);
+            }
+            Next::Wait(STOP_CHECK_SECONDS)
+        }
+        Event::Described(Err(fault)) => {
+            // A cluster that no longer exists runs no task.
+            if fault.kind == FaultKind::ClusterNotFound {
+                let ending = run.ending.unwrap_or(Ending::Superseded);
+                let reason = run.reason.take();
+                run.end(ending, reason, now);
+                return Next::Done;
+            }
+            if now - state.since >= STOP_CONFIRM_LIMIT_SECONDS {
+                Next::GiveUp
+            } else {
+                Next::Wait(STOP_CHECK_SECONDS)
+            }
+        }
+        // Abandoning a run that is already stopping changes nothing: its outcome stays.
+        _ => stopping_next(run, now),
+    }
+}
+
+fn stopping_next(run: &Run, now: f64) -> Next {
+    let Some(state) = &run.stopping else {
+        return Next::Describe;
+    };
+    if !state.to_send.is_empty() {
+        return Next::Stop(run.arns_at(&state.to_send));
+    }
+    if state.sweep {
+        // ListTasks may not show a task started just before: look once ECS can show it.
+        let wait = state.since + LOOKUP_DELAY_SECONDS - now;
+        return if wait > 0.0 {
+            Next::Wait(wait)
+        } else {
+            Next::Sweep
+        };
+    }
+    if run.watched_arns().is_empty() {
+        // Nothing was ever started: nothing to confirm.
+        return Next::Describe;
+    }
+    if state
+        .sent_at
+        .is_some_and(|at| now - at < STOP_CHECK_SECONDS)
+    {
+        return Next::Wait(STOP_CHECK_SECONDS - (now - state.sent_at.unwrap_or(now)));
+    }
+    Next::Describe
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,629 @@
+//! The transition function, table by table: for a run in a given state, an event at a
+//! given time gives this run and this next step.
+
+use super::*;
+use crate::outcome::ContainerState;
+
+const T0: f64 = 1_000.0;
+const PREFIX: &str = "arn:aws:ecs:us-east-1:123456789012:task/c/";
+
+fn plan(mode: LaunchMode, count: u32) -> Plan {
+    Plan {
+        mode,
+        count,
+        task_definition: "arn:td/1".into(),
+        deciding: vec!["app".into()],
+        instances: match mode {
+            LaunchMode::StartTask => (0..count).map(|i| format!("ci-{i}")).collect(),
+            LaunchMode::RunTask => vec![],
+        },
+    }
+}
+
+fn launching(mode: LaunchMode, count: u32) -> Run {
+    Run::new("tok".into(), "c".into(), plan(mode, count), T0, 600, 15)
+}
+
+fn arn(i: u32) -> String {
+    format!("{PREFIX}{i:032x}")
+}
+
+/// A run of `count` tasks, every batch started.
+fn running(count: u32) -> Run {
+    let mut run = launching(LaunchMode::RunTask, count);
+    for b in &mut run.batches {
+        b.state = BatchState::Started;
+    }
+    for i in 0..count {
+        run.tasks.push(&arn(i));
+    }
+    run.phase = Phase::Running;
+    run
+}
+
+fn task(i: u32, status: &str, stop_code: Option<&str>, exit: Option<i32>) -> TaskState {
+    TaskState {
+        arn: arn(i),
+        last_status: status.into(),
+        stop_code: stop_code.map(Into::into),
+        stopped_reason: stop_code.map(|c| format!("{c} reason")),
+        started: true,
+        containers: vec![ContainerState {
+            name: "app".into(),
+            exit_code: exit,
+            reason: None,
+        }],
+    }
+}
+
+fn done(i: u32, exit: i32) -> TaskState {
+    task(i, "STOPPED", Some("EssentialContainerExited"), Some(exit))
+}
+
+fn live(i: u32) -> TaskState {
+    task(i, "RUNNING", None, None)
+}
+
+fn described(tasks: Vec<TaskState>) -> Event {
+    Event::Described(Ok(Described {
+        tasks,
+        missing: vec![],
+    }))
+}
+
+fn launched(arns: Vec<String>, not_placed: Vec<&str>) -> Result<Launched, Fault> {
+    Ok(Launched {
+        task_arns: arns,
+        not_placed: not_placed.into_iter().map(Into::into).collect(),
+    })
+}
+
+fn throttled() -> Fault {
+    Fault::new("ecs:X", FaultKind::Throttled, "Rate exceeded")
+}
+
+fn server_error() -> Fault {
+    Fault::new("ecs:X", FaultKind::ServerSide, "HTTP 503")
+}
+
+fn refused() -> Fault {
+    Fault::new(
+        "ecs:X",
+        FaultKind::BadRequest,
+        "InvalidParameterException: bad",
+    )
+}
+
+fn stopping(mut run: Run, ending: Ending, sent_at: Option<f64>, since: f64) -> Run {
+    run.phase = Phase::Stopping;
+    run.ending = Some(ending);
+    run.reason = Some("why".into());
+    run.stopping = Some(StopState {
+        since,
+        to_send: vec![],
+        sent_at,
+        sweep: false,
+        found: TaskArns::default(),
+    });
+    run
+}
+
+struct Case {
+    name: &'static str,
+    run: Run,
+    event: Event,
+    now: f64,
+    phase: Phase,
+    ending: Option<Ending>,
+    next: Next,
+}
+
+fn check(cases: Vec<Case>) {
+    for case in cases {
+        let before = case.run.clone();
+        let Step { run, next } = step(&case.run, case.event.clone(), case.now);
+        assert_eq!(run.phase, case.phase, "{}: phase", case.name);
+        assert_eq!(run.ending, case.ending, "{}: ending", case.name);
+        assert_eq!(next, case.next, "{}: next", case.name);
+        // Waiting and polling never change the run: no record write for a poll.
+        if matches!(next, Next::Wait(_))
+            && case.phase == Phase::Running
+            && before.phase == Phase::Running
+        {
+            assert_eq!(run, before, "{}: a poll changed the run", case.name);
+        }
+    }
+}
+
+#[test]
+fn starting_the_tasks() {
+    let mut all_started = launching(LaunchMode::RunTask, 12);
+    all_started.batches[0].state = BatchState::Started;
+    for i in 0..10 {
+        all_started.tasks.push(&arn(i));
+    }
+    let mut in_flight = launching(LaunchMode::StartTask, 2);
+    in_flight.batches[0] = Batch {
+        size: 2,
+        attempts: 1,
+        state: BatchState::InFlight { since: T0 },
+    };
+    check(vec![
+        Case {
+            name: "a plan of 25 starts its batches, at most 5 at once",
+            run: launching(LaunchMode::RunTask, 25),
+            event: Event::Resumed,
+            now: T0,
+            phase: Phase::Launching,
+            ending: None,
+            next: Next::Launch(vec![0, 1, 2]),
+        },
+        Case {
+            name: "every batch answered: follow the tasks",
+            run: launching(LaunchMode::RunTask, 2),
+            event: Event::Launched(vec![(0, launched(vec![arn(0), arn(1)], vec![]))]),
+            now: T0,
+            phase: Phase::Running,
+            ending: None,
+            next: Next::Wait(1.0),
+        },
+        Case {
+            name: "a throttled RunTask is asked again (same token) after a pause",
+            run: launching(LaunchMode::RunTask, 2),
+            event: Event::Launched(vec![(0, Err(throttled()))]),
+            now: T0,
+            phase: Phase::Launching,
+            ending: None,
+            next: Next::Wait(RETRY_DELAY_SECONDS),
+        },
+        Case {
+            name: "a 5xx on RunTask is asked again too: the token makes it safe",
+            run: launching(LaunchMode::RunTask, 2),
+            event: Event::Launched(vec![(0, Err(server_error()))]),
+            now: T0 + 1.0,
+            phase: Phase::Launching,
+            ending: None,
+            next: Next::Wait(RETRY_DELAY_SECONDS),
+        },
+        Case {
+            name:
+                "a refused batch stops the tasks of the batches that started, and looks for strays",
+            run: all_started.clone(),
+            event: Event::Launched(vec![(1, Err(refused()))]),
+            now: T0,
+            phase: Phase::Stopping,
+            ending: Some(Ending::Rejected {
+                fault: FaultKind::BadRequest,
+            }),
+            next: Next::Stop((0..10).map(arn).collect()),
+        },
+        Case {
+            name: "an answer naming fewer tasks than asked fails the run once the others end",
+            run: launching(LaunchMode::RunTask, 2),
+            event: Event::Launched(vec![(0, launched(vec![arn(0)], vec![]))]),
+            now: T0,
+            phase: Phase::Running,
+            ending: None,
+            next: Next::Wait(1.0),
+        },
+        Case {
+            name: "no task could be placed",
+            run: launching(LaunchMode::RunTask, 2),
+            event: Event::Launched(vec![(
+                0,
+                launched(
+                    vec![],
+                    vec![
+                        "task not placed: RESOURCE:MEMORY",
+                        "task not placed: RESOURCE:MEMORY",
+                    ],
+                ),
+            )]),
+            now: T0,
+            phase: Phase::Ended,
+            ending: Some(Ending::TasksFailed),
+            next: Next::Done,
+        },
+        Case {
+            name: "Count 0 succeeds at once",
+            run: launching(LaunchMode::RunTask, 0),
+            event: Event::Resumed,
+            now: T0,
+            phase: Phase::Ended,
+            ending: Some(Ending::Succeeded),
+            next: Next::Done,
+        },
+        Case {
+            name: "the deadline passes while starting",
+            run: all_started.clone(),
+            event: Event::Launched(vec![(1, Err(throttled()))]),
+            now: T0 + 600.0,
+            phase: Phase::Stopping,
+            ending: Some(Ending::TimedOut),
+            next: Next::Stop((0..10).map(arn).collect()),
+        },
+        Case {
+            name: "a StartTask whose answer was lost is looked up once ECS can show it",
+            run: in_flight.clone(),
+            event: Event::Resumed,
+            now: T0 + LOOKUP_DELAY_SECONDS,
+            phase: Phase::Launching,
+            ending: None,
+            next: Next::Find(0),
+        },
+        Case {
+            name: "... not before",
+            run: in_flight.clone(),
+            event: Event::Resumed,
+            now: T0 + 5.0,
+            phase: Phase::Launching,
+            ending: None,
+            next: Next::Wait(LOOKUP_DELAY_SECONDS - 5.0),
+        },
+        Case {
+            name: "a StartTask that failed after ECS may have acted is never sent again",
+            run: in_flight.clone(),
+            event: Event::Launched(vec![(0, Err(server_error()))]),
+            now: T0,
+            phase: Phase::Launching,
+            ending: None,
+            next: Next::Wait(RETRY_DELAY_SECONDS),
+        },
+        Case {
+            name: "the lookup finds the tasks: follow them",
+            run: in_flight.clone(),
+            event: Event::Found {
+                batch: 0,
+                result: Ok(vec![arn(0), arn(1)]),
+            },
+            now: T0 + 20.0,
+            phase: Phase::Running,
+            ending: None,
+            next: Next::Wait(2.0),
+        },
+        Case {
+            name: "abandoned while launching: stop, and look for tasks of unanswered batches",
+            run: all_started.clone(),
+            event: Event::Abandon {
+                reason: "deleted".into(),
+            },
+            now: T0,
+            phase: Phase::Stopping,
+            ending: Some(Ending::Superseded),
+            next: Next::Stop((0..10).map(arn).collect()),
+        },
+    ]);
+}
+
+#[test]
+fn every_task_of_a_batch_is_accounted_for() {
+    let run = launching(LaunchMode::RunTask, 3);
+    let Step { run, .. } = step(
+        &run,
+        Event::Launched(vec![(
+            0,
+            launched(vec![arn(0)], vec!["task not placed: X"]),
+        )]),
+        T0,
+    );
+    assert_eq!(run.total_tasks(), 3);
+    assert_eq!(run.not_placed_count, 2);
+    let Step { run, next } = step(&run, described(vec![done(0, 0)]), T0 + 10.0);
+    assert_eq!((run.ending, next), (Some(Ending::TasksFailed), Next::Done));
+}
+
+#[test]
+fn start_task_attempts_are_recorded_before_the_call_and_never_repeated_blindly() {
+    let run = launching(LaunchMode::StartTask, 2);
+    let Step { run, next } = step(&run, Event::Resumed, T0);
+    assert_eq!(next, Next::Launch(vec![0]));
+    assert_eq!(run.batches[0].attempts, 1);
+    assert_eq!(run.batches[0].state, BatchState::InFlight { since: T0 });
+    // The answer was lost: nothing is started before the lookup said there is nothing.
+    let Step { run, next } = step(
+        &run,
+        Event::Launched(vec![(0, Err(server_error()))]),
+        T0 + 1.0,
+    );
+    assert_eq!(next, Next::Wait(RETRY_DELAY_SECONDS));
+    let Step { run, next } = step(&run, Event::Resumed, T0 + 3.0);
+    assert!(matches!(next, Next::Wait(_)), "{next:?}");
+    let Step { run, next } = step(&run, Event::Resumed, T0 + LOOKUP_DELAY_SECONDS);
+    assert_eq!(next, Next::Find(0));
+    let Step { run, next } = step(
+        &run,
+        Event::Found {
+            batch: 0,
+            result: Ok(vec![]),
+        },
+        T0 + 16.0,
+    );
+    assert_eq!(next, Next::Launch(vec![0]));
+    assert_eq!(run.batches[0].attempts, 2, "a new attempt, with a new tag");
+    // A throttled StartTask certainly did nothing: it may go again at once.
+    let Step { run, .. } = step(
+        &run,
+        Event::Launched(vec![(0, Err(throttled()))]),
+        T0 + 17.0,
+    );
+    assert_eq!(run.batches[0].state, BatchState::Pending);
+}
+
+#[test]
+fn following_the_tasks() {
+    let spot = task(0, "STOPPED", Some("SpotInterruption"), Some(0));
+    check(vec![
+        Case {
+            name: "every task exited 0",
+            run: running(2),
+            event: described(vec![done(0, 0), done(1, 0)]),
+            now: T0 + 30.0,
+            phase: Phase::Ended,
+            ending: Some(Ending::Succeeded),
+            next: Next::Done,
+        },
+        Case {
+            name: "a Spot interruption with exit 0 fails the run",
+            run: running(1),
+            event: described(vec![spot]),
+            now: T0 + 30.0,
+            phase: Phase::Ended,
+            ending: Some(Ending::TasksFailed),
+            next: Next::Done,
+        },
+        Case {
+            name: "one failed, one still running: wait for it",
+            run: running(2),
+            event: described(vec![done(0, 2), live(1)]),
+            now: T0 + 30.0,
+            phase: Phase::Running,
+            ending: None,
+            next: Next::Wait(3.0),
+        },
+        Case {
+            name: "still running at the deadline: the outcome is fixed, then the tasks are stopped",
+            run: running(2),
+            event: described(vec![done(0, 0), live(1)]),
+            now: T0 + 600.0,
+            phase: Phase::Stopping,
+            ending: Some(Ending::TimedOut),
+            next: Next::Stop(vec![arn(1)]),
+        },
+        Case {
+            name: "unreadable for a while: look again",
+            run: running(1),
+            event: Event::Described(Err(throttled())),
+            now: T0 + 100.0,
+            phase: Phase::Running,
+            ending: None,
+            next: Next::Wait(10.0),
+        },
+        Case {
+            name: "unreadable at the deadline: stop them all",
+            run: running(2),
+            event: Event::Described(Err(server_error())),
+            now: T0 + 601.0,
+            phase: Phase::Stopping,
+            ending: Some(Ending::TimedOut),
+            next: Next::Stop(vec![arn(0), arn(1)]),
+        },
+        Case {
+            name: "cannot be followed at all: stop them, fail with the cause",
+            run: running(1),
+            event: Event::Described(Err(Fault::new(
+                "ecs:DescribeTasks",
+                FaultKind::AccessDenied,
+                "denied",
+            ))),
+            now: T0 + 10.0,
+            phase: Phase::Stopping,
+            ending: Some(Ending::Rejected {
+                fault: FaultKind::AccessDenied,
+            }),
+            next: Next::Stop(vec![arn(0)]),
+        },
+        Case {
+            name: "not described yet just after the start: wait",
+            run: running(1),
+            event: Event::Described(Ok(Described {
+                tasks: vec![],
+                missing: vec![arn(0)],
+            })),
+            now: T0 + 5.0,
+            phase: Phase::Running,
+            ending: None,
+            next: Next::Wait(1.0),
+        },
+        Case {
+            name: "unknown to ECS long after the start: failed",
+            run: running(1),
+            event: Event::Described(Ok(Described {
+                tasks: vec![],
+                missing: vec![arn(0)],
+            })),
+            now: T0 + MISSING_GRACE_SECONDS,
+            phase: Phase::Ended,
+            ending: Some(Ending::TasksFailed),
+            next: Next::Done,
+        },
+        Case {
+            name: "superseded while running",
+            run: running(2),
+            event: Event::Abandon {
+                reason: "superseded by an update".into(),
+            },
+            now: T0 + 5.0,
+            phase: Phase::Stopping,
+            ending: Some(Ending::Superseded),
+            next: Next::Stop(vec![arn(0), arn(1)]),
+        },
+        Case {
+            name: "an invocation begins: look at the tasks",
+            run: running(1),
+            event: Event::Resumed,
+            now: T0 + 5.0,
+            phase: Phase::Running,
+            ending: None,
+            next: Next::Describe,
+        },
+    ]);
+}
+
+#[test]
+fn stopping_never_redecides_from_our_own_stop() {
+    let timed_out = stopping(running(1), Ending::TimedOut, Some(T0 + 600.0), T0 + 600.0);
+    // The app exits 0 on SIGTERM: the run still timed out.
+    let stopped_clean = task(0, "STOPPED", Some("UserInitiated"), Some(0));
+    check(vec![
+        Case {
+            name: "confirmed stopped: the fixed outcome stands",
+            run: timed_out.clone(),
+            event: described(vec![stopped_clean]),
+            now: T0 + 605.0,
+            phase: Phase::Ended,
+            ending: Some(Ending::TimedOut),
+            next: Next::Done,
+        },
+        Case {
+            name: "still stopping: look again shortly",
+            run: timed_out.clone(),
+            event: described(vec![live(0)]),
+            now: T0 + 605.0,
+            phase: Phase::Stopping,
+            ending: Some(Ending::TimedOut),
+            next: Next::Wait(STOP_CHECK_SECONDS),
+        },
+        Case {
+            name: "still running long after the stop: ask again",
+            run: timed_out.clone(),
+            event: described(vec![live(0)]),
+            now: T0 + 600.0 + STOP_RESEND_SECONDS,
+            phase: Phase::Stopping,
+            ending: Some(Ending::TimedOut),
+            next: Next::Stop(vec![arn(0)]),
+        },
+        Case {
+            name: "cannot confirm in time: give up, the record keeps following",
+            run: timed_out.clone(),
+            event: Event::Described(Err(throttled())),
+            now: T0 + 600.0 + STOP_CONFIRM_LIMIT_SECONDS,
+            phase: Phase::Stopping,
+            ending: Some(Ending::TimedOut),
+            next: Next::GiveUp,
+        },
+        Case {
+            name: "the cluster is gone: nothing runs",
+            run: timed_out.clone(),
+            event: Event::Described(Err(Fault::new(
+                "ecs:DescribeTasks",
+                FaultKind::ClusterNotFound,
+                "gone",
+            ))),
+            now: T0 + 601.0,
+            phase: Phase::Ended,
+            ending: Some(Ending::TimedOut),
+            next: Next::Done,
+        },
+        Case {
+            name: "abandoning a stopping run keeps its outcome",
+            run: timed_out.clone(),
+            event: Event::Abandon {
+                reason: "deleted".into(),
+            },
+            now: T0 + 601.0,
+            phase: Phase::Stopping,
+            ending: Some(Ending::TimedOut),
+            next: Next::Wait(STOP_CHECK_SECONDS - 1.0),
+        },
+        Case {
+            name: "stops sent: check shortly",
+            run: stopping(running(1), Ending::Superseded, None, T0),
+            event: Event::StopsSent(vec![(arn(0), Ok(()))]),
+            now: T0 + 1.0,
+            phase: Phase::Stopping,
+            ending: Some(Ending::Superseded),
+            next: Next::Wait(STOP_CHECK_SECONDS),
+        },
+    ]);
+}
+
+#[test]
+fn a_sweep_adds_stray_tasks_to_stop_and_confirm() {
+    let mut run = stopping(running(1), Ending::Superseded, None, T0);
+    if let Some(s) = run.stopping.as_mut() {
+        s.sweep = true;
+    }
+    let Step { run, next } = step(&run, Event::Resumed, T0);
+    assert_eq!(
+        next,
+        Next::Wait(LOOKUP_DELAY_SECONDS),
+        "a task started just before may not be listed yet"
+    );
+    let Step { run, next } = step(&run, described(vec![done(0, 0)]), T0 + 2.0);
+    assert_ne!(next, Next::Done, "no end before the sweep");
+    let Step { run, next } = step(&run, Event::Resumed, T0 + LOOKUP_DELAY_SECONDS);
+    assert_eq!(next, Next::Sweep);
+    let Step { run, next } = step(&run, Event::Swept(Ok(vec![arn(0), arn(7)])), T0 + 16.0);
+    assert_eq!(next, Next::Stop(vec![arn(0), arn(7)]));
+    assert_eq!(run.watched_arns(), vec![arn(0), arn(7)]);
+    let Step { run, .. } = step(
+        &run,
+        Event::StopsSent(vec![(arn(0), Ok(())), (arn(7), Err(throttled()))]),
+        T0 + 17.0,
+    );
+    assert_eq!(
+        run.stopping.as_ref().map(|s| run.arns_at(&s.to_send)),
+        Some(vec![arn(7)]),
+        "only the throttled one is sent again"
+    );
+}
+
+#[test]
+fn an_ended_run_never_changes() {
+    let mut ended = running(1);
+    ended.phase = Phase::Ended;
+    ended.ending = Some(Ending::Succeeded);
+    for event in [
+        Event::Resumed,
+        Event::Abandon { reason: "x".into() },
+        described(vec![live(0)]),
+    ] {
+        let Step { run, next } = step(&ended, event, T0 + 9999.0);
+        assert_eq!(run, ended);
+        assert_eq!(next, Next::Done);
+    }
+}
+
+#[test]
+fn polls_get_rarer_as_a_run_goes_on() {
+    let run = running(1);
+    for (elapsed, want) in [
+        (0.0, 1.0),
+        (5.0, 1.0),
+        (20.0, 2.0),
+        (60.0, 6.0),
+        (150.0, 15.0),
+        (3000.0, 15.0),
+    ] {
+        assert_eq!(run.poll_delay(T0 + elapsed), want, "after {elapsed} s");
+    }
+}
+
+#[test]
+fn task_arns_are_stored_once_with_their_prefix() {
+    let mut arns = TaskArns::default();
+    arns.push(&arn(1));
+    arns.push(&arn(2));
+    arns.push(&arn(1));
+    assert_eq!(arns.prefix, PREFIX);
+    assert_eq!(arns.arns(), vec![arn(1), arn(2)]);
+    arns.push("arn:aws:ecs:eu-west-1:1:task/other/x");
+    assert_eq!(
+        arns.arns(),
+        vec![
+            arn(1),
+            arn(2),
+            "arn:aws:ecs:eu-west-1:1:task/other/x".to_string()
+        ]
+    );
+}

@@ -1,0 +1,1062 @@
+//! What must ALWAYS hold, checked by machine over scenarios nobody listed.
+//!
+//! Each scenario plays a TaskRun's life as CloudFormation would: a CREATE, updates
+//! (rollbacks among them) and deletes, each operation re-invoked with the callback
+//! context and the model the handler returned, after the delay it asked for. The handler
+//! is the real one (`cfn_protocol::dispatch` over `TaskRun`), over the in-memory ECS and
+//! store on a virtual clock (`taskrun::sim`). Scenarios are random: Count 0-100, RunTask
+//! or StartTask, every stop code and exit code per container, tasks ECS shows late or
+//! forgets, faults before or after ECS acted on any call, slow calls, the process dying
+//! right after any call (then the same invocation delivered again), answers lost (the
+//! same invocation delivered twice), operations abandoned mid-way (a CloudFormation
+//! timeout) and the next one arriving at any point.
+//!
+//! After every invocation and every scenario:
+//! - every answer is a valid progress event; CREATE/UPDATE IN_PROGRESS and SUCCESS events
+//!   carry the model with its Id; no InternalFailure (no panic);
+//! - no invocation takes longer than its budget (60 s, by the virtual clock);
+//! - no SUCCESS with a SUCCEEDED run unless every task of it ended with an
+//!   essential-container exit and its deciding container exited 0 (by the simulation's
+//!   ground truth), and a run started by the operation started exactly Count tasks;
+//! - never more tasks started for a run than it asked for;
+//! - no task running that no record follows (after every finished operation);
+//! - a record exists exactly when the resource does;
+//! - after the final DELETE, nothing of the TaskRun runs and no record is left.
+//!
+//! `TASKRUN_SCENARIOS` sets how many scenarios run (default 10,000); the count is printed.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, UNIX_EPOCH};
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use serde_json::{json, Value};
+use taskrun::clock::Clock;
+use taskrun::ecs::FaultKind;
+use taskrun::ids;
+use taskrun::machine::Phase;
+use taskrun::outcome::NORMAL_STOP_CODE;
+use taskrun::record::RunRecord;
+use taskrun::resource::TaskRun;
+use taskrun::sim::{Injected, SimBackend, SimEcs, TaskScript};
+use taskrun::store::parameter_name;
+
+const START: f64 = 1_700_000_000.0;
+const CLUSTER: &str = "c";
+const FAMILY: &str = "migrate";
+const STACK: &str = "arn:aws:cloudformation:us-east-1:123456789012:stack/s/1";
+const LOGICAL: &str = "Migrate";
+/// The Registry's per-invocation limit.
+const INVOCATION_LIMIT: f64 = 60.0;
+
+#[derive(Debug, Clone)]
+struct Props {
+    count: u32,
+    instances: u32,
+    timeout: u32,
+    poll: u32,
+    run_on_update: Option<bool>,
+    run_on_rollback: bool,
+    criteria: bool,
+    triggers: u8,
+    tag: u8,
+    db_host: u8,
+    as_strings: bool,
+}
+
+impl Props {
+    fn to_json(&self) -> Value {
+        let mut p = json!({
+            "Cluster": CLUSTER, "TaskDefinition": FAMILY, "Count": self.count,
+            "Timeout": self.timeout, "PollInterval": self.poll,
+            "Triggers": [format!("t{}", self.triggers)],
+            "Tags": [{"Key": "k", "Value": format!("v{}", self.tag)}],
+            "Overrides": {"ContainerOverrides": [{"Name": "app",
+                "Environment": [{"Name": "DB_HOST", "Value": format!("db-{}", self.db_host)}]}]},
+        });
+        if self.instances > 0 {
+            p["Instances"] = json!((0..self.instances)
+                .map(|i| format!("arn:aws:ecs:us-east-1:123456789012:container-instance/c/{i}"))
+                .collect::<Vec<_>>());
+        }
+        if let Some(run) = self.run_on_update {
+            p["RunOnUpdate"] = json!(run);
+        }
+        if self.run_on_rollback {
+            p["RunOnRollback"] = json!(true);
+        }
+        if self.criteria {
+            p["UpdateCriteria"] = json!([{"Container": "app", "EnvironmentKeys": ["DB_HOST"]}]);
+        }
+        if self.as_strings {
+            strings(&p)
+        } else {
+            p
+        }
+    }
+
+    /// Tasks a run of these properties starts.
+    fn task_count(&self) -> u32 {
+        match (self.count, self.instances) {
+            (0, _) => 0,
+            (_, 0) => self.count,
+            (_, n) => n,
+        }
+    }
+}
+
+/// CloudFormation sends every scalar as a string.
+fn strings(value: &Value) -> Value {
+    match value {
+        Value::Number(n) => Value::String(n.to_string()),
+        Value::Bool(b) => Value::String(b.to_string()),
+        Value::Array(items) => Value::Array(items.iter().map(strings).collect()),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), strings(v))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Update { rollback: bool },
+    Delete,
+}
+
+#[derive(Debug, Clone)]
+struct Op {
+    kind: Kind,
+    props: Props,
+    /// Stop calling back after this many invocations (a CloudFormation timeout).
+    abandon_after: Option<u8>,
+    /// Deliver the invocation with this number twice (its first answer is lost).
+    lose_answer: Option<u8>,
+    /// Seconds before the operation arrives.
+    gap: f64,
+}
+
+#[derive(Debug, Clone)]
+struct Scenario {
+    create: Props,
+    create_abandon: Option<u8>,
+    create_lose: Option<u8>,
+    ops: Vec<Op>,
+    scripts: Vec<TaskScript>,
+    ecs_faults: Vec<(u64, Injected)>,
+    store_faults: Vec<(u64, Injected)>,
+    not_placed: Vec<u32>,
+}
+
+fn count() -> impl Strategy<Value = u32> {
+    prop_oneof![6 => 0u32..=3, 2 => 4u32..=25, 1 => Just(100u32)]
+}
+
+fn props() -> impl Strategy<Value = Props> {
+    (
+        count(),
+        prop_oneof![5 => Just(0u32), 1 => 1u32..=10],
+        30u32..=900,
+        prop_oneof![1u32..=5, 15u32..=60],
+        prop_oneof![Just(None), Just(Some(true)), Just(Some(false))],
+        any::<bool>(),
+        any::<bool>(),
+        (0u8..3, 0u8..3, 0u8..3),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(
+                count,
+                instances,
+                timeout,
+                poll,
+                run_on_update,
+                run_on_rollback,
+                criteria,
+                (triggers, tag, db_host),
+                as_strings,
+            )| Props {
+                count,
+                instances,
+                timeout,
+                poll,
+                run_on_update,
+                run_on_rollback,
+                criteria,
+                triggers,
+                tag,
+                db_host,
+                as_strings,
+            },
+        )
+}
+
+fn exit_code() -> impl Strategy<Value = Option<i32>> {
+    prop_oneof![6 => Just(Some(0)), 1 => Just(Some(1)), 1 => Just(Some(137)), 1 => Just(None)]
+}
+
+fn script() -> impl Strategy<Value = TaskScript> {
+    (
+        prop_oneof![0.0f64..30.0, 30.0f64..1200.0],
+        prop::bool::weighted(0.08),
+        prop_oneof![
+            8 => Just(NORMAL_STOP_CODE),
+            1 => Just("SpotInterruption"),
+            1 => Just("UserInitiated"),
+            1 => Just("TerminationNotice"),
+            1 => Just("ServiceSchedulerInitiated"),
+        ],
+        (exit_code(), exit_code()),
+        prop_oneof![Just(Some(143)), Just(Some(0))],
+        0.0f64..40.0,
+        prop_oneof![4 => Just(0.0f64), 1 => 0.0f64..10.0],
+        prop_oneof![8 => Just(None), 1 => (0.0f64..600.0).prop_map(Some)],
+    )
+        .prop_map(
+            |(
+                runs_for,
+                never_starts,
+                stop_code,
+                (app, sidecar),
+                exit_on_stop,
+                stop_takes,
+                invisible_for,
+                forgotten_after,
+            )| TaskScript {
+                runs_for,
+                never_starts,
+                stop_code: stop_code.into(),
+                exits: vec![("app".into(), app), ("sidecar".into(), sidecar)],
+                exit_on_stop,
+                stop_takes,
+                invisible_for,
+                forgotten_after,
+            },
+        )
+}
+
+fn fault_kind() -> impl Strategy<Value = FaultKind> {
+    prop_oneof![
+        3 => Just(FaultKind::Throttled),
+        3 => Just(FaultKind::ServerSide),
+        2 => Just(FaultKind::Network),
+        1 => Just(FaultKind::AccessDenied),
+        1 => Just(FaultKind::BadRequest),
+        1 => Just(FaultKind::LimitExceeded),
+    ]
+}
+
+fn injected() -> impl Strategy<Value = Injected> {
+    prop_oneof![
+        3 => fault_kind().prop_map(Injected::Before),
+        // A refusal (4xx) comes before ECS acts; only a 5xx or a lost answer after.
+        3 => prop_oneof![Just(FaultKind::ServerSide), Just(FaultKind::Network)].prop_map(Injected::After),
+        2 => prop_oneof![0.5f64..5.0, 20.0f64..80.0].prop_map(Injected::Slow),
+        2 => Just(Injected::Crash),
+    ]
+}
+
+fn faults(calls: u64, most: usize) -> impl Strategy<Value = Vec<(u64, Injected)>> {
+    prop::collection::vec((0..calls, injected()), 0..=most)
+}
+
+/// The record store fails only in passing: a store that refuses for good (a broken
+/// role) is its own case, `a_store_that_refuses_from_the_start_starts_nothing`.
+fn store_faults(calls: u64, most: usize) -> impl Strategy<Value = Vec<(u64, Injected)>> {
+    let transient = prop_oneof![
+        Just(FaultKind::Throttled),
+        Just(FaultKind::ServerSide),
+        Just(FaultKind::Network)
+    ];
+    let injected = prop_oneof![
+        3 => transient.clone().prop_map(Injected::Before),
+        3 => transient.prop_map(Injected::After),
+        1 => (0.5f64..70.0).prop_map(Injected::Slow),
+        2 => Just(Injected::Crash),
+    ];
+    prop::collection::vec((0..calls, injected), 0..=most)
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    (
+        prop_oneof![6 => any::<bool>().prop_map(|rollback| Kind::Update { rollback }), 1 => Just(Kind::Delete)],
+        props(),
+        prop_oneof![4 => Just(None), 1 => (1u8..6).prop_map(Some)],
+        prop_oneof![4 => Just(None), 1 => (0u8..4).prop_map(Some)],
+        prop_oneof![0.0f64..5.0, 0.0f64..2000.0],
+    )
+        .prop_map(|(kind, props, abandon_after, lose_answer, gap)| Op {
+            kind,
+            props,
+            abandon_after,
+            lose_answer,
+            gap,
+        })
+}
+
+fn scenario() -> impl Strategy<Value = Scenario> {
+    (
+        props(),
+        prop_oneof![5 => Just(None), 1 => (1u8..6).prop_map(Some)],
+        prop_oneof![5 => Just(None), 1 => (0u8..4).prop_map(Some)],
+        prop::collection::vec(op(), 0..4),
+        prop::collection::vec(script(), 0..12),
+        faults(120, 6),
+        store_faults(60, 4),
+        prop::collection::vec(prop_oneof![8 => Just(0u32), 1 => 1u32..4], 0..4),
+    )
+        .prop_map(
+            |(
+                create,
+                create_abandon,
+                create_lose,
+                ops,
+                scripts,
+                ecs_faults,
+                store_faults,
+                not_placed,
+            )| Scenario {
+                create,
+                create_abandon,
+                create_lose,
+                ops,
+                scripts,
+                ecs_faults,
+                store_faults,
+                not_placed,
+            },
+        )
+}
+
+/// How an operation ended.
+enum End {
+    Answered(Value),
+    Abandoned,
+}
+
+struct Play {
+    backend: SimBackend,
+    resource: TaskRun<SimBackend>,
+    /// The TaskRun's Id, once an event named it.
+    id: Option<String>,
+    /// Operation tokens and the properties each asked for.
+    runs: Vec<(String, Props)>,
+    invocations: u64,
+}
+
+static TOKENS: AtomicU64 = AtomicU64::new(0);
+
+fn fail(message: String) -> TestCaseError {
+    TestCaseError::fail(message)
+}
+
+impl Play {
+    fn new(scenario: &Scenario) -> Self {
+        let backend = SimBackend::new(START);
+        backend.ecs.clone().with_world(CLUSTER, FAMILY);
+        {
+            let mut state = backend.ecs.lock();
+            state.scripts = scenario.scripts.iter().cloned().collect();
+            state.faults = scenario.ecs_faults.iter().cloned().collect();
+            state.not_placed = scenario.not_placed.iter().cloned().collect();
+        }
+        for (call, fault) in &scenario.store_faults {
+            backend.store.inject(*call, *fault);
+        }
+        Self {
+            resource: TaskRun {
+                backend: backend.clone(),
+            },
+            backend,
+            id: None,
+            runs: Vec::new(),
+            invocations: 0,
+        }
+    }
+
+    fn ecs(&self) -> &SimEcs {
+        &self.backend.ecs
+    }
+
+    fn now(&self) -> f64 {
+        self.backend.clock.now()
+    }
+
+    /// One invocation, polled to its end; `None` when the process "died" in it.
+    fn invoke(&mut self, event: &Value) -> Result<Option<Value>, TestCaseError> {
+        self.invocations += 1;
+        let bytes = event.to_string();
+        let began = self.now();
+        let deadline = UNIX_EPOCH + Duration::from_secs_f64(began + INVOCATION_LIMIT);
+        let mut future = pin!(cfn_protocol::dispatch(
+            &self.resource,
+            bytes.as_bytes(),
+            Some(deadline)
+        ));
+        let mut cx = Context::from_waker(Waker::noop());
+        for _ in 0..100_000 {
+            if let Poll::Ready(answer) = future.as_mut().poll(&mut cx) {
+                let took = self.now() - began;
+                if took > INVOCATION_LIMIT {
+                    return Err(fail(format!(
+                        "an invocation took {took:.1} s: {event}\n-> {answer}"
+                    )));
+                }
+                return Ok(Some(answer));
+            }
+            let crashed = std::mem::take(&mut self.ecs().lock().crashed)
+                | self.backend.store.crashed.swap(false, Ordering::SeqCst);
+            if crashed {
+                // The process died: nothing more of this invocation happens.
+                self.backend.clock.advance(1.0);
+                return Ok(None);
+            }
+        }
+        Err(fail(format!("an invocation never finished: {event}")))
+    }
+
+    fn envelope(
+        &self,
+        action: &str,
+        token: &str,
+        props: &Value,
+        previous: Option<&Value>,
+        context: Option<&Value>,
+        rollback: bool,
+    ) -> Value {
+        let mut event = json!({
+            "action": action, "bearerToken": token, "region": "us-east-1",
+            "awsAccountId": "123456789012", "stackId": STACK, "resourceType": "Org::ECS::TaskRun",
+            "requestData": {
+                "callerCredentials": {"accessKeyId": "AKIAEXAMPLE", "secretAccessKey": "secret", "sessionToken": "session"},
+                "logicalResourceId": LOGICAL,
+                "resourceProperties": props,
+                "stackTags": {"team": "platform"},
+            },
+        });
+        if let Some(previous) = previous {
+            event["requestData"]["previousResourceProperties"] = previous.clone();
+        }
+        if let Some(context) = context {
+            event["callbackContext"] = context.clone();
+        }
+        if rollback {
+            event["rollback"] = json!(true);
+        }
+        event
+    }
+
+    /// One operation to its end, as CloudFormation plays it.
+    #[allow(clippy::too_many_arguments)]
+    fn operate(
+        &mut self,
+        action: &str,
+        props: Option<&Props>,
+        previous: Option<&Value>,
+        rollback: bool,
+        abandon_after: Option<u8>,
+        lose_answer: Option<u8>,
+    ) -> Result<End, TestCaseError> {
+        let token = format!("token-{}", TOKENS.fetch_add(1, Ordering::SeqCst));
+        let mut properties = match props {
+            Some(p) => p.to_json(),
+            None => json!({"Id": self.id.clone().unwrap_or_default()}),
+        };
+        if let (Some(id), Some(_)) = (&self.id, props) {
+            if action != "CREATE" {
+                properties["Id"] = json!(id);
+            }
+        }
+        if let Some(p) = props {
+            self.runs.push((token.clone(), p.clone()));
+        }
+        if action == "CREATE" {
+            // The Id a CREATE gives: known to the test even if no event ever names it.
+            self.id = Some(ids::run_id(Some(STACK), Some(LOGICAL), Some(&token)));
+        }
+        let mut context: Option<Value> = None;
+        let mut count = 0u8;
+        for _ in 0..3000 {
+            let event = self.envelope(
+                action,
+                &token,
+                &properties,
+                previous,
+                context.as_ref(),
+                rollback,
+            );
+            if lose_answer == Some(count) {
+                // CloudFormation never got this answer: it delivers the invocation again.
+                self.invoke(&event)?;
+            }
+            count = count.saturating_add(1);
+            let answer = self.invoke(&event)?;
+            if std::env::var_os("TASKRUN_TRACE").is_some() {
+                let calls = std::mem::take(&mut self.ecs().lock().call_log);
+                let brief = |v: &Value| {
+                    let mut v = v.clone();
+                    if let Some(m) = v.get_mut("resourceModel") {
+                        *m = json!({"Status": m["Status"], "TaskArns": m["TaskArns"].as_array().map(Vec::len)});
+                    }
+                    if let Some(c) = v.get_mut("callbackContext") {
+                        *c = json!({"stage": c["stage"], "phase": c["run"]["phase"]});
+                    }
+                    v
+                };
+                eprintln!(
+                    "t={:.1} {action} {} -> {}   [{calls:?}]",
+                    self.now() - START,
+                    if context.is_some() {
+                        "callback"
+                    } else {
+                        "first"
+                    },
+                    answer
+                        .as_ref()
+                        .map_or("(process died)".to_string(), |a| brief(a).to_string())
+                );
+            }
+            let Some(answer) = answer else {
+                continue;
+            };
+            self.check_event(action, &answer)?;
+            if let Some(id) = answer["resourceModel"]["Id"].as_str() {
+                if self.id.as_deref() != Some(id) {
+                    return Err(fail(format!("an event names another Id: {answer}")));
+                }
+            }
+            if answer["status"] != "IN_PROGRESS" {
+                return Ok(End::Answered(answer));
+            }
+            if abandon_after.is_some_and(|n| count >= n) {
+                return Ok(End::Abandoned);
+            }
+            let delay = answer["callbackDelaySeconds"].as_f64().unwrap_or(0.0);
+            self.backend.clock.advance(delay);
+            context = Some(answer["callbackContext"].clone());
+            if action != "DELETE" {
+                // CloudFormation calls back with the model the handler returned.
+                properties = answer["resourceModel"].clone();
+            }
+        }
+        Err(fail(format!("{action} never ended")))
+    }
+
+    fn check_event(&self, action: &str, answer: &Value) -> Result<(), TestCaseError> {
+        no_nulls(answer).map_err(|e| fail(format!("{e}: {answer}")))?;
+        let status = answer["status"].as_str().unwrap_or_default();
+        let code = answer["errorCode"].as_str();
+        match status {
+            "IN_PROGRESS" | "SUCCESS" => {
+                if code.is_some() {
+                    return Err(fail(format!("{status} with an error code: {answer}")));
+                }
+            }
+            "FAILED" => {
+                if matches!(
+                    code,
+                    None | Some("InternalFailure" | "HandlerInternalFailure")
+                ) {
+                    return Err(fail(format!(
+                        "a FAILED event without a proper code (a panic?): {answer}"
+                    )));
+                }
+            }
+            _ => return Err(fail(format!("not a progress event: {answer}"))),
+        }
+        if status == "IN_PROGRESS" && answer["callbackDelaySeconds"].as_u64().unwrap_or(0) == 0 {
+            return Err(fail(format!("IN_PROGRESS without a delay: {answer}")));
+        }
+        let carries_model = matches!(action, "CREATE" | "UPDATE") && status != "FAILED";
+        if carries_model
+            && answer["resourceModel"]["Id"]
+                .as_str()
+                .is_none_or(str::is_empty)
+        {
+            return Err(fail(format!(
+                "a {action} {status} event without the model's Id: {answer}"
+            )));
+        }
+        if action == "DELETE" && status == "SUCCESS" && answer.get("resourceModel").is_some() {
+            return Err(fail(format!("a DELETE SUCCESS with a model: {answer}")));
+        }
+        if status == "SUCCESS" && answer["resourceModel"]["Status"] == "SUCCEEDED" {
+            self.check_succeeded(&answer["resourceModel"])?;
+        }
+        Ok(())
+    }
+
+    /// A SUCCEEDED run: every task of it really ended normally, with exit 0 in `app`.
+    fn check_succeeded(&self, model: &Value) -> Result<(), TestCaseError> {
+        let now = self.now();
+        let state = self.ecs().lock();
+        for arn in model["TaskArns"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            let Some(task) = state.tasks.iter().find(|t| t.arn == arn) else {
+                return Err(fail(format!(
+                    "SUCCEEDED names a task ECS never started: {arn}"
+                )));
+            };
+            let end = task.end();
+            let app = end
+                .exits
+                .iter()
+                .find(|(n, _)| n == "app")
+                .and_then(|(_, e)| *e);
+            if end.at > now || end.stop_code != NORMAL_STOP_CODE || app != Some(0) {
+                return Err(fail(format!(
+                    "wrong SUCCESS: task {arn} ended {end:?} (now {now})"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn record(&self) -> Option<RunRecord> {
+        let id = self.id.as_ref()?;
+        let text = self
+            .backend
+            .store
+            .snapshot()
+            .get(&parameter_name(id))?
+            .clone();
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Tasks launched for the run the operation with `token` started.
+    fn tasks_of(&self, token: &str) -> Vec<String> {
+        let Some(id) = &self.id else { return vec![] };
+        let keys: BTreeSet<String> = (0..10)
+            .map(|b| ids::client_token(id, token, b))
+            .chain((0..60).map(|a| ids::attempt_tag(id, token, a)))
+            .collect();
+        self.ecs()
+            .lock()
+            .tasks
+            .iter()
+            .filter(|t| keys.contains(&t.launched_by))
+            .map(|t| t.arn.clone())
+            .collect()
+    }
+
+    /// No run started more tasks than it asked for; a run that succeeded started all.
+    fn check_counts(
+        &self,
+        answer: Option<&Value>,
+        token: &str,
+        props: &Props,
+    ) -> Result<(), TestCaseError> {
+        let started = self.tasks_of(token);
+        if started.len() as u32 > props.task_count() {
+            return Err(fail(format!(
+                "{} tasks started for a run of {}",
+                started.len(),
+                props.task_count()
+            )));
+        }
+        if let Some(answer) = answer {
+            let model = &answer["resourceModel"];
+            if answer["status"] == "SUCCESS"
+                && model["Status"] == "SUCCEEDED"
+                && !started.is_empty()
+            {
+                let named: BTreeSet<&str> = model["TaskArns"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                let ours: BTreeSet<&str> = started.iter().map(String::as_str).collect();
+                if named != ours || started.len() as u32 != props.task_count() {
+                    return Err(fail(format!(
+                        "SUCCESS for {} of {} tasks: {answer}",
+                        started.len(),
+                        props.task_count()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every running task of this TaskRun is followed by its record's unfinished run.
+    fn check_followed(&self, when: &str) -> Result<(), TestCaseError> {
+        let now = self.now();
+        let record = self.record();
+        for task in self.ecs().running() {
+            if task.stop_requested_at.is_some() && record.is_none() {
+                // Stopping on ECS's side; it was confirmed stopping before the record went.
+                continue;
+            }
+            let followed = record.as_ref().is_some_and(|r| {
+                r.run.phase != Phase::Ended
+                    && (r.run.watched_arns().contains(&task.arn)
+                        || (r.run.phase == Phase::Launching
+                            && self.tasks_of(&r.run.token).contains(&task.arn)))
+            });
+            if !followed && task.stop_requested_at.is_none() {
+                return Err(fail(format!(
+                    "{when}: task {} runs (until {:.0}, now {now:.0}) and no record follows it; record: {:?}",
+                    task.arn,
+                    task.end().at,
+                    record.as_ref().map(|r| (&r.run.phase, &r.run.token))
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn play(&mut self, scenario: &Scenario) -> Result<(), TestCaseError> {
+        let created = self.operate(
+            "CREATE",
+            Some(&scenario.create),
+            None,
+            false,
+            scenario.create_abandon,
+            scenario.create_lose,
+        )?;
+        let token = self.runs[0].0.clone();
+        let mut exists;
+        let mut last_props = scenario.create.clone();
+        match &created {
+            End::Answered(answer) => {
+                self.check_counts(Some(answer), &token, &scenario.create)?;
+                exists = answer["status"] == "SUCCESS";
+                let kept = self.record().is_some();
+                let gave_up = answer["errorCode"] == "NotStabilized"
+                    && self
+                        .record()
+                        .is_some_and(|r| r.run.phase == Phase::Stopping);
+                if kept != exists && !gave_up {
+                    return Err(fail(format!(
+                        "after CREATE {}: record kept = {kept}",
+                        answer["status"]
+                    )));
+                }
+                self.check_followed("after CREATE")?;
+            }
+            End::Abandoned => {
+                self.check_counts(None, &token, &scenario.create)?;
+                // CloudFormation gave up on the CREATE: the rollback deletes it.
+                exists = self.record().is_some();
+            }
+        }
+        for op in &scenario.ops {
+            if !exists {
+                break;
+            }
+            self.backend.clock.advance(op.gap);
+            match op.kind {
+                Kind::Update { rollback } => {
+                    let previous = last_props.to_json();
+                    let end = self.operate(
+                        "UPDATE",
+                        Some(&op.props),
+                        Some(&previous),
+                        rollback,
+                        op.abandon_after,
+                        op.lose_answer,
+                    )?;
+                    let token = self.runs.last().map(|r| r.0.clone()).unwrap_or_default();
+                    match &end {
+                        End::Answered(answer) => {
+                            self.check_counts(Some(answer), &token, &op.props)?;
+                            if answer["status"] == "SUCCESS" {
+                                last_props = op.props.clone();
+                            }
+                            if self.record().is_none() {
+                                return Err(fail(format!("an UPDATE lost the record: {answer}")));
+                            }
+                            self.check_followed("after UPDATE")?;
+                        }
+                        End::Abandoned => self.check_counts(None, &token, &op.props)?,
+                    }
+                }
+                Kind::Delete => {
+                    if let End::Answered(answer) = self.operate(
+                        "DELETE",
+                        None,
+                        None,
+                        false,
+                        op.abandon_after,
+                        op.lose_answer,
+                    )? {
+                        // CloudFormation takes NotFound on a DELETE as done.
+                        if answer["status"] == "SUCCESS" || answer["errorCode"] == "NotFound" {
+                            exists = false;
+                            if self.record().is_some() {
+                                return Err(fail(
+                                    "DELETE answered SUCCESS and kept the record".into(),
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.finish()
+    }
+
+    /// The stack goes away: DELETE until it succeeds (faults only come early), then
+    /// nothing of the TaskRun may run or be recorded.
+    fn finish(&mut self) -> Result<(), TestCaseError> {
+        if self.id.is_none() {
+            return self.check_nothing_left();
+        }
+        for attempt in 0..5 {
+            match self.operate("DELETE", None, None, false, None, None)? {
+                End::Answered(answer)
+                    if answer["status"] == "SUCCESS" || answer["errorCode"] == "NotFound" =>
+                {
+                    return self.check_nothing_left();
+                }
+                End::Answered(answer) => {
+                    if attempt == 4 {
+                        return Err(fail(format!("DELETE keeps failing: {answer}")));
+                    }
+                    self.backend.clock.advance(60.0);
+                }
+                End::Abandoned => {}
+            }
+        }
+        self.check_nothing_left()
+    }
+
+    fn check_nothing_left(&self) -> Result<(), TestCaseError> {
+        if self.record().is_some() {
+            return Err(fail(
+                "a record is left after the TaskRun was deleted".into(),
+            ));
+        }
+        let orphans: Vec<String> = self
+            .ecs()
+            .running()
+            .into_iter()
+            .filter(|t| t.stop_requested_at.is_none())
+            .map(|t| t.arn)
+            .collect();
+        if !orphans.is_empty() {
+            return Err(fail(format!(
+                "tasks run on with nothing to stop them: {orphans:?}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn no_nulls(value: &Value) -> Result<(), String> {
+    match value {
+        Value::Null => Err("an event holds null".into()),
+        Value::Array(items) => items.iter().try_for_each(no_nulls),
+        Value::Object(map) => map.values().try_for_each(no_nulls),
+        _ => Ok(()),
+    }
+}
+
+/// Plays one scenario (a shrunk failure kept as a regression case).
+fn replay(scenario: Scenario) {
+    let mut play = Play::new(&scenario);
+    if let Err(e) = play.play(&scenario) {
+        panic!("{e}");
+    }
+}
+
+fn plain(count: u32, timeout: u32) -> Props {
+    Props {
+        count,
+        instances: 0,
+        timeout,
+        poll: 1,
+        run_on_update: None,
+        run_on_rollback: false,
+        criteria: false,
+        triggers: 0,
+        tag: 0,
+        db_host: 0,
+        as_strings: false,
+    }
+}
+
+fn quiet(create: Props) -> Scenario {
+    Scenario {
+        create,
+        create_abandon: None,
+        create_lose: None,
+        ops: vec![],
+        scripts: vec![],
+        ecs_faults: vec![],
+        store_faults: vec![],
+        not_placed: vec![],
+    }
+}
+
+#[test]
+fn regression_process_dies_before_anything_then_times_out() {
+    replay(Scenario {
+        scripts: vec![TaskScript {
+            runs_for: 1147.0,
+            stop_takes: 39.8,
+            ..TaskScript::default()
+        }],
+        ecs_faults: vec![(0, Injected::Crash)],
+        store_faults: vec![(11, Injected::Before(FaultKind::Throttled))],
+        ..quiet(plain(1, 34))
+    });
+}
+
+#[test]
+fn regression_start_task_after_a_crash_times_out_with_a_slow_stop() {
+    replay(Scenario {
+        scripts: vec![TaskScript {
+            runs_for: 1117.0,
+            stop_takes: 33.3,
+            ..TaskScript::default()
+        }],
+        ecs_faults: vec![(0, Injected::Crash)],
+        store_faults: vec![(7, Injected::Before(FaultKind::Throttled))],
+        ..quiet(Props {
+            instances: 3,
+            ..plain(1, 30)
+        })
+    });
+}
+
+#[test]
+fn regression_record_refused_after_launch_then_throttled() {
+    replay(Scenario {
+        scripts: vec![TaskScript {
+            runs_for: 18.5,
+            ..TaskScript::default()
+        }],
+        ecs_faults: vec![(2, Injected::Slow(40.6))],
+        store_faults: vec![
+            (5, Injected::Before(FaultKind::Throttled)),
+            (6, Injected::Before(FaultKind::Throttled)),
+        ],
+        ..quiet(plain(4, 30))
+    });
+}
+
+#[test]
+fn regression_a_delete_whose_record_delete_acted_then_failed() {
+    replay(Scenario {
+        ops: vec![Op {
+            kind: Kind::Delete,
+            props: plain(0, 30),
+            abandon_after: None,
+            lose_answer: None,
+            gap: 0.0,
+        }],
+        scripts: vec![TaskScript {
+            runs_for: 0.0,
+            ..TaskScript::default()
+        }],
+        store_faults: vec![(5, Injected::After(FaultKind::Throttled))],
+        ..quiet(plain(1, 30))
+    });
+}
+
+#[test]
+fn regression_start_task_create_redelivered_after_its_run_failed() {
+    replay(Scenario {
+        create_lose: Some(0),
+        scripts: vec![TaskScript {
+            runs_for: 0.0,
+            stop_code: "SpotInterruption".into(),
+            stop_takes: 0.0,
+            ..TaskScript::default()
+        }],
+        ..quiet(Props {
+            instances: 1,
+            ..plain(1, 30)
+        })
+    });
+}
+
+#[test]
+fn regression_crash_after_a_record_write_then_a_throttled_read() {
+    replay(Scenario {
+        store_faults: vec![
+            (3, Injected::Before(FaultKind::Throttled)),
+            (2, Injected::Crash),
+        ],
+        ..quiet(plain(1, 30))
+    });
+}
+
+#[test]
+fn regression_create_abandoned_with_late_visible_tasks_and_a_write_that_failed_after_acting() {
+    replay(Scenario {
+        create_abandon: Some(1),
+        scripts: vec![TaskScript {
+            runs_for: 10.4,
+            stop_takes: 0.0,
+            invisible_for: 9.5,
+            ..TaskScript::default()
+        }],
+        store_faults: vec![(2, Injected::After(FaultKind::Throttled))],
+        ..quiet(plain(2, 30))
+    });
+}
+
+#[test]
+fn a_store_that_refuses_from_the_start_starts_nothing() {
+    let scenario = quiet(plain(3, 60));
+    let mut play = Play::new(&scenario);
+    for call in 0..20 {
+        play.backend
+            .store
+            .inject(call, Injected::Before(FaultKind::AccessDenied));
+    }
+    let End::Answered(answer) = play
+        .operate("CREATE", Some(&scenario.create), None, false, None, None)
+        .expect("plays")
+    else {
+        panic!("not answered");
+    };
+    assert_eq!(answer["status"], "FAILED", "{answer}");
+    assert_eq!(answer["errorCode"], "AccessDenied", "{answer}");
+    assert!(
+        play.ecs().lock().tasks.is_empty(),
+        "no task starts before its run is recorded"
+    );
+}
+
+#[test]
+fn invariants_hold_over_random_scenarios() {
+    let cases: u32 = std::env::var("TASKRUN_SCENARIOS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        max_shrink_iters: 2000,
+        ..Config::default()
+    });
+    let played = AtomicU64::new(0);
+    let invocations = AtomicU64::new(0);
+    let result = runner.run(&scenario(), |scenario| {
+        let mut play = Play::new(&scenario);
+        let outcome = play.play(&scenario);
+        played.fetch_add(1, Ordering::SeqCst);
+        invocations.fetch_add(play.invocations, Ordering::SeqCst);
+        outcome
+    });
+    println!(
+        "invariants: {} scenarios played ({} invocations of the real handler)",
+        played.load(Ordering::SeqCst),
+        invocations.load(Ordering::SeqCst)
+    );
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
