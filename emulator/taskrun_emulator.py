@@ -61,6 +61,9 @@ CONTROL API (JSON in/out):
         "after": true  the call is carried out first (RunTask/StartTask start their tasks,
                        StopTask stops, PutParameter writes, ...) and THEN the error is returned:
                        an ambiguous failure. Default: fail before acting.
+        "bodyContains": S  the rule only applies to calls whose raw request body holds S (for
+                       tests side by side: their own cluster name, say); rules are kept per
+                       api and bodyContains.
         "html": true   the body is a load balancer's HTML page instead of an AWS error
                        (`<html>...<h1>503 Service Temporarily Unavailable</h1>...`, Content-Type
                        text/html, no x-amzn-errortype; SDKs see only the status). status
@@ -72,7 +75,7 @@ CONTROL API (JSON in/out):
         sent to pid, and once pid is gone (zombie counts; at most waitSeconds, outside the big
         lock) the answer is sent, normally to nobody. Simulates the caller (e.g. a Lambda handler,
         pid from local_lambda.py's GET /_local/handler-pid) dying between two calls. times 0
-        clears. 400 for pid <= 1 or the emulator's own, 404 when pid does not exist now. A
+        clears. "bodyContains" scopes it as for throttle. 400 for pid <= 1 or the emulator's own, 404 when pid does not exist now. A
         matching call that a throttle rule fails before acting does not count.
   POST /_taskrun/deployment-outcomes      (how UpdateService's new deployments end; see SERVICES)
         {"service": S, "outcome": {...}, "count": N}  queue for the next N deployments of S
@@ -306,6 +309,13 @@ def outcome_due(outcome: dict, describes: int, elapsed: float) -> bool:
     if after_d is None and after_s is None:
         after_d = 1
     return (after_d is None or describes > after_d) and (after_s is None or elapsed >= after_s)
+
+
+def body_filter(body: dict) -> str:
+    value = body.get("bodyContains") or ""
+    if not isinstance(value, str):
+        raise ControlError("bodyContains must be a string")
+    return value
 
 
 def api_key(api: str) -> str:
@@ -790,6 +800,7 @@ class Launcher:
 
         key = None
         body_obj: Any = None
+        raw = b""
         if method == "POST" and (target or ctype.startswith("application/x-www-form-urlencoded")):
             raw = read_body(environ)
             if target and "." in target:
@@ -815,10 +826,11 @@ class Launcher:
             call = {"api": display_api(key), "body": body_obj, "throttled": False, "acted": False,
                     "killed": False}
             self.calls.append(call)
-            fault = self._consume_rule(self.throttles, key)
+            text = raw.decode("utf-8", "replace") if method == "POST" else ""
+            fault = self._consume_rule(self.throttles, key, text)
             if fault is not None and not fault["after"]:
                 return self._answer_fault(start_response, environ, call, fault, json_protocol)
-            kill = self._consume_rule(self.kills, key)
+            kill = self._consume_rule(self.kills, key, text)
             resp = self._act(key, environ, body_obj, access_key, region)
             call["acted"] = True
             call["status"] = resp[0]
@@ -872,18 +884,23 @@ class Launcher:
         return get_account_id_from(access_key or "AKIAEXAMPLE")
 
     @staticmethod
-    def _consume_rule(rules: dict, key: str) -> dict | None:
-        """The throttle/kill rule that applies to this call, if any (its first `skip` calls pass)."""
-        spec = rules.get(key)
-        if not spec or spec["remaining"] <= 0:
-            return None
-        if spec.get("skip", 0) > 0:
-            spec["skip"] -= 1
-            return None
-        spec["remaining"] -= 1
-        if spec["remaining"] <= 0:
-            del rules[key]
-        return spec
+    def _consume_rule(rules: dict, key: str, body: str = "") -> dict | None:
+        """The throttle/kill rule that applies to this call, if any (its first `skip` calls
+        pass). Rules are kept by (api, bodyContains): a rule with bodyContains only applies to
+        calls whose raw body holds that text (tests running side by side scope their faults
+        to their own cluster that way)."""
+        for rule_key in [k for k in rules if k[0] == key and k[1] in body]:
+            spec = rules[rule_key]
+            if spec["remaining"] <= 0:
+                continue
+            if spec.get("skip", 0) > 0:
+                spec["skip"] -= 1
+                return None
+            spec["remaining"] -= 1
+            if spec["remaining"] <= 0:
+                del rules[rule_key]
+            return spec
+        return None
 
     # ------------------------------------------------------------------ ECS ops
     def handle_ecs(self, op: str, body: dict, account: str, region: str) -> dict | None:
@@ -1534,7 +1551,7 @@ class Launcher:
             raise ControlError("api is required")
         times = int_field(body, "times", 1)
         skip = int_field(body, "skip", 0)
-        key = api_key(api)
+        key = (api_key(api), body_filter(body))
         if times == 0:
             self.throttles.pop(key, None)
         else:
@@ -1553,17 +1570,18 @@ class Launcher:
                 "after": bool(body.get("after")),
                 "html": html,
             }
-        return {"ok": True, "throttles": {display_api(k): v["remaining"] for k, v in self.throttles.items()}}
+        return {"ok": True, "throttles": {display_api(k[0]) + (f" ~{k[1]}" if k[1] else ""): v["remaining"]
+                                          for k, v in self.throttles.items()}}
 
     def ctl_kill(self, body: dict) -> dict:
         api = body.get("api")
         if not isinstance(api, str) or not api:
             raise ControlError("api is required")
         times = int_field(body, "times", 1)
-        key = api_key(api)
+        key = (api_key(api), body_filter(body))
         if times == 0:
             self.kills.pop(key, None)
-            return {"ok": True, "kills": {display_api(k): dict(v) for k, v in self.kills.items()}}
+            return {"ok": True, "kills": {display_api(k[0]): dict(v) for k, v in self.kills.items()}}
         pid = body.get("pid")
         if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 1 or pid == os.getpid():
             raise ControlError("pid must be the id of another process (> 1, not the emulator's)")
@@ -1580,7 +1598,7 @@ class Launcher:
             raise ControlError("waitSeconds must be a number from 0 to 30")
         self.kills[key] = {"remaining": times, "skip": int_field(body, "skip", 0), "pid": pid,
                            "signal": int(sig), "waitSeconds": wait}
-        return {"ok": True, "kills": {display_api(k): dict(v) for k, v in self.kills.items()}}
+        return {"ok": True, "kills": {display_api(k[0]): dict(v) for k, v in self.kills.items()}}
 
     def ctl_deployment_outcomes(self, body: dict) -> dict:
         service = body.get("service")

@@ -356,6 +356,17 @@ def test_throttling(ecs, url):
     assert sts.get_caller_identity()["Account"] == "123456789012"
 
 
+def test_faults_scoped_to_a_body(ecs, url):
+    """Tests running side by side scope a fault to their own cluster with bodyContains."""
+    ecs.create_cluster(clusterName="mine")
+    ecs.create_cluster(clusterName="theirs")
+    ctl(url, "throttle", {"api": "ListTasks", "times": 1, "bodyContains": "mine"})
+    assert ecs.list_tasks(cluster="theirs")["taskArns"] == []  # not for them
+    with pytest.raises(ClientError):
+        ecs.list_tasks(cluster="mine")
+    assert ecs.list_tasks(cluster="mine")["taskArns"] == []  # used up
+
+
 def test_start_task_on_container_instances(ecs, url):
     ecs.create_cluster(clusterName="ec2c")
     arns = ctl(url, "container-instances", {"cluster": "ec2c", "count": 2})["containerInstanceArns"]

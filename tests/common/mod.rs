@@ -267,6 +267,13 @@ impl World {
         }
     }
 
+    /// A fault on this world's calls only (their bodies name its cluster): see
+    /// [`Emulator::fault`].
+    pub fn fault(&self, api: &str, times: u32, mut extra: Value) {
+        extra["bodyContains"] = json!(self.cluster);
+        self.emulator.fault(api, times, extra);
+    }
+
     pub fn run_task_calls(&self) -> Vec<Value> {
         self.emulator.calls("RunTask", &self.cluster)
     }
@@ -506,4 +513,106 @@ pub fn run<F: std::future::Future>(future: F) -> F::Output {
                 .expect("tokio runtime")
         })
         .block_on(future)
+}
+
+impl Emulator {
+    /// Makes the next `times` calls of `api` fail (see the emulator's throttle endpoint:
+    /// `after` carries the call out first; `html` answers a load balancer's page).
+    pub fn fault(&self, api: &str, times: u32, extra: Value) {
+        let mut body = json!({"api": api, "times": times});
+        if let (Some(map), Value::Object(extra)) = (body.as_object_mut(), extra) {
+            map.extend(extra);
+        }
+        self.control("POST", "/_taskrun/throttle", Some(body));
+    }
+
+    /// Every call the emulator received, in order: `{"api", "body", "throttled", "acted", ...}`.
+    pub fn call_log(&self) -> Vec<Value> {
+        self.control("GET", "/_taskrun/calls", None)
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// The real handler binary behind `scripts/local_lambda.py` (Lambda Invoke API and
+/// Runtime API), talking to the shared emulator.
+pub struct LocalLambda {
+    pub url: String,
+    child: Child,
+}
+
+impl Drop for LocalLambda {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl LocalLambda {
+    pub fn start(emulator: &Emulator) -> LocalLambda {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let dir = root.join(".tmp/tests");
+        std::fs::create_dir_all(&dir).expect("test scratch dir");
+        let port_file = dir.join(format!("lambda-{}-{}.port", std::process::id(), SEQUENCE.fetch_add(1, Ordering::SeqCst)));
+        let _ = std::fs::remove_file(&port_file);
+        let log = std::fs::File::create(port_file.with_extension("log")).expect("lambda log");
+        let child = Command::new(python())
+            .arg(root.join("scripts/local_lambda.py"))
+            .args(["--binary", env!("CARGO_BIN_EXE_bootstrap"), "--port", "0", "--timeout", "60"])
+            .arg("--port-file")
+            .arg(&port_file)
+            .args(["--parent-pid", &std::process::id().to_string()])
+            .env("AWS_ENDPOINT_URL", &emulator.url)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_REGION", REGION)
+            .env("AWS_LAMBDA_LOG_LEVEL", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start local_lambda.py");
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(60) {
+            if let Ok(port) = std::fs::read_to_string(&port_file) {
+                if !port.trim().is_empty() {
+                    return LocalLambda {
+                        url: format!("127.0.0.1:{}", port.trim()),
+                        child,
+                    };
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("local_lambda.py did not get ready");
+    }
+
+    fn http(&self, method: &str, path: &str, body: &str) -> (String, String) {
+        let mut stream = TcpStream::connect(&self.url).expect("connect to local_lambda");
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.url,
+            body.len()
+        )
+        .expect("send");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read");
+        let (head, payload) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        (head.to_string(), payload.to_string())
+    }
+
+    /// Invokes the binary; `Err` with the Lambda error body when the invocation failed
+    /// (the process died, say).
+    pub fn invoke(&self, event: &Value) -> Result<Value, String> {
+        let (head, payload) = self.http("POST", "/2015-03-31/functions/TaskRun/invocations", &event.to_string());
+        if head.contains("X-Amz-Function-Error") || head.contains("x-amz-function-error") {
+            return Err(payload);
+        }
+        serde_json::from_str(&payload).map_err(|e| format!("{e}: {payload}"))
+    }
+
+    pub fn handler_pid(&self) -> Option<u64> {
+        let (_, payload) = self.http("GET", "/_local/handler-pid", "");
+        serde_json::from_str::<Value>(&payload).ok()?["pid"].as_u64()
+    }
 }
