@@ -20,17 +20,29 @@ fn never_stops() -> Value {
 fn defect_1_an_interrupted_task_that_exits_0_fails_the_deploy() {
     run(async {
         let world = World::new("spot").await;
-        for code in ["SpotInterruption", "UserInitiated", "TerminationNotice", "ServiceSchedulerInitiated"] {
+        for code in [
+            "SpotInterruption",
+            "UserInitiated",
+            "TerminationNotice",
+            "ServiceSchedulerInitiated",
+        ] {
             world.emulator.queue_outcome(
                 &world.family,
                 json!({"kind": "exit", "afterDescribes": 1, "stopCode": code, "stoppedReason": format!("{code} happened"),
                        "containers": {"app": {"exitCode": 0}, "log-router": {"exitCode": 0}}}),
                 1,
             );
-            let op = world.cfn(&format!("Migrate{}", &code[..4])).create(&world.properties(json!({}))).await;
+            let op = world
+                .cfn(&format!("Migrate{}", &code[..4]))
+                .create(&world.properties(json!({})))
+                .await;
             assert_eq!(op.status(), "FAILED", "{code}: {:?}", op.events);
             assert_eq!(op.error_code(), "GeneralServiceException", "{code}");
-            assert!(op.message().contains(code) && op.message().contains("stopped before it finished"), "{}", op.message());
+            assert!(
+                op.message().contains(code) && op.message().contains("stopped before it finished"),
+                "{}",
+                op.message()
+            );
         }
     });
 }
@@ -49,29 +61,46 @@ fn defect_2_a_timeout_is_recorded_before_the_stop_and_never_redecided() {
         // Let the run be recorded and started (two writes), then fail the next writes
         // beyond the SDK's own retries: the one that would record TIMED_OUT among them.
         world.fault("ssm:PutParameter", 6, json!({"skip": 2, "status": 503}));
-        let op = cfn.operate_with_token("CREATE", &token, Some(&props), None).await;
+        let op = cfn
+            .operate_with_token("CREATE", &token, Some(&props), None)
+            .await;
         assert_eq!(op.status(), "FAILED", "{:?}", op.events);
         assert_eq!(op.error_code(), "NotStabilized", "{}", op.message());
-        assert!(op.message().starts_with("timed out after 3 s"), "{}", op.message());
+        assert!(
+            op.message().starts_with("timed out after 3 s"),
+            "{}",
+            op.message()
+        );
         // No StopTask before a record write succeeded after the failed ones.
         let log = world.emulator.call_log();
         let ours: Vec<&Value> = log
             .iter()
-            .filter(|c| c["body"]["cluster"] == world.cluster || c["api"].as_str().is_some_and(|a| a.starts_with("ssm:")))
+            .filter(|c| {
+                c["body"]["cluster"] == world.cluster
+                    || c["api"].as_str().is_some_and(|a| a.starts_with("ssm:"))
+            })
             .collect();
-        let first_stop = ours.iter().position(|c| c["api"] == "StopTask").expect("a StopTask");
+        let first_stop = ours
+            .iter()
+            .position(|c| c["api"] == "StopTask")
+            .expect("a StopTask");
         let failed_writes: Vec<usize> = ours
             .iter()
             .enumerate()
             .filter(|(_, c)| c["api"] == "ssm:PutParameter" && c["throttled"] == true)
             .map(|(i, _)| i)
             .collect();
-        let recorded_after_failures = ours
-            .iter()
-            .enumerate()
-            .any(|(i, c)| i > *failed_writes.last().unwrap_or(&0) && i < first_stop && c["api"] == "ssm:PutParameter" && c["throttled"] == false);
+        let recorded_after_failures = ours.iter().enumerate().any(|(i, c)| {
+            i > *failed_writes.last().unwrap_or(&0)
+                && i < first_stop
+                && c["api"] == "ssm:PutParameter"
+                && c["throttled"] == false
+        });
         assert!(!failed_writes.is_empty(), "the faults fired");
-        assert!(recorded_after_failures, "the timeout was recorded before the first StopTask");
+        assert!(
+            recorded_after_failures,
+            "the timeout was recorded before the first StopTask"
+        );
         assert_eq!(world.tasks()[0]["lastStatus"], "STOPPED");
     });
 }
@@ -86,7 +115,9 @@ fn defect_3_an_update_that_does_not_run_stops_the_run_still_going() {
         let cfn = world.cfn("Migrate");
         let props = world.properties(json!({"Timeout": 600}));
         // A CREATE whose operation ended without its run (CloudFormation gave up on it).
-        let first = cfn.invoke("CREATE", &new_token(), Some(&props), None, None).await;
+        let first = cfn
+            .invoke("CREATE", &new_token(), Some(&props), None, None)
+            .await;
         assert_eq!(first["status"], "IN_PROGRESS", "{first}");
         let id = first["resourceModel"]["Id"].as_str().unwrap().to_string();
         // The next update does not run (RunOnUpdate false, and in another cluster).
@@ -99,8 +130,19 @@ fn defect_3_an_update_that_does_not_run_stops_the_run_still_going() {
         assert_eq!(update.model()["Status"], "SUPERSEDED", "{}", update.model());
         let tasks = world.tasks();
         assert_eq!(tasks.len(), 1);
-        assert_eq!(tasks[0]["lastStatus"], "STOPPED", "the run's own cluster: {}", tasks[0]);
-        assert!(tasks[0]["stoppedReason"].as_str().unwrap().contains("superseded by an update"), "{}", tasks[0]);
+        assert_eq!(
+            tasks[0]["lastStatus"], "STOPPED",
+            "the run's own cluster: {}",
+            tasks[0]
+        );
+        assert!(
+            tasks[0]["stoppedReason"]
+                .as_str()
+                .unwrap()
+                .contains("superseded by an update"),
+            "{}",
+            tasks[0]
+        );
         let delete = cfn.delete(&id, &desired).await;
         assert_eq!(delete.status(), "SUCCESS");
         assert!(other.tasks().is_empty());
@@ -116,20 +158,34 @@ fn defect_3_delete_keeps_the_record_until_the_tasks_are_confirmed_stopped() {
         world.emulator.family_default(&world.family, never_stops());
         let cfn = world.cfn("Migrate");
         let props = world.properties(json!({"Count": 3, "Timeout": 600}));
-        let first = cfn.invoke("CREATE", &new_token(), Some(&props), None, None).await;
+        let first = cfn
+            .invoke("CREATE", &new_token(), Some(&props), None, None)
+            .await;
         let id = first["resourceModel"]["Id"].as_str().unwrap().to_string();
         // A burst of 5xx on StopTask, longer than the SDK's retries.
         world.fault("StopTask", 60, json!({"status": 503, "html": true}));
         let mut desired = props.clone();
         desired["Id"] = json!(id);
         let token = new_token();
-        let answer = cfn.invoke("DELETE", &token, Some(&desired), None, None).await;
+        let answer = cfn
+            .invoke("DELETE", &token, Some(&desired), None, None)
+            .await;
         assert_eq!(answer["status"], "IN_PROGRESS", "{answer}");
         assert!(answer.get("resourceModel").is_none());
-        assert_eq!(cfn.read(&id).await.status(), "SUCCESS", "the record stays while tasks may run");
-        let op = cfn.operate_with_token("DELETE", &token, Some(&desired), None).await;
+        assert_eq!(
+            cfn.read(&id).await.status(),
+            "SUCCESS",
+            "the record stays while tasks may run"
+        );
+        let op = cfn
+            .operate_with_token("DELETE", &token, Some(&desired), None)
+            .await;
         assert_eq!(op.status(), "SUCCESS", "{:?}", op.events);
-        assert!(world.tasks().iter().all(|t| t["lastStatus"] == "STOPPED"), "{:?}", world.tasks());
+        assert!(
+            world.tasks().iter().all(|t| t["lastStatus"] == "STOPPED"),
+            "{:?}",
+            world.tasks()
+        );
         assert_eq!(cfn.read(&id).await.error_code(), "NotFound");
     });
 }
@@ -153,7 +209,11 @@ fn defect_4_start_task_failing_after_it_acted_starts_no_duplicate() {
             .await;
         assert_eq!(op.status(), "SUCCESS", "{:?}", op.events);
         assert_eq!(world.tasks().len(), 2, "one task per instance, none twice");
-        assert_eq!(world.emulator.calls("StartTask", &world.cluster).len(), 1, "StartTask never sent again");
+        assert_eq!(
+            world.emulator.calls("StartTask", &world.cluster).len(),
+            1,
+            "StartTask never sent again"
+        );
         assert_eq!(op.model()["TaskArns"].as_array().map(Vec::len), Some(2));
     });
 }
@@ -165,9 +225,18 @@ fn defect_5_update_criteria_on_a_large_task_definition_keeps_the_record_small() 
     run(async {
         use aws_sdk_ecs::types::{ContainerDefinition, KeyValuePair};
         let world = World::new("big-env").await;
-        let mut app = ContainerDefinition::builder().name("app").image("example/migrate:1").memory(256).essential(true);
+        let mut app = ContainerDefinition::builder()
+            .name("app")
+            .image("example/migrate:1")
+            .memory(256)
+            .essential(true);
         for i in 0..110 {
-            app = app.environment(KeyValuePair::builder().name(format!("VAR_{i:03}")).value("v".repeat(60)).build());
+            app = app.environment(
+                KeyValuePair::builder()
+                    .name(format!("VAR_{i:03}"))
+                    .value("v".repeat(60))
+                    .build(),
+            );
         }
         let family = format!("{}-big", world.family);
         world
@@ -188,7 +257,13 @@ fn defect_5_update_criteria_on_a_large_task_definition_keeps_the_record_small() 
                 .behavior_version_latest()
                 .endpoint_url(&world.emulator.url)
                 .region(aws_sdk_ssm::config::Region::new(common::REGION))
-                .credentials_provider(aws_credential_types::Credentials::new(common::ACCESS_KEY, common::SECRET_KEY, None, None, "t"))
+                .credentials_provider(aws_credential_types::Credentials::new(
+                    common::ACCESS_KEY,
+                    common::SECRET_KEY,
+                    None,
+                    None,
+                    "t",
+                ))
                 .http_client(taskrun::aws::https_client())
                 .build(),
         )
@@ -198,7 +273,10 @@ fn defect_5_update_criteria_on_a_large_task_definition_keeps_the_record_small() 
         .send()
         .await
         .expect("the record");
-        let size = parameter.parameter().and_then(|p| p.value()).map_or(0, str::len);
+        let size = parameter
+            .parameter()
+            .and_then(|p| p.value())
+            .map_or(0, str::len);
         assert!(size < 2500, "the record takes {size} bytes");
     });
 }
@@ -215,13 +293,26 @@ fn defect_6_a_dead_end_answers_a_code_cloudformation_does_not_retry() {
             5,
             json!({"skip": 1, "code": "InvalidParameterException", "message": "No Container Instances were found", "status": 400}),
         );
-        let op = world.cfn("Seed").create(&world.properties(json!({"Count": 25}))).await;
+        let op = world
+            .cfn("Seed")
+            .create(&world.properties(json!({"Count": 25})))
+            .await;
         assert_eq!(op.status(), "FAILED", "{:?}", op.events);
         assert_eq!(op.error_code(), "InvalidRequest", "{}", op.message());
-        assert!(op.message().contains("No Container Instances were found"), "{}", op.message());
+        assert!(
+            op.message().contains("No Container Instances were found"),
+            "{}",
+            op.message()
+        );
         let tasks = world.tasks();
-        assert!(!tasks.is_empty() && tasks.iter().all(|t| t["lastStatus"] == "STOPPED"), "{tasks:?}");
-        assert_eq!(world.cfn("Seed").read(&op.id()).await.error_code(), "NotFound");
+        assert!(
+            !tasks.is_empty() && tasks.iter().all(|t| t["lastStatus"] == "STOPPED"),
+            "{tasks:?}"
+        );
+        assert_eq!(
+            world.cfn("Seed").read(&op.id()).await.error_code(),
+            "NotFound"
+        );
     });
 }
 
@@ -240,23 +331,39 @@ fn defect_7_the_binary_killed_between_two_calls_resumes_without_duplicates() {
         let token = new_token();
         let event = cfn.envelope("CREATE", &token, Some(&props), None, None);
         // Warm the binary (it starts on the first invocation), then kill it on RunTask.
-        let warm = lambda.invoke(&json!({"action": "LIST", "requestData": {"callerCredentials":
-            {"accessKeyId": common::ACCESS_KEY, "secretAccessKey": common::SECRET_KEY}}}));
+        let warm = lambda.invoke(
+            &json!({"action": "LIST", "requestData": {"callerCredentials":
+            {"accessKeyId": common::ACCESS_KEY, "secretAccessKey": common::SECRET_KEY}}}),
+        );
         assert!(warm.is_ok(), "{warm:?}");
         let pid = lambda.handler_pid().expect("the handler runs");
-        emulator.control("POST", "/_taskrun/kill", Some(json!({"api": "RunTask", "pid": pid, "times": 1, "bodyContains": world.cluster})));
+        emulator.control(
+            "POST",
+            "/_taskrun/kill",
+            Some(json!({"api": "RunTask", "pid": pid, "times": 1, "bodyContains": world.cluster})),
+        );
         let died = lambda.invoke(&event);
-        assert!(died.is_err(), "the process was killed mid-invocation: {died:?}");
+        assert!(
+            died.is_err(),
+            "the process was killed mid-invocation: {died:?}"
+        );
         let mut context: Option<Value> = None;
         let mut properties = props.clone();
         for _ in 0..100 {
             let request = cfn.envelope("CREATE", &token, Some(&properties), None, context.as_ref());
             let began = Instant::now();
             let answer = lambda.invoke(&request).expect("answers");
-            assert!(began.elapsed() < Duration::from_secs(60), "an invocation took {:?}", began.elapsed());
+            assert!(
+                began.elapsed() < Duration::from_secs(60),
+                "an invocation took {:?}",
+                began.elapsed()
+            );
             if answer["status"] != "IN_PROGRESS" {
                 assert_eq!(answer["status"], "SUCCESS", "{answer}");
-                assert_eq!(answer["resourceModel"]["TaskArns"].as_array().map(Vec::len), Some(15));
+                assert_eq!(
+                    answer["resourceModel"]["TaskArns"].as_array().map(Vec::len),
+                    Some(15)
+                );
                 break;
             }
             context = Some(answer["callbackContext"].clone());
@@ -277,17 +384,27 @@ fn defect_8_updates_of_tags_or_timing_do_not_rerun() {
         let props = world.properties(json!({"Tags": [{"Key": "a", "Value": "1"}]}));
         let created = cfn.create(&props).await;
         assert_eq!(created.status(), "SUCCESS");
-        let desired = world.properties(json!({"Tags": [{"Key": "a", "Value": "2"}], "Timeout": 99, "PollInterval": 7}));
+        let desired = world.properties(
+            json!({"Tags": [{"Key": "a", "Value": "2"}], "Timeout": 99, "PollInterval": 7}),
+        );
         let update = cfn.update(&created.id(), &desired, &props).await;
         assert_eq!(update.status(), "SUCCESS", "{:?}", update.events);
         assert!(update.message().contains("not run"), "{}", update.message());
         assert_eq!(update.model()["Timeout"], 99);
-        assert_eq!(update.model()["TaskArns"], created.model()["TaskArns"], "the previous run's outputs");
+        assert_eq!(
+            update.model()["TaskArns"],
+            created.model()["TaskArns"],
+            "the previous run's outputs"
+        );
         assert_eq!(world.run_task_calls().len(), 1, "one run, the create's");
         let changed = world.properties(json!({"Count": 2, "Tags": [{"Key": "a", "Value": "2"}]}));
         let rerun = cfn.update(&created.id(), &changed, &desired).await;
         assert_eq!(rerun.status(), "SUCCESS");
-        assert!(rerun.message().contains("Count changed"), "{}", rerun.message());
+        assert!(
+            rerun.message().contains("Count changed"),
+            "{}",
+            rerun.message()
+        );
         assert_eq!(world.run_task_calls().len(), 2);
     });
 }
@@ -301,7 +418,9 @@ fn defect_9_protocol_answers_keep_the_model_the_pace_and_the_secrets() {
     let lambda = LocalLambda::start(emulator);
     run(async {
         let world = World::new("protocol").await;
-        world.emulator.family_default(&world.family, json!({"kind": "exit", "afterDescribes": 6}));
+        world
+            .emulator
+            .family_default(&world.family, json!({"kind": "exit", "afterDescribes": 6}));
         let cfn = world.cfn("Migrate");
         let props = world.properties(json!({"PollInterval": 2}));
         world.fault("DescribeTasks", 9, json!({"status": 503}));
@@ -309,7 +428,12 @@ fn defect_9_protocol_answers_keep_the_model_the_pace_and_the_secrets() {
         assert_eq!(op.status(), "SUCCESS", "{:?}", op.events);
         for event in op.events.iter().filter(|e| e["status"] == "IN_PROGRESS") {
             assert!(event["resourceModel"]["Id"].is_string(), "{event}");
-            assert!(event["callbackDelaySeconds"].as_u64().is_some_and(|d| (1..=2).contains(&d)), "{event}");
+            assert!(
+                event["callbackDelaySeconds"]
+                    .as_u64()
+                    .is_some_and(|d| (1..=2).contains(&d)),
+                "{event}"
+            );
         }
 
         // A stale callback: the run it follows was replaced by an update's.
@@ -324,9 +448,20 @@ fn defect_9_protocol_answers_keep_the_model_the_pace_and_the_secrets() {
         assert_eq!(update.error_code(), "NotStabilized", "{:?}", update.events);
         let mut old = first["resourceModel"].clone();
         old["Id"] = json!(id);
-        let stale = cfn.invoke("CREATE", &token, Some(&old), None, Some(&first["callbackContext"])).await;
+        let stale = cfn
+            .invoke(
+                "CREATE",
+                &token,
+                Some(&old),
+                None,
+                Some(&first["callbackContext"]),
+            )
+            .await;
         assert_eq!(stale["status"], "FAILED", "{stale}");
-        assert_eq!(stale["errorCode"], "GeneralServiceException", "final, not ResourceConflict: {stale}");
+        assert_eq!(
+            stale["errorCode"], "GeneralServiceException",
+            "final, not ResourceConflict: {stale}"
+        );
 
         // A malformed envelope, through the real binary.
         let malformed = json!({"action": "CREATE", "requestData": {"callerCredentials":
@@ -334,6 +469,10 @@ fn defect_9_protocol_answers_keep_the_model_the_pace_and_the_secrets() {
         let answer = lambda.invoke(&malformed).expect("answers");
         assert_eq!(answer["errorCode"], "InvalidRequest", "{answer}");
         let message = answer["message"].as_str().unwrap();
-        assert!(message.contains("/requestData/callerCredentials/sessionToken") && !message.contains("SECRET"), "{message}");
+        assert!(
+            message.contains("/requestData/callerCredentials/sessionToken")
+                && !message.contains("SECRET"),
+            "{message}"
+        );
     });
 }

@@ -554,12 +554,23 @@ impl LocalLambda {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let dir = root.join(".tmp/tests");
         std::fs::create_dir_all(&dir).expect("test scratch dir");
-        let port_file = dir.join(format!("lambda-{}-{}.port", std::process::id(), SEQUENCE.fetch_add(1, Ordering::SeqCst)));
+        let port_file = dir.join(format!(
+            "lambda-{}-{}.port",
+            std::process::id(),
+            SEQUENCE.fetch_add(1, Ordering::SeqCst)
+        ));
         let _ = std::fs::remove_file(&port_file);
         let log = std::fs::File::create(port_file.with_extension("log")).expect("lambda log");
         let child = Command::new(python())
             .arg(root.join("scripts/local_lambda.py"))
-            .args(["--binary", env!("CARGO_BIN_EXE_bootstrap"), "--port", "0", "--timeout", "60"])
+            .args([
+                "--binary",
+                env!("CARGO_BIN_EXE_bootstrap"),
+                "--port",
+                "0",
+                "--timeout",
+                "60",
+            ])
             .arg("--port-file")
             .arg(&port_file)
             .args(["--parent-pid", &std::process::id().to_string()])
@@ -604,7 +615,11 @@ impl LocalLambda {
     /// Invokes the binary; `Err` with the Lambda error body when the invocation failed
     /// (the process died, say).
     pub fn invoke(&self, event: &Value) -> Result<Value, String> {
-        let (head, payload) = self.http("POST", "/2015-03-31/functions/TaskRun/invocations", &event.to_string());
+        let (head, payload) = self.http(
+            "POST",
+            "/2015-03-31/functions/TaskRun/invocations",
+            &event.to_string(),
+        );
         if head.contains("X-Amz-Function-Error") || head.contains("x-amz-function-error") {
             return Err(payload);
         }
