@@ -13,7 +13,7 @@ fn never_stops() -> Value {
     json!({"kind": "never_stops"})
 }
 
-/// 1. A task stopped by anything but its own essential container's exit fails the run,
+/// Defect 1: A task stopped by anything but its own essential container's exit fails the run,
 /// whatever its exit codes: an app that exits 0 on SIGTERM must not pass an interrupted
 /// migration.
 #[test]
@@ -47,7 +47,7 @@ fn defect_1_an_interrupted_task_that_exits_0_fails_the_deploy() {
     });
 }
 
-/// 2. On timeout the outcome is recorded before the tasks are stopped: a record write
+/// Defect 2: On timeout the outcome is recorded before the tasks are stopped: a record write
 /// that fails at that moment delays the stop; it never lets a later look re-decide the
 /// run from the tasks we stopped.
 #[test]
@@ -105,7 +105,7 @@ fn defect_2_a_timeout_is_recorded_before_the_stop_and_never_redecided() {
     });
 }
 
-/// 3a. An update that does not run the tasks, while a run is still going, stops that run
+/// Defect 3a: An update that does not run the tasks, while a run is still going, stops that run
 /// and records it superseded: nothing is left running unobserved.
 #[test]
 fn defect_3_an_update_that_does_not_run_stops_the_run_still_going() {
@@ -149,7 +149,7 @@ fn defect_3_an_update_that_does_not_run_stops_the_run_still_going() {
     });
 }
 
-/// 3b. A DELETE whose StopTask keeps failing does not answer SUCCESS: the record stays
+/// Defect 3b: A DELETE whose StopTask keeps failing does not answer SUCCESS: the record stays
 /// (and follows the tasks) until every task is confirmed stopped.
 #[test]
 fn defect_3_delete_keeps_the_record_until_the_tasks_are_confirmed_stopped() {
@@ -190,7 +190,7 @@ fn defect_3_delete_keeps_the_record_until_the_tasks_are_confirmed_stopped() {
     });
 }
 
-/// 4. StartTask has no idempotency token: a 5xx returned after ECS started the tasks is
+/// Defect 4: StartTask has no idempotency token: a 5xx returned after ECS started the tasks is
 /// never retried blindly; the engine looks for what the attempt started.
 #[test]
 fn defect_4_start_task_failing_after_it_acted_starts_no_duplicate() {
@@ -218,7 +218,7 @@ fn defect_4_start_task_failing_after_it_acted_starts_no_duplicate() {
     });
 }
 
-/// 5. UpdateCriteria keeps digests of the listed keys only: a task definition with 110
+/// Defect 5: UpdateCriteria keeps digests of the listed keys only: a task definition with 110
 /// environment variables does not blow the record.
 #[test]
 fn defect_5_update_criteria_on_a_large_task_definition_keeps_the_record_small() {
@@ -281,7 +281,7 @@ fn defect_5_update_criteria_on_a_large_task_definition_keeps_the_record_small() 
     });
 }
 
-/// 6. A run that is over never answers a code CloudFormation retries: a batch refused
+/// Defect 6: A run that is over never answers a code CloudFormation retries: a batch refused
 /// after others started stops those and fails with the refusal's (final) code.
 #[test]
 fn defect_6_a_dead_end_answers_a_code_cloudformation_does_not_retry() {
@@ -316,7 +316,7 @@ fn defect_6_a_dead_end_answers_a_code_cloudformation_does_not_retry() {
     });
 }
 
-/// 7. The real binary killed right after RunTask, before the record knew the tasks:
+/// Defect 7: The real binary killed right after RunTask, before the record knew the tasks:
 /// CloudFormation delivers the invocation again, which finds the planned run and learns
 /// its tasks from their idempotency tokens. No duplicate, no orphan, and every invocation
 /// answers within the Registry's 60 s.
@@ -374,7 +374,7 @@ fn defect_7_the_binary_killed_between_two_calls_resumes_without_duplicates() {
     });
 }
 
-/// 8. An update that changes only what does not shape the tasks updates the TaskRun
+/// Defect 8: An update that changes only what does not shape the tasks updates the TaskRun
 /// without running it again: a tag change does not re-run a migration.
 #[test]
 fn defect_8_updates_of_tags_or_timing_do_not_rerun() {
@@ -409,7 +409,7 @@ fn defect_8_updates_of_tags_or_timing_do_not_rerun() {
     });
 }
 
-/// 9. Protocol: a passing fault answers IN_PROGRESS with the model and the run's own
+/// Defect 9: Protocol: a passing fault answers IN_PROGRESS with the model and the run's own
 /// pace; a stale callback answers a final code; a malformed envelope names the path of
 /// what it could not read, never its value.
 #[test]

@@ -561,7 +561,7 @@ impl LocalLambda {
         ));
         let _ = std::fs::remove_file(&port_file);
         let log = std::fs::File::create(port_file.with_extension("log")).expect("lambda log");
-        let child = Command::new(python())
+        let mut child = Command::new(python())
             .arg(root.join("scripts/local_lambda.py"))
             .args([
                 "--binary",
@@ -594,6 +594,8 @@ impl LocalLambda {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("local_lambda.py did not get ready");
     }
 
