@@ -1008,6 +1008,15 @@ fn regression_create_abandoned_with_late_visible_tasks_and_a_write_that_failed_a
 }
 
 #[test]
+fn regression_start_task_redelivered_after_a_failed_run_with_an_instance_not_placed() {
+    replay(Scenario {
+        create_lose: Some(0),
+        not_placed: vec![1],
+        ..quiet(Props { instances: 4, ..plain(1, 30) })
+    });
+}
+
+#[test]
 fn a_store_that_refuses_from_the_start_starts_nothing() {
     let scenario = quiet(plain(3, 60));
     let mut play = Play::new(&scenario);

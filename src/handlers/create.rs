@@ -6,7 +6,8 @@ use crate::ecs::Ecs;
 use crate::engine::Held;
 use crate::error::TaskRunError;
 use crate::ids;
-use crate::machine::{BatchState, Event, LaunchMode};
+use crate::ecs::Launched;
+use crate::machine::{self, Event, LaunchMode};
 use crate::record::RunRecord;
 use crate::store::{ParameterStore, Stored};
 
@@ -56,12 +57,13 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
                 .await?;
             if !earlier.is_empty() {
                 tracing::warn!(id = %id, tasks = earlier.len(), "redelivered CREATE whose run already ended: following its tasks again");
-                for arn in &earlier {
-                    run.tasks.push(arn);
-                }
-                for batch in &mut run.batches {
-                    batch.state = BatchState::Started;
-                }
+                // As the answer of the one StartTask batch: the instances without a task
+                // count as not started.
+                let launched = Launched {
+                    task_arns: earlier,
+                    not_placed: Vec::new(),
+                };
+                run = machine::step(&run, Event::Launched(vec![(0, Ok(launched))]), self.clock.now()).run;
             }
         }
         let record = RunRecord::new(id, &properties, run.clone());
