@@ -1012,7 +1012,10 @@ fn regression_start_task_redelivered_after_a_failed_run_with_an_instance_not_pla
     replay(Scenario {
         create_lose: Some(0),
         not_placed: vec![1],
-        ..quiet(Props { instances: 4, ..plain(1, 30) })
+        ..quiet(Props {
+            instances: 4,
+            ..plain(1, 30)
+        })
     });
 }
 

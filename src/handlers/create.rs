@@ -3,10 +3,10 @@ use cfn_protocol::ProgressEvent;
 use super::Env;
 use crate::clock::Clock;
 use crate::ecs::Ecs;
+use crate::ecs::Launched;
 use crate::engine::Held;
 use crate::error::TaskRunError;
 use crate::ids;
-use crate::ecs::Launched;
 use crate::machine::{self, Event, LaunchMode};
 use crate::record::RunRecord;
 use crate::store::{ParameterStore, Stored};
@@ -63,7 +63,12 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
                     task_arns: earlier,
                     not_placed: Vec::new(),
                 };
-                run = machine::step(&run, Event::Launched(vec![(0, Ok(launched))]), self.clock.now()).run;
+                run = machine::step(
+                    &run,
+                    Event::Launched(vec![(0, Ok(launched))]),
+                    self.clock.now(),
+                )
+                .run;
             }
         }
         let record = RunRecord::new(id, &properties, run.clone());
