@@ -39,6 +39,8 @@ pub struct Held {
     pub stored: Option<u32>,
     /// The properties the model is made of (the record's, or the request's).
     pub properties: Value,
+    /// What the last observation said, for an IN_PROGRESS event's message.
+    pub note: Option<String>,
 }
 
 impl Held {
@@ -50,6 +52,7 @@ impl Held {
             stored: Some(record.run.revision),
             properties: record.properties.clone(),
             record: Some(record),
+            note: None,
         }
     }
 
@@ -62,6 +65,7 @@ impl Held {
             stored: None,
             properties: record.properties.clone(),
             record: Some(record),
+            note: None,
         }
     }
 
@@ -74,6 +78,7 @@ impl Held {
             record: None,
             stored: Some(revision),
             properties,
+            note: None,
         }
     }
 
@@ -155,7 +160,11 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Engine<'_, E, S, C> {
                     batch,
                     result: self.find(held, batch).await,
                 },
-                Next::Describe => Event::Described(self.describe(&held.run).await),
+                Next::Describe => {
+                    let described = self.describe(&held.run).await;
+                    held.note = Some(note(&held.run, &described));
+                    Event::Described(described)
+                }
                 Next::Stop(arns) => Event::StopsSent(self.stop(held, &arns).await),
                 Next::Sweep => Event::Swept(
                     self.ecs
@@ -418,5 +427,16 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Engine<'_, E, S, C> {
             .buffer_unordered(STOP_CONCURRENCY)
             .collect()
             .await
+    }
+}
+
+/// A line on what was seen, for the IN_PROGRESS event.
+fn note(run: &Run, described: &Result<Described, Fault>) -> String {
+    match described {
+        Ok(d) => {
+            let running = d.tasks.iter().filter(|t| !t.is_stopped()).count() + d.missing.len();
+            format!("{running} of {} tasks still running", run.tasks.len())
+        }
+        Err(fault) => format!("will look again: {fault}"),
     }
 }

@@ -31,34 +31,18 @@ fn throttling_is_survived() {
         let cfn = world.cfn("Again");
         let props = world.properties(json!({}));
         let token = new_token();
-        let first = cfn.invoke("CREATE", &token, Some(&props), None, None).await;
-        world.emulator.control(
-            "POST",
-            "/_taskrun/throttle",
-            Some(json!({"api": "DescribeTasks", "times": 6})),
-        );
-        let throttled = cfn
-            .invoke(
-                "CREATE",
-                &token,
-                Some(&props),
-                None,
-                Some(&first["callbackContext"]),
-            )
-            .await;
+        world.fault("DescribeTasks", 200, json!({}));
+        let throttled = cfn.invoke("CREATE", &token, Some(&props), None, None).await;
         assert_eq!(throttled["status"], "IN_PROGRESS", "{throttled}");
         assert!(
             throttled["message"]
                 .as_str()
                 .unwrap_or_default()
-                .contains("Throttl"),
+                .contains("will look again: ecs:DescribeTasks failed: ThrottlingException"),
             "{throttled}"
         );
-        world.emulator.control(
-            "POST",
-            "/_taskrun/throttle",
-            Some(json!({"api": "DescribeTasks", "times": 0})),
-        );
+        assert!(throttled["resourceModel"]["Id"].is_string(), "{throttled}");
+        world.fault("DescribeTasks", 0, json!({}));
         let done = cfn
             .invoke(
                 "CREATE",

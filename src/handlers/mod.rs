@@ -296,7 +296,11 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
         };
         match outcome {
             Outcome::Pending { delay } => {
-                Ok(with_message(self.in_progress(&held, Stage::Run, delay)))
+                let event = self.in_progress(&held, Stage::Run, delay);
+                Ok(match (&message, &held.note) {
+                    (None, Some(note)) => event.with_message(note.clone()),
+                    _ => with_message(event),
+                })
             }
             Outcome::GaveUp => {
                 let error = TaskRunError::StopUnconfirmed(format!(
