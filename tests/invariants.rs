@@ -781,7 +781,7 @@ impl Play {
                     }
                 }
                 Kind::Delete => {
-                    if let End::Answered(answer) = self.operate(
+                    match self.operate(
                         "DELETE",
                         None,
                         None,
@@ -790,7 +790,10 @@ impl Play {
                         op.lose_answer,
                     )? {
                         // CloudFormation takes NotFound on a DELETE as done.
-                        if answer["status"] == "SUCCESS" || answer["errorCode"] == "NotFound" {
+                        End::Answered(answer)
+                            if answer["status"] == "SUCCESS"
+                                || answer["errorCode"] == "NotFound" =>
+                        {
                             exists = false;
                             if self.record().is_some() {
                                 return Err(fail(
@@ -798,6 +801,9 @@ impl Play {
                                 ));
                             }
                         }
+                        End::Answered(_) => {}
+                        // Given up on mid-way: it may have got as far as deleting the record.
+                        End::Abandoned => exists = self.record().is_some(),
                     }
                 }
             }
