@@ -5,8 +5,10 @@
 #
 # 1. ensures .venv (scripts/venv.sh: cloudformation-cli, the rust plugin, moto, ...)
 # 2. the handler binary: $TASKRUN_BINARY, or target/debug/bootstrap (built if missing)
-# 3. starts the local AWS emulator (scripts/emulator.sh) and seeds it with what inputs/
-#    refer to (cfn/seed_emulator.py: cluster taskrun-contract, task definitions)
+# 3. starts its own local AWS emulator (scripts/emulator.sh with TASKRUN_EMULATOR_DIR=
+#    .tmp/cfn-test/emulator: an emulator you started by hand in .tmp/ is never used or
+#    touched) and seeds it with what inputs/ refer to (cfn/seed_emulator.py: cluster
+#    taskrun-contract, task definitions)
 # 4. starts scripts/local_lambda.py: the Lambda Invoke API in front of the real binary,
 #    whose AWS calls go to the emulator (AWS_ENDPOINT_URL)
 # 5. runs `cfn test` against it through cfn/cfn_test_offline.py, which answers only
@@ -20,6 +22,15 @@ REGION=us-east-1
 FUNCTION=TaskRun
 WORK=.tmp/cfn-test
 mkdir -p "$WORK"
+# This script's own emulator; it exits by itself should this script be killed.
+export TASKRUN_EMULATOR_DIR=$WORK/emulator
+export TASKRUN_EMULATOR_PARENT_PID=$$
+# One run at a time per checkout: the emulator directory and the port files are per checkout.
+exec 9>"$WORK/lock"
+if command -v flock >/dev/null 2>&1 && ! flock -n 9; then
+  echo "cfn-test: another scripts/cfn-test.sh is running in this checkout; waiting for it" >&2
+  flock 9
+fi
 
 lambda_pid=""
 emulator_started=""
@@ -54,15 +65,17 @@ if [ ! -x "$BINARY" ]; then
 fi
 
 # --- emulator ---------------------------------------------------------------
+# A leftover in this script's own directory (a run that was killed) is stopped, not reused.
+bash scripts/emulator.sh stop >/dev/null 2>&1 || true
 emulator_started=1
-emulator_out=$(bash scripts/emulator.sh start)
+emulator_out=$(bash scripts/emulator.sh start 9>&-)
 EMULATOR_URL=$(printf '%s\n' "$emulator_out" | grep -o 'http://127\.0\.0\.1:[0-9]*' | tail -n 1 || true)
 if [ -z "$EMULATOR_URL" ]; then
   echo "cfn-test: scripts/emulator.sh start printed no URL:" >&2
   printf '%s\n' "$emulator_out" >&2
   exit 1
 fi
-echo "cfn-test: emulator at $EMULATOR_URL" >&2
+echo "cfn-test: emulator at $EMULATOR_URL (log: $TASKRUN_EMULATOR_DIR/emulator.log)" >&2
 AWS_REGION=$REGION "$PY" cfn/seed_emulator.py --endpoint "$EMULATOR_URL" --region "$REGION" >&2
 
 # --- local Lambda -------------------------------------------------------------
@@ -75,7 +88,7 @@ AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE \
 AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY \
 RUST_LOG="${RUST_LOG:-info}" \
   "$PY" scripts/local_lambda.py --binary "$BINARY" --port 0 --port-file "$port_file" \
-    --parent-pid $$ --function-name "$FUNCTION" >"$WORK/lambda.out" 2>"$lambda_log" &
+    --parent-pid $$ --function-name "$FUNCTION" >"$WORK/lambda.out" 2>"$lambda_log" 9>&- &
 lambda_pid=$!
 for _ in $(seq 1 600); do
   [ -s "$port_file" ] && break

@@ -1,13 +1,57 @@
 #!/usr/bin/env bash
 # schema.json is the one source: org-ecs-taskrun.json must be a link to it, and docs/ and
 # resource-role.yaml must be exactly what `cfn generate` makes of it.
+#
+# `cfn validate` and `cfn generate` run in a temporary copy of the project (schema.json,
+# .rpdk-config, the org-ecs-taskrun.json link, docs/, resource-role.yaml), with the rust
+# plugin installed in .venv; the result is compared with the working tree, which is never
+# modified. On drift: a diff, and what to run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ "$(readlink org-ecs-taskrun.json)" = "schema.json" ] || { echo "org-ecs-taskrun.json must link to schema.json" >&2; exit 1; }
-.venv/bin/cfn validate
-.venv/bin/cfn generate >/dev/null
-if ! git diff --exit-code --stat -- docs resource-role.yaml || [ -n "$(git status --porcelain -- docs resource-role.yaml)" ]; then
-  echo "docs/ or resource-role.yaml are out of date with schema.json: run '.venv/bin/cfn generate' and commit" >&2
+root=$PWD
+
+if [ "$(readlink org-ecs-taskrun.json 2>/dev/null)" != "schema.json" ]; then
+  echo "check-generated: org-ecs-taskrun.json must be a link to schema.json (ln -sf schema.json org-ecs-taskrun.json)" >&2
   exit 1
 fi
-echo "generated files match schema.json"
+if [ ! -x .venv/bin/cfn ]; then
+  echo "check-generated: .venv/bin/cfn is missing: run scripts/venv.sh first" >&2
+  exit 1
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/taskrun-generate.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+copy=$tmp/project
+mkdir "$copy"
+cp -p schema.json .rpdk-config "$copy/"
+cp -P org-ecs-taskrun.json "$copy/"
+[ -e resource-role.yaml ] && cp -p resource-role.yaml "$copy/"
+[ -d docs ] && cp -Rp docs "$copy/"
+
+log=$tmp/cfn.log
+if ! (cd "$copy" && "$root/.venv/bin/cfn" validate) >"$log" 2>&1; then
+  echo "check-generated: cfn validate rejects schema.json:" >&2
+  sed 's/^/    /' "$log" >&2
+  exit 1
+fi
+if ! (cd "$copy" && "$root/.venv/bin/cfn" generate) >>"$log" 2>&1; then
+  echo "check-generated: cfn generate failed (in a temporary copy of the project):" >&2
+  sed 's/^/    /' "$log" >&2
+  exit 1
+fi
+
+drift=0
+for path in docs resource-role.yaml .rpdk-config; do
+  if [ ! -e "$copy/$path" ] && [ ! -e "$path" ]; then continue; fi
+  if ! out=$(cd "$tmp" && diff -ruN "$root/$path" "project/$path" 2>&1); then
+    drift=1
+    printf '%s\n' "$out" | sed "s#$root/##; s#project/#generated/#"
+  fi
+done
+if [ "$drift" = 1 ]; then
+  echo >&2
+  echo "check-generated: docs/, resource-role.yaml or .rpdk-config differ from what \`cfn generate\` makes of schema.json (diff above: working tree -> generated)." >&2
+  echo "check-generated: run \`.venv/bin/cfn generate\` and commit docs/ and resource-role.yaml" >&2
+  exit 1
+fi
+echo "schema valid; docs/ and resource-role.yaml match cfn generate"

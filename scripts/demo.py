@@ -4,7 +4,9 @@ through the Lambda Invoke API, re-invoked with the returned callbackContext afte
 callbackDelaySeconds, with properties as strings (as CloudFormation sends them)."""
 import argparse
 import json
+import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 
@@ -110,9 +112,22 @@ def main():
     stack.operate("update: only Timeout changed, DB_HOST did not: nothing to run", "UPDATE", "MigrateDatabase",
                   dict(changed, Id=run_id), previous=dict(migrate, Id=run_id))
     stack.operate("delete: the stack goes away", "DELETE", "MigrateDatabase", dict(changed, Id=run_id))
-    tasks = ecs.list_tasks(cluster="shop", desiredStatus="STOPPED")["taskArns"]
-    print(f"\nECS ran {len(tasks)} task(s) in all; none is left running.")
+    stopped = ecs.list_tasks(cluster="shop", desiredStatus="STOPPED")["taskArns"]
+    running = ecs.list_tasks(cluster="shop", desiredStatus="RUNNING")["taskArns"]
+    if running:
+        print(f"\nECS ran {len(stopped) + len(running)} task(s) in all; {len(running)} still running:")
+        for arn in running:
+            print(f"  {arn}")
+        return 1
+    print(f"\nECS ran {len(stopped)} task(s) in all; none is left running.")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except urllib.error.URLError as e:
+        print(f"\ndemo: the local Lambda service or the emulator did not answer: {e.reason}", file=sys.stderr)
+        sys.exit(1)

@@ -4,7 +4,10 @@
 #   scripts/emulator.sh stop    stop it (by the PID in .tmp/emulator.pid) and remove its files
 #   scripts/emulator.sh url     print the URL of the running emulator (exit 1 if none)
 # Files: .tmp/emulator.pid, .tmp/emulator.port, .tmp/emulator.log (the log is kept after stop).
-# TASKRUN_EMULATOR_DIR=DIR puts those files in DIR instead, for a second, independent emulator.
+# TASKRUN_EMULATOR_DIR=DIR puts those files in DIR instead, for a second, independent emulator
+# (make demo uses .tmp/demo, the contract tests .tmp/cfn-test/emulator: they never touch yours).
+# TASKRUN_EMULATOR_PARENT_PID=PID makes the emulator exit by itself once PID is gone (scripts
+# use it with their own PID, so that nothing outlives them even if they are killed).
 # Needs .venv (scripts/venv.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,8 +46,12 @@ start() {
   fi
   mkdir -p "$TMP"
   rm -f "$PORT_FILE" "$PID_FILE"
+  local extra=()
+  if [ -n "${TASKRUN_EMULATOR_PARENT_PID:-}" ]; then
+    extra=(--parent-pid "$TASKRUN_EMULATOR_PARENT_PID")
+  fi
   nohup "$PY" emulator/taskrun_emulator.py --port 0 --port-file "$PORT_FILE" --log-requests \
-    >"$LOG_FILE" 2>&1 </dev/null &
+    "${extra[@]}" >"$LOG_FILE" 2>&1 </dev/null &
   local pid=$!
   echo "$pid" >"$PID_FILE"
   local deadline=$((SECONDS + 60))

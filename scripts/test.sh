@@ -1,36 +1,167 @@
 #!/usr/bin/env bash
-# Every test of the project, from a fresh clone: style and lint gates, the Rust unit,
-# mock and end-to-end tests (against the emulator), the emulator's own tests, the schema
-# and generated-docs checks, the offline CloudFormation contract tests and the example
-# templates' lint.
-set -euo pipefail
+# Every test of the project, from a fresh clone: style and lint gates, the Rust unit, mock
+# and end-to-end tests (against the emulator), the property test, the emulator's and the
+# rpdk-rust plugin's own tests, the schema and generated-docs check, the offline
+# CloudFormation contract tests, the example templates' lint, and the fuzzer when
+# scripts/fuzz.sh exists.
+#
+# Quiet by default: one line per step (PASS/FAIL, time, a short figure); each step's full
+# output is in .tmp/test-logs/<step>.log, and a failing step shows the end of its log.
+# A failing step does not stop the later ones (except the venv, which all need); the exit
+# status is 1 if any step failed.
+#   VERBOSE=1 make test     streams every step's output as well (still logged)
+set -uo pipefail
 cd "$(dirname "$0")/.."
 export AWS_EC2_METADATA_DISABLED=true AWS_REGION=us-east-1
 
-step() { printf '\n==> %s\n' "$*"; }
+LOGS=.tmp/test-logs
+case "${VERBOSE:-0}" in ""|0|no|false) VERBOSE=0 ;; *) VERBOSE=1 ;; esac
+# Streaming through tee to a terminal: keep cargo's colours there (the logs get them too).
+if [ "$VERBOSE" = 1 ] && [ -t 1 ]; then export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-always}; fi
 
-step "virtualenv (.venv, pinned packages)"
-bash scripts/venv.sh
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "make test: cargo is not on PATH: install the Rust toolchain (rustup) first" >&2
+  exit 1
+fi
+mkdir -p "$LOGS"
+rm -f "$LOGS"/*.log
 
-step "cargo fmt --check"
-cargo fmt --all -- --check
+names=() results=() times=() figures=()
+failed=0
+total_started=$(date +%s.%N)
 
-step "cargo clippy -D warnings"
-cargo clippy --all-targets --workspace -- -D warnings
+trap 'echo; echo "make test: interrupted (logs so far: $LOGS/)"; exit 130' INT
+trap 'exit 143' TERM
 
-step "cargo test (unit, SDK-mock handler tests, end-to-end tests against the emulator)"
-cargo test --workspace
+fmt_time() {  # seconds (float) -> 4.2s | 3m07s
+  awk -v s="$1" 'BEGIN { if (s < 60) printf "%.1fs", s; else printf "%dm%02ds", int(s / 60), int(s) % 60 }'
+}
 
-step "emulator tests"
-.venv/bin/python -m pytest -q -p no:cacheprovider emulator/test_emulator.py
+# --- figures: one short line out of a step's log ----------------------------------------
+last_line() { grep -v '^[[:space:]]*$' "$1" | tail -n 1 | cut -c1-110; }
 
-step "schema: cfn validate, and docs/ + resource-role.yaml regenerated without drift"
-bash scripts/check-generated.sh
+fig_venv() {
+  if grep -q '\.venv ready' "$1"; then grep '\.venv ready' "$1" | sed 's/^ *\.venv ready (\(.*\))/installed (\1)/'
+  elif [ "$2" = PASS ]; then echo "up to date"
+  else last_line "$1"; fi
+}
+fig_fmt() {
+  if [ "$2" = PASS ]; then echo "formatted"
+  else echo "$(grep -c '^Diff in' "$1") places need \`cargo fmt --all\`"; fi
+}
+fig_clippy() {
+  if [ "$2" = PASS ]; then echo "no warnings"
+  else
+    local n; n=$(grep -cE '^(error|warning)(\[|:)' "$1")
+    echo "$n diagnostics (first: $(grep -m1 -E '^(error|warning)(\[|:)' "$1" | cut -c1-80))"
+  fi
+}
+fig_cargo_test() {  # sums the "test result:" lines of every test binary
+  local sums failing
+  sums=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed/) p += $(i-1); if ($(i) ~ /^failed/) f += $(i-1); if ($(i) ~ /^ignored/) g += $(i-1) } b++ }
+              END { printf "%d %d %d %d", p, f, g, b }' "$1")
+  read -r p f g b <<<"$sums"
+  if [ "$2" = PASS ]; then
+    echo "$p tests passed ($g ignored) in $b test binaries"
+  elif [ "$b" = 0 ]; then
+    grep -m1 -E '^error' "$1" | cut -c1-100 || last_line "$1"
+  else
+    failing=$(grep -E '^test .* \.\.\. FAILED$' "$1" | sed 's/^test \(.*\) \.\.\. FAILED$/\1/' | sort -u | head -n 3 | paste -sd, - | sed 's/,/, /g')
+    echo "$f failed, $p passed${failing:+: $failing}"
+  fi
+}
+fig_invariants() {
+  local line; line=$(grep -E 'scenarios played' "$1" | tail -n 1 | sed 's/^[[:space:]]*//')
+  if [ -n "$line" ]; then echo "$line"
+  elif [ "$2" = PASS ]; then fig_cargo_test "$1" PASS
+  else fig_cargo_test "$1" FAIL; fi
+}
+fig_pytest() {  # "61 passed in 3.2s" -> "61 passed"
+  grep -E '[0-9]+ (passed|failed|error)' "$1" | tail -n 1 | sed -E 's/=//g; s/ in [0-9.]+s.*//; s/^[[:space:]]*//; s/[[:space:]]*$//'
+}
+fig_contract() {  # the summary line of each input set's pytest run
+  local lines
+  lines=$(grep -E '^=+ .*[0-9]+ (passed|failed|error).* =+$' "$1" | sed -E 's/=//g; s/ in [0-9.]+s.*//; s/, [0-9]+ deselected//; s/^[[:space:]]*//; s/[[:space:]]*$//' | awk '{ printf "%sset %d: %s", (NR > 1 ? "; " : ""), NR, $0 }')
+  if [ -n "$lines" ]; then echo "$lines"; else last_line "$1"; fi
+}
+fig_last() { last_line "$1"; }
 
-step "contract tests: cfn test against the real handler binary behind a local Invoke API"
-TASKRUN_BINARY=target/debug/bootstrap bash scripts/cfn-test.sh
+# --- running one step ---------------------------------------------------------------------
+# step SLUG "LABEL" FIGURE-FUNCTION COMMAND...
+step() {
+  local slug=$1 label=$2 figure=$3; shift 3
+  local log="$LOGS/$slug.log" started status result elapsed fig
+  if [ "$VERBOSE" != 0 ]; then
+    printf '\n==> %s  (%s)\n' "$label" "$*"
+  else
+    printf '  %-26s ' "$label"
+  fi
+  started=$(date +%s.%N)
+  if [ "$VERBOSE" != 0 ]; then
+    "$@" </dev/null 2>&1 | tee "$log"
+    status=${PIPESTATUS[0]}
+  else
+    "$@" </dev/null >"$log" 2>&1
+    status=$?
+  fi
+  elapsed=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+  # An interrupted step: stop here rather than report it as a failure.
+  if [ "$status" = 130 ]; then kill -INT $$; fi
+  if [ "$status" = 0 ]; then result=PASS; else result=FAIL; failed=$((failed + 1)); fi
+  fig=$("$figure" "$log" "$result" 2>/dev/null | head -n 1 | cut -c1-160)
+  [ -n "$fig" ] || fig="exit status $status"
+  [ "$VERBOSE" != 0 ] && printf '  %-26s ' "$label"
+  printf '%s %7s  %s\n' "$result" "$(fmt_time "$elapsed")" "$fig"
+  if [ "$result" = FAIL ] && [ "$VERBOSE" = 0 ]; then
+    echo "    --- last 40 lines of $log ---"
+    grep -v 'Caught LookupError when pruning properties' "$log" | tail -n 40 | cut -c1-400 | sed 's/^/    /'
+    echo "    --- full output: $log ---"
+  fi
+  names+=("$label") results+=("$result") times+=("$(fmt_time "$elapsed")") figures+=("$fig")
+  return "$status"
+}
 
-step "example templates: cfn-lint with this type's schema"
-bash cfn/lint-examples.sh
+skip() {  # skip "LABEL" "why"
+  printf '  %-26s %s %7s  %s\n' "$1" SKIP "-" "$2"
+  names+=("$1") results+=(SKIP) times+=("-") figures+=("$2")
+}
 
-printf '\nall test suites passed\n'
+echo "make test: every step's full output goes to $LOGS/<step>.log (VERBOSE=1 make test streams it)"
+[ -e "$LOGS/.ran" ] || echo "  (the first run compiles the AWS SDK for clippy and for the tests: several minutes each)"
+
+if ! step venv "venv (.venv, pinned)" fig_venv bash scripts/venv.sh; then
+  echo "make test: the .venv could not be set up; nothing else can run" >&2
+  exit 1
+fi
+step fmt "cargo fmt --check" fig_fmt cargo fmt --all -- --check
+step clippy "cargo clippy -D warnings" fig_clippy cargo clippy --all-targets --workspace -- -D warnings
+step cargo-test "cargo test" fig_cargo_test \
+  cargo test --workspace -- --skip invariants_hold_over_random_scenarios
+step invariants "property test (invariants)" fig_invariants \
+  cargo test --test invariants invariants_hold_over_random_scenarios -- --nocapture
+step emulator-tests "emulator tests" fig_pytest \
+  .venv/bin/python -m pytest -q -p no:cacheprovider emulator/test_emulator.py
+step rpdk-rust-tests "rpdk-rust plugin tests" fig_pytest \
+  .venv/bin/python -m pytest -q -p no:cacheprovider cfn/rpdk-rust/tests
+step generated "schema/generated check" fig_last bash scripts/check-generated.sh
+step contract "contract tests (cfn test)" fig_contract \
+  env TASKRUN_BINARY=target/debug/bootstrap bash scripts/cfn-test.sh
+step lint-examples "example templates lint" fig_last bash cfn/lint-examples.sh
+if [ -f scripts/fuzz.sh ]; then
+  step fuzz "fuzz (30 s)" fig_last bash scripts/fuzz.sh --seconds 30
+else
+  skip "fuzz" "scripts/fuzz.sh not present"
+fi
+
+total=$(awk -v a="$total_started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+echo
+echo "summary ($(fmt_time "$total") in all; full output of each step in $LOGS/):"
+for i in "${!names[@]}"; do
+  printf '  %-26s %s %7s  %s\n' "${names[$i]}" "${results[$i]}" "${times[$i]}" "${figures[$i]}"
+done
+: >"$LOGS/.ran"
+if [ "$failed" -gt 0 ]; then
+  echo "$failed step(s) FAILED (see above, and their logs in $LOGS/)"
+  exit 1
+fi
+echo "all test suites passed"

@@ -6,11 +6,12 @@ use std::time::SystemTime;
 use cfn_protocol::HandlerRequest;
 use serde_json::Value;
 
-use crate::clock::SystemClock;
+use handler_kit::clock::SystemClock;
+use handler_kit::ssm::SsmStore;
+
 use crate::ecs_sdk::SdkEcs;
 use crate::error::TaskRunError;
 use crate::resource::{Backend, TaskRun};
-use crate::store_ssm::SsmStore;
 
 pub struct AwsBackend;
 
@@ -20,13 +21,16 @@ impl Backend for AwsBackend {
     type Clock = SystemClock;
 
     async fn connect(&self, request: &HandlerRequest) -> Result<(SdkEcs, SsmStore), TaskRunError> {
-        let config = crate::aws::config_for(request).await?;
+        let config = handler_kit::aws::config_for(request)
+            .await
+            .map_err(TaskRunError::Credentials)?;
         Ok((
             SdkEcs {
                 client: aws_sdk_ecs::Client::new(&config),
             },
             SsmStore {
-                client: aws_sdk_ssm::Client::new(&config),
+                client: handler_kit::aws::ssm_client(&config),
+                description: "Org::ECS::TaskRun run record",
             },
         ))
     }
@@ -40,9 +44,10 @@ static TASK_RUN: TaskRun<AwsBackend> = TaskRun {
     backend: AwsBackend,
 };
 
-/// One invocation: raw event bytes in, a progress event out, whatever the bytes.
+/// One invocation: raw event bytes in, a progress event out, whatever the bytes (and the
+/// invocation's logs and metrics to the provider log group, when the request names one).
 pub async fn handle(payload: &[u8], deadline: Option<SystemTime>) -> Value {
-    cfn_protocol::dispatch(&TASK_RUN, payload, deadline).await
+    handler_kit::lambda::invoke(&TASK_RUN, crate::TYPE_NAME, payload, deadline).await
 }
 
 /// [`handle`] for an event already parsed (tests, local tools).

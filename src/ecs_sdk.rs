@@ -2,11 +2,11 @@
 
 use aws_sdk_ecs::types::{DesiredStatus, LaunchType, PropagateTags, TaskField};
 
-use crate::aws::{by_deadline, fault};
 use crate::ecs::{
     Described, Ecs, Fault, FaultKind, LaunchSpec, Launched, TaskDefinitionInfo, ATTEMPT_TAG,
 };
 use crate::translator;
+use handler_kit::aws::{by_deadline, fault};
 
 #[derive(Clone, Debug)]
 pub struct SdkEcs {

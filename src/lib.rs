@@ -7,8 +7,6 @@
 //! the ECS gateway (`ecs`) and the record store (`store`), each with an AWS SDK
 //! implementation (feature `aws`, on by default) and an in-memory one (`sim`, `store`).
 
-pub mod budget;
-pub mod clock;
 pub mod context;
 pub mod ecs;
 pub mod engine;
@@ -26,17 +24,18 @@ pub mod store;
 pub mod update_policy;
 
 #[cfg(feature = "aws")]
-pub mod aws;
-#[cfg(feature = "aws")]
 pub mod backend;
 #[cfg(feature = "aws")]
 pub mod ecs_sdk;
 #[cfg(feature = "aws")]
-pub mod logging;
-#[cfg(feature = "aws")]
-pub mod store_ssm;
-#[cfg(feature = "aws")]
 pub mod translator;
+
+#[cfg(feature = "aws")]
+pub use handler_kit::aws;
+pub use handler_kit::{budget, clock};
+
+/// The resource type's name, as the Registry knows it.
+pub const TYPE_NAME: &str = "Org::ECS::TaskRun";
 
 #[cfg(feature = "aws")]
 pub use backend::{handle, handle_value};

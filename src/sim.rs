@@ -22,7 +22,8 @@ use crate::ecs::{
 use crate::error::TaskRunError;
 use crate::outcome::{ContainerState, TaskState};
 use crate::resource::Backend;
-use crate::store::{MemoryStore, ParameterStore};
+pub use crate::store::Injected;
+use crate::store::MemoryStore;
 
 /// A clock that only moves when told to, or when something sleeps on it.
 #[derive(Debug, Default)]
@@ -213,19 +214,6 @@ impl SimTask {
                 .collect(),
         })
     }
-}
-
-/// A fault to answer one call with.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Injected {
-    /// Fail without acting (throttling, or a refusal).
-    Before(FaultKind),
-    /// Act, then fail (a 5xx after ECS did the work).
-    After(FaultKind),
-    /// Take this many seconds to answer (a hung call is cut at its deadline).
-    Slow(f64),
-    /// Act, then the calling process dies: the call never returns.
-    Crash,
 }
 
 #[derive(Debug, Default)]
@@ -619,35 +607,5 @@ impl Backend for SimBackend {
 
     fn clock(&self) -> &VirtualClock {
         &self.clock
-    }
-}
-
-impl<T: ParameterStore + Send + Sync> ParameterStore for Arc<T> {
-    fn get(
-        &self,
-        name: &str,
-        by: f64,
-    ) -> impl Future<Output = Result<Option<String>, Fault>> + Send {
-        (**self).get(name, by)
-    }
-    fn put(
-        &self,
-        name: &str,
-        value: &str,
-        by: f64,
-    ) -> impl Future<Output = Result<(), Fault>> + Send {
-        (**self).put(name, value, by)
-    }
-    fn delete(&self, name: &str, by: f64) -> impl Future<Output = Result<bool, Fault>> + Send {
-        (**self).delete(name, by)
-    }
-    fn list(
-        &self,
-        path: &str,
-        next_token: Option<&str>,
-        page_size: u32,
-        by: f64,
-    ) -> impl Future<Output = Result<(Vec<String>, Option<String>), Fault>> + Send {
-        (**self).list(path, next_token, page_size, by)
     }
 }

@@ -2,41 +2,13 @@
 //! fixed path (a run's overrides may hold secrets). The store itself is a port: SSM
 //! Parameter Store in production (`store_ssm.rs`), [`MemoryStore`] in tests.
 
-use std::collections::BTreeMap;
-use std::future::Future;
-use std::sync::Mutex;
+pub use handler_kit::store::{Injected, MemoryStore, ParameterStore};
 
-use crate::ecs::{Fault, FaultKind};
+use crate::ecs::Fault;
 use crate::record::RunRecord;
-use crate::sim::Injected;
 
 pub const PARAMETER_PATH: &str = "/org-ecs-taskrun/runs";
 pub const LIST_PAGE_SIZE: u32 = 10;
-
-/// A key-value store of text parameters under paths.
-pub trait ParameterStore: Sync {
-    fn get(
-        &self,
-        name: &str,
-        by: f64,
-    ) -> impl Future<Output = Result<Option<String>, Fault>> + Send;
-    fn put(
-        &self,
-        name: &str,
-        value: &str,
-        by: f64,
-    ) -> impl Future<Output = Result<(), Fault>> + Send;
-    /// `false` when there was nothing to delete.
-    fn delete(&self, name: &str, by: f64) -> impl Future<Output = Result<bool, Fault>> + Send;
-    /// One page of the values directly under `path`, and the token of the next page.
-    fn list(
-        &self,
-        path: &str,
-        next_token: Option<&str>,
-        page_size: u32,
-        by: f64,
-    ) -> impl Future<Output = Result<(Vec<String>, Option<String>), Fault>> + Send;
-}
 
 pub fn parameter_name(id: &str) -> String {
     format!("{PARAMETER_PATH}/{id}")
@@ -121,140 +93,4 @@ impl<S: ParameterStore> Records<'_, S> {
 pub enum PutError {
     TooLarge(String),
     Store(Fault),
-}
-
-/// The in-memory twin of the parameter store, for tests: same contract, and faults
-/// injected by call number, as the simulated ECS does (see `sim::Injected`).
-#[derive(Default)]
-pub struct MemoryStore {
-    values: Mutex<BTreeMap<String, String>>,
-    /// Faults by the number of the store call they answer (0-based).
-    pub faults: Mutex<BTreeMap<u64, Injected>>,
-    calls: Mutex<u64>,
-    /// Set when an injected crash fired: the invocation is to be dropped.
-    pub crashed: std::sync::atomic::AtomicBool,
-}
-
-impl MemoryStore {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn inject(&self, call: u64, fault: Injected) {
-        if let Ok(mut faults) = self.faults.lock() {
-            faults.insert(call, fault);
-        }
-    }
-
-    /// Store calls made so far.
-    pub fn calls(&self) -> u64 {
-        self.calls.lock().map(|c| *c).unwrap_or_default()
-    }
-
-    /// Every stored value, by name.
-    pub fn snapshot(&self) -> BTreeMap<String, String> {
-        self.values.lock().map(|v| v.clone()).unwrap_or_default()
-    }
-
-    async fn call<T>(
-        &self,
-        operation: &'static str,
-        act: impl FnOnce(&mut BTreeMap<String, String>) -> T,
-    ) -> Result<T, Fault> {
-        let injected = {
-            let mut calls = self
-                .calls
-                .lock()
-                .map_err(|_| Fault::new(operation, FaultKind::Other, "poisoned"))?;
-            let call = *calls;
-            *calls += 1;
-            self.faults.lock().ok().and_then(|mut f| f.remove(&call))
-        };
-        let mut act = Some(act);
-        let mut run = |values: &Mutex<BTreeMap<String, String>>| -> Result<T, Fault> {
-            let mut values = values
-                .lock()
-                .map_err(|_| Fault::new(operation, FaultKind::Other, "poisoned"))?;
-            match act.take() {
-                Some(act) => Ok(act(&mut values)),
-                None => Err(Fault::new(operation, FaultKind::Other, "acted twice")),
-            }
-        };
-        match injected {
-            None | Some(Injected::Slow(_)) => run(&self.values),
-            Some(Injected::Before(kind)) => {
-                let mut fault = Fault::new(operation, kind, "injected before acting");
-                fault.may_have_acted = false;
-                Err(fault)
-            }
-            Some(Injected::After(kind)) => {
-                run(&self.values)?;
-                let mut fault = Fault::new(operation, kind, "injected after acting");
-                fault.may_have_acted = true;
-                Err(fault)
-            }
-            Some(Injected::Crash) => {
-                run(&self.values)?;
-                self.crashed
-                    .store(true, std::sync::atomic::Ordering::SeqCst);
-                std::future::pending::<()>().await;
-                Err(Fault::new(operation, FaultKind::Other, "unreachable"))
-            }
-        }
-    }
-}
-
-impl ParameterStore for MemoryStore {
-    async fn get(&self, name: &str, _by: f64) -> Result<Option<String>, Fault> {
-        self.call("ssm:GetParameter", |v| v.get(name).cloned())
-            .await
-    }
-
-    async fn put(&self, name: &str, value: &str, _by: f64) -> Result<(), Fault> {
-        self.call("ssm:PutParameter", |v| {
-            v.insert(name.to_string(), value.to_string());
-        })
-        .await
-    }
-
-    async fn delete(&self, name: &str, _by: f64) -> Result<bool, Fault> {
-        self.call("ssm:DeleteParameter", |v| v.remove(name).is_some())
-            .await
-    }
-
-    async fn list(
-        &self,
-        path: &str,
-        next_token: Option<&str>,
-        page_size: u32,
-        _by: f64,
-    ) -> Result<(Vec<String>, Option<String>), Fault> {
-        let prefix = format!("{}/", path.trim_end_matches('/'));
-        let start: usize = match next_token {
-            None => 0,
-            Some(token) => token.parse().map_err(|_| {
-                Fault::new(
-                    "ssm:GetParametersByPath",
-                    FaultKind::BadRequest,
-                    "invalid next token",
-                )
-            })?,
-        };
-        self.call("ssm:GetParametersByPath", |v| {
-            let names: Vec<&String> = v
-                .keys()
-                .filter(|k| k.starts_with(&prefix) && !k[prefix.len()..].contains('/'))
-                .collect();
-            let page: Vec<String> = names
-                .iter()
-                .skip(start)
-                .take(page_size as usize)
-                .map(|k| v[*k].clone())
-                .collect();
-            let end = start + page.len();
-            let next = (end < names.len()).then(|| end.to_string());
-            (page, next)
-        })
-        .await
-    }
 }

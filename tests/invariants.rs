@@ -350,6 +350,11 @@ struct Play {
 
 static TOKENS: AtomicU64 = AtomicU64::new(0);
 
+/// Every operation each handler made, over every scenario played.
+static CALLS_BY_ACTION: std::sync::Mutex<
+    std::collections::BTreeMap<String, BTreeSet<&'static str>>,
+> = std::sync::Mutex::new(std::collections::BTreeMap::new());
+
 fn fail(message: String) -> TestCaseError {
     TestCaseError::fail(message)
 }
@@ -388,6 +393,26 @@ impl Play {
 
     /// One invocation, polled to its end; `None` when the process "died" in it.
     fn invoke(&mut self, event: &Value) -> Result<Option<Value>, TestCaseError> {
+        let answer = self.invoke_inner(event);
+        // Which operations each action made: compared with the schema's permissions.
+        let action = event["action"].as_str().unwrap_or_default().to_lowercase();
+        let ecs = std::mem::take(&mut self.ecs().lock().call_log);
+        let store = self
+            .backend
+            .store
+            .call_log
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default();
+        if let Ok(mut seen) = CALLS_BY_ACTION.lock() {
+            seen.entry(action)
+                .or_default()
+                .extend(ecs.into_iter().chain(store));
+        }
+        answer
+    }
+
+    fn invoke_inner(&mut self, event: &Value) -> Result<Option<Value>, TestCaseError> {
         self.invocations += 1;
         let bytes = event.to_string();
         let began = self.now();
@@ -811,9 +836,51 @@ impl Play {
         self.finish()
     }
 
+    /// READ answers from the record (NotFound without one); LIST names the TaskRun
+    /// exactly when it has a record.
+    fn check_read_and_list(&mut self) -> Result<(), TestCaseError> {
+        let Some(id) = self.id.clone() else {
+            return Ok(());
+        };
+        let recorded = self.record().is_some();
+        let read = self.envelope("READ", "read", &json!({"Id": id}), None, None, false);
+        if let Some(answer) = self.invoke(&read)? {
+            let found = answer["status"] == "SUCCESS" && answer["resourceModel"]["Id"] == json!(id);
+            let missing = answer["errorCode"] == "NotFound";
+            // A passing store fault may answer a retriable code; anything else must agree.
+            let passing = matches!(
+                answer["errorCode"].as_str(),
+                Some("Throttling" | "ServiceInternalError" | "NetworkFailure")
+            );
+            let agrees = (found && recorded) || (missing && !recorded);
+            if !(passing || agrees) {
+                return Err(fail(format!(
+                    "READ disagrees with the record (recorded: {recorded}): {answer}"
+                )));
+            }
+        }
+        let list = self.envelope("LIST", "list", &json!({}), None, None, false);
+        if let Some(answer) = self.invoke(&list)? {
+            if answer["status"] == "SUCCESS" {
+                let listed = answer["resourceModels"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|m| m["Id"] == json!(id));
+                if listed != recorded {
+                    return Err(fail(format!(
+                        "LIST disagrees with the record (recorded: {recorded}): {answer}"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The stack goes away: DELETE until it succeeds (faults only come early), then
     /// nothing of the TaskRun may run or be recorded.
     fn finish(&mut self) -> Result<(), TestCaseError> {
+        self.check_read_and_list()?;
         if self.id.is_none() {
             return self.check_nothing_left();
         }
@@ -1077,4 +1144,33 @@ fn invariants_hold_over_random_scenarios() {
     if let Err(e) = result {
         panic!("{e}");
     }
+    if cases >= 2000 {
+        permissions_match_the_calls_made();
+    }
+}
+
+/// The schema's permissions per handler are exactly the calls its code made over the
+/// scenarios (RunTask and StartTask with tags and roles need ecs:TagResource and
+/// iam:PassRole too), so the two cannot drift apart.
+fn permissions_match_the_calls_made() {
+    let schema: Value = serde_json::from_str(taskrun::schema::SCHEMA_JSON).expect("schema");
+    let seen = CALLS_BY_ACTION.lock().expect("calls").clone();
+    for action in ["create", "read", "update", "delete", "list"] {
+        let mut made: BTreeSet<&str> = seen.get(action).cloned().unwrap_or_default();
+        if made.contains("ecs:RunTask") || made.contains("ecs:StartTask") {
+            made.insert("ecs:TagResource");
+            made.insert("iam:PassRole");
+        }
+        let granted: BTreeSet<&str> = schema["handlers"][action]["permissions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(
+            granted, made,
+            "{action}: the schema's permissions (left) against the calls the handler made (right)"
+        );
+    }
+    println!("permissions: every handler's schema permissions are exactly the calls it made");
 }

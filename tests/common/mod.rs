@@ -614,6 +614,15 @@ impl LocalLambda {
         (head.to_string(), payload.to_string())
     }
 
+    /// Invokes the binary with `body` as it is (any bytes).
+    pub fn invoke_raw(&self, body: &str) -> Result<Value, String> {
+        let (head, payload) = self.http("POST", "/2015-03-31/functions/TaskRun/invocations", body);
+        if head.contains("X-Amz-Function-Error") || head.contains("x-amz-function-error") {
+            return Err(payload);
+        }
+        serde_json::from_str(&payload).map_err(|e| format!("{e}: {payload}"))
+    }
+
     /// Invokes the binary; `Err` with the Lambda error body when the invocation failed
     /// (the process died, say).
     pub fn invoke(&self, event: &Value) -> Result<Value, String> {

@@ -1,16 +1,18 @@
-//! The parameter store over SSM Parameter Store: SecureString parameters (a run's
-//! overrides may hold secrets), Intelligent-Tiering (standard while a record fits 4 KB,
+//! The parameter store over SSM Parameter Store: SecureString parameters (records may
+//! hold secrets), Intelligent-Tiering (standard while a record fits 4 KB,
 //! advanced up to 8 KB for large runs).
 
 use aws_sdk_ssm::types::{ParameterTier, ParameterType};
 
 use crate::aws::{by_deadline, fault};
-use crate::ecs::{Fault, FaultKind};
+use crate::fault::{Fault, FaultKind};
 use crate::store::ParameterStore;
 
 #[derive(Clone, Debug)]
 pub struct SsmStore {
     pub client: aws_sdk_ssm::Client,
+    /// The parameters' description, e.g. "Org::ECS::TaskRun run record".
+    pub description: &'static str,
 }
 
 impl ParameterStore for SsmStore {
@@ -46,7 +48,7 @@ impl ParameterStore for SsmStore {
             self.client
                 .put_parameter()
                 .name(name)
-                .description("Org::ECS::TaskRun run record")
+                .description(self.description)
                 .value(value)
                 .r#type(ParameterType::SecureString)
                 .tier(ParameterTier::IntelligentTiering)

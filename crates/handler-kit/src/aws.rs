@@ -20,9 +20,10 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use cfn_protocol::HandlerRequest;
 use tokio::sync::OnceCell;
 
+use cfn_protocol::CredentialsProblem;
+
 use crate::clock::{Clock, SystemClock};
-use crate::ecs::{Fault, FaultKind};
-use crate::error::TaskRunError;
+use crate::fault::{Fault, FaultKind};
 
 const FALLBACK_REGION: &str = "us-east-1";
 
@@ -35,7 +36,7 @@ pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient 
         .build_https()
 }
 
-async fn base_config() -> &'static SdkConfig {
+pub async fn base_config() -> &'static SdkConfig {
     static BASE: OnceCell<SdkConfig> = OnceCell::const_new();
     BASE.get_or_init(|| async {
         // Lambda always sets AWS_REGION; the SDK's own region chain would also ask the
@@ -66,10 +67,8 @@ async fn base_config() -> &'static SdkConfig {
 }
 
 /// A configuration that acts with the request's caller credentials in its region.
-pub async fn config_for(request: &HandlerRequest) -> Result<SdkConfig, TaskRunError> {
-    let caller = request
-        .caller_credentials()
-        .map_err(TaskRunError::Credentials)?;
+pub async fn config_for(request: &HandlerRequest) -> Result<SdkConfig, CredentialsProblem> {
+    let caller = request.caller_credentials()?;
     let base = base_config().await;
     let mut builder = base.to_builder();
     if let Some(region) = request.region.as_deref().filter(|r| valid_region(r)) {
@@ -85,8 +84,13 @@ pub async fn config_for(request: &HandlerRequest) -> Result<SdkConfig, TaskRunEr
     Ok(builder.build())
 }
 
+/// An SSM client for `config` (the kit's SDK, so that users need not depend on it).
+pub fn ssm_client(config: &SdkConfig) -> aws_sdk_ssm::Client {
+    aws_sdk_ssm::Client::new(config)
+}
+
 /// A region name goes into the endpoint's host name: letters, digits and dashes only.
-fn valid_region(region: &str) -> bool {
+pub fn valid_region(region: &str) -> bool {
     !region.is_empty()
         && region.len() <= 32
         && region
