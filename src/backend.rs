@@ -27,6 +27,7 @@ impl Backend for AwsBackend {
         Ok((
             SdkEcs {
                 client: aws_sdk_ecs::Client::new(&config),
+                logs: aws_sdk_cloudwatchlogs::Client::new(&config),
             },
             SsmStore {
                 client: handler_kit::aws::ssm_client(&config),

@@ -121,6 +121,14 @@ pub trait Ecs: Sync {
         by: f64,
     ) -> impl Future<Output = Result<(), Fault>> + Send;
 
+    /// The last lines of a CloudWatch Logs stream, oldest first; `None` when there is no
+    /// such stream (or group).
+    fn log_tail(
+        &self,
+        query: &crate::machine::LogQuery,
+        by: f64,
+    ) -> impl Future<Output = Result<Option<Vec<String>>, Fault>> + Send;
+
     /// The tasks started by `started_by` that ECS still wants running.
     fn list_running(
         &self,

@@ -5,12 +5,15 @@ use aws_sdk_ecs::types::{DesiredStatus, LaunchType, PropagateTags, TaskField};
 use crate::ecs::{
     Described, Ecs, Fault, FaultKind, LaunchSpec, Launched, TaskDefinitionInfo, ATTEMPT_TAG,
 };
+use crate::machine::LogQuery;
 use crate::translator;
 use handler_kit::aws::{by_deadline, fault};
 
 #[derive(Clone, Debug)]
 pub struct SdkEcs {
     pub client: aws_sdk_ecs::Client,
+    /// For the logs of the tasks (their awslogs streams).
+    pub logs: aws_sdk_cloudwatchlogs::Client,
 }
 
 /// StartTask has no idempotency token: the SDK must not send it twice on its own.
@@ -245,6 +248,44 @@ impl Ecs for SdkEcs {
                 .await
                 .map(|_| ())
                 .map_err(|e| fault(OP, e))
+        })
+        .await
+    }
+
+    async fn log_tail(&self, query: &LogQuery, by: f64) -> Result<Option<Vec<String>>, Fault> {
+        const OP: &str = "logs:GetLogEvents";
+        let mut call = self
+            .logs
+            .get_log_events()
+            .log_group_name(&query.group)
+            .log_stream_name(&query.stream)
+            .start_from_head(false)
+            .limit(query.lines.clamp(1, 10_000) as i32)
+            .customize();
+        // awslogs may write to another region than the one the stack is in.
+        if let Some(region) = query
+            .region
+            .as_deref()
+            .filter(|r| handler_kit::aws::valid_region(r))
+        {
+            call = call.config_override(aws_sdk_cloudwatchlogs::config::Builder::default().region(
+                aws_sdk_cloudwatchlogs::config::Region::new(region.to_string()),
+            ));
+        }
+        by_deadline(OP, by, async {
+            match call.send().await {
+                Ok(out) => Ok(Some(
+                    out.events()
+                        .iter()
+                        .filter_map(|e| e.message())
+                        .map(str::to_string)
+                        .collect(),
+                )),
+                Err(e) => match fault(OP, e) {
+                    f if f.kind == FaultKind::NotFound => Ok(None),
+                    f => Err(f),
+                },
+            }
         })
         .await
     }

@@ -166,6 +166,11 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Engine<'_, E, S, C> {
                     Event::Described(described)
                 }
                 Next::Stop(arns) => Event::StopsSent(self.stop(held, &arns).await),
+                Next::ReadLogs(queries) => {
+                    let by = self.budget.call_deadline();
+                    let reads = queries.iter().map(|q| self.ecs.log_tail(q, by));
+                    Event::LogsRead(join_all(reads).await)
+                }
                 Next::Sweep => Event::Swept(
                     self.ecs
                         .list_running(&held.run.cluster, &held.id, self.budget.call_deadline())
@@ -327,7 +332,14 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Engine<'_, E, S, C> {
                 let answer = match run.plan.mode {
                     LaunchMode::RunTask => {
                         let token = ids::client_token(&held.id, &run.token, index);
-                        self.ecs.run_task(spec, batch.size, &token, by).await
+                        match batch.retry {
+                            // A retry that falls back from FARGATE_SPOT to FARGATE.
+                            Some(retry) if retry.fallback => {
+                                let fallback = spot_fallback(spec);
+                                self.ecs.run_task(&fallback, batch.size, &token, by).await
+                            }
+                            _ => self.ecs.run_task(spec, batch.size, &token, by).await,
+                        }
                     }
                     LaunchMode::StartTask => {
                         let tag = ids::attempt_tag(&held.id, &run.token, batch.attempts);
@@ -439,4 +451,21 @@ fn note(run: &Run, described: &Result<Described, Fault>) -> String {
         }
         Err(fault) => format!("will look again: {fault}"),
     }
+}
+
+/// The launch spec with FARGATE in place of FARGATE_SPOT in its capacity provider
+/// strategy (the same weights and bases).
+pub fn spot_fallback(spec: &LaunchSpec) -> LaunchSpec {
+    let mut spec = spec.clone();
+    if let Some(strategy) = spec.model.capacity_provider_strategy.as_mut() {
+        for item in strategy.iter_mut() {
+            if item.capacity_provider == "FARGATE_SPOT" {
+                item.capacity_provider = "FARGATE".into();
+            }
+        }
+        // Two FARGATE items would be refused: keep the first.
+        let mut seen = std::collections::BTreeSet::new();
+        strategy.retain(|item| seen.insert(item.capacity_provider.clone()));
+    }
+    spec
 }

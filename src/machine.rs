@@ -25,7 +25,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ecs::{Described, Fault, FaultKind, Launched};
-use crate::outcome::{decide, failure_message, task_id, TaskState, Verdict};
+use crate::outcome::{
+    decide, failing_containers, failure_line, failure_message, message_with_tails, retries,
+    task_id, ContainerTail, Tail, TaskState, Verdict,
+};
 use crate::record::TaskResult;
 use crate::update_policy::Fingerprint;
 
@@ -57,6 +60,9 @@ pub enum Phase {
     Running,
     /// The outcome is fixed; the tasks that may still run are being stopped.
     Stopping,
+    /// Every task stopped and the outcome is fixed; the logs that explain it (the failing
+    /// containers' last lines) or that carry the run's output are being read.
+    Collecting,
     /// Nothing of this run runs any more.
     Ended,
 }
@@ -97,7 +103,63 @@ pub struct Plan {
     pub deciding: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub instances: Vec<String>,
+    /// Lines of each failing container's log to quote (0: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub log_tail: u32,
+    /// Where the deciding containers log (awslogs with a stream prefix).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<ContainerLog>,
+    #[serde(default, skip_serializing_if = "Retry::is_off")]
+    pub retry: Retry,
 }
+
+/// A container's awslogs configuration: its stream for a task is
+/// `<prefix>/<container>/<task id>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerLog {
+    pub container: String,
+    pub group: String,
+    pub prefix: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+/// Which failed tasks are started again, how often, and how.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Retry {
+    pub attempts: u8,
+    pub on: Vec<String>,
+    #[serde(default)]
+    pub spot_fallback: bool,
+}
+
+impl Retry {
+    pub fn is_off(&self) -> bool {
+        self.attempts == 0
+    }
+}
+
+/// One log to read: the last `lines` of a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogQuery {
+    pub group: String,
+    pub stream: String,
+    pub region: Option<String>,
+    pub lines: u32,
+}
+
+/// The marker of the line that carries a run's output.
+pub const OUTPUT_MARKER: &str = "TASKRUN_OUTPUT";
+/// The most of an output kept (it goes into the record and the model).
+pub const MAX_OUTPUT_BYTES: usize = 4096;
+/// Lines read from the end of the log to find the output.
+pub const OUTPUT_SEARCH_LINES: u32 = 200;
+/// Tails read for at most this many failing tasks.
+pub const TAILED_TASKS: usize = 10;
+/// Tries to read logs before the run ends without them.
+pub const LOG_TRIES: u8 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "camelCase")]
@@ -121,6 +183,47 @@ pub struct Batch {
     pub attempts: u32,
     #[serde(flatten)]
     pub state: BatchState,
+    /// A retry of a failed task: its attempt number and whether it falls back from
+    /// FARGATE_SPOT to FARGATE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryOf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryOf {
+    pub attempt: u8,
+    #[serde(default)]
+    pub fallback: bool,
+}
+
+/// A task a retry replaced, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Retried {
+    /// Its position in the run's task list.
+    pub task: u32,
+    pub cause: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Purpose {
+    /// The failing containers' last lines, for the FAILED message.
+    Tails,
+    /// The output line of the first task.
+    Output,
+}
+
+/// Logs being read once the outcome is fixed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Collect {
+    pub purpose: Purpose,
+    /// (task id, container) for each log to read.
+    pub reads: Vec<(String, String)>,
+    #[serde(default)]
+    pub tries: u8,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -240,6 +343,24 @@ pub struct Run {
     /// What the run's tasks were given, for the next update to compare with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<Fingerprint>,
+    /// The attempt number of each task, by position (empty while none is a retry).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<u8>,
+    /// Tasks replaced by a retry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retried: Vec<Retried>,
+    /// The attempt number of each task not placed that still counts (with retries on).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_placed_attempts: Vec<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collect: Option<Collect>,
+    /// The output the first task printed (see [`OUTPUT_MARKER`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    /// When a batch was last started (a retry, say), if after the run's start: a task
+    /// that ECS does not show yet may be that recent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launched_at: Option<f64>,
 }
 
 fn is_zero_usize(n: &usize) -> bool {
@@ -270,6 +391,9 @@ pub enum Event {
     Swept(Result<Vec<String>, Fault>),
     /// Another operation takes over: stop the run (unless it already ended).
     Abandon { reason: String },
+    /// The logs asked for, in the order asked: their last lines, or `None` when there is
+    /// no such stream.
+    LogsRead(Vec<Result<Option<Vec<String>>, Fault>>),
 }
 
 /// What the engine does next.
@@ -285,6 +409,8 @@ pub enum Next {
     Stop(Vec<String>),
     /// ListTasks by `startedBy` for tasks the run did not record.
     Sweep,
+    /// Read these logs (GetLogEvents, from the end).
+    ReadLogs(Vec<LogQuery>),
     /// Nothing to do before this many seconds have passed.
     Wait(f64),
     /// The run ended.
@@ -315,6 +441,7 @@ impl Run {
                 size: plan.count,
                 attempts: 0,
                 state: BatchState::Pending,
+                retry: None,
             }],
             LaunchMode::StartTask => Vec::new(),
             LaunchMode::RunTask => {
@@ -326,6 +453,7 @@ impl Run {
                         size,
                         attempts: 0,
                         state: BatchState::Pending,
+                        retry: None,
                     });
                     left -= size;
                 }
@@ -352,7 +480,18 @@ impl Run {
             stopping: None,
             results: Vec::new(),
             fingerprint: None,
+            attempts: Vec::new(),
+            retried: Vec::new(),
+            not_placed_attempts: Vec::new(),
+            collect: None,
+            output: None,
+            launched_at: None,
         }
+    }
+
+    /// When the run last started a batch.
+    pub fn last_launch(&self) -> f64 {
+        self.launched_at.unwrap_or(self.started_at)
     }
 
     /// Every task the run asked for: started or not placed.
@@ -406,13 +545,82 @@ impl Run {
             .collect()
     }
 
-    fn add_not_placed(&mut self, lines: Vec<String>) {
+    fn add_not_placed(&mut self, lines: Vec<String>, attempt: u8) {
         for line in lines {
             self.not_placed_count += 1;
             if self.not_placed.len() < MAX_PLACEMENT_LINES {
                 self.not_placed.push(line);
             }
+            if !self.plan.retry.is_off() {
+                self.not_placed_attempts.push(attempt);
+            }
         }
+    }
+
+    /// The awslogs configuration of a container, if it has one.
+    pub fn log_of(&self, container: &str) -> Option<&ContainerLog> {
+        self.plan.logs.iter().find(|l| l.container == container)
+    }
+
+    fn add_tail(&mut self, task_id: &str, container: &str, lines: &[String]) {
+        for result in self
+            .results
+            .iter_mut()
+            .filter(|r| crate::outcome::task_id(&r.task) == task_id)
+        {
+            for c in result.containers.iter_mut().filter(|c| c.name == container) {
+                c.log_tail = lines.to_vec();
+            }
+        }
+    }
+
+    fn push_retry(&mut self, attempt: u8) {
+        self.batches.push(Batch {
+            size: 1,
+            attempts: 0,
+            state: BatchState::Pending,
+            retry: Some(RetryOf {
+                attempt,
+                fallback: self.plan.retry.spot_fallback,
+            }),
+        });
+    }
+
+    /// The attempt number of the task at `position` (0: a first attempt).
+    pub fn attempt_of(&self, position: usize) -> u8 {
+        self.attempts.get(position).copied().unwrap_or(0)
+    }
+
+    fn set_attempt(&mut self, position: usize, attempt: u8) {
+        if attempt > 0 {
+            if self.attempts.len() <= position {
+                self.attempts.resize(position + 1, 0);
+            }
+            self.attempts[position] = attempt;
+        }
+    }
+
+    fn is_replaced(&self, position: usize) -> bool {
+        self.retried.iter().any(|r| r.task as usize == position)
+    }
+
+    fn position_of(&self, arn: &str) -> Option<usize> {
+        self.tasks.arns().iter().position(|a| a == arn)
+    }
+
+    /// The tasks that decide the run: all but those a retry replaced.
+    pub fn current_arns(&self) -> Vec<String> {
+        self.tasks
+            .arns()
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| !self.is_replaced(*i))
+            .map(|(_, arn)| arn)
+            .collect()
+    }
+
+    fn is_current(&self, arn: &str) -> bool {
+        self.position_of(arn).is_none_or(|p| !self.is_replaced(p))
     }
 
     /// Placement lines as the decision shows them, with a count of those left out.
@@ -430,11 +638,23 @@ impl Run {
     fn set_results(&mut self, tasks: &[TaskState]) {
         let detailed = tasks.len() <= DETAILED_TASKS;
         let deciding = self.plan.deciding.clone();
-        self.results = tasks
+        let results: Vec<TaskResult> = tasks
             .iter()
             .filter(|t| detailed || crate::outcome::failure_line(t, &deciding).is_some())
-            .map(|t| TaskResult::from_state(t, &self.tasks.prefix))
+            .map(|t| {
+                let mut result = TaskResult::from_state(t, &self.tasks.prefix);
+                if let Some(position) = self.position_of(&t.arn) {
+                    result.attempt = self.attempt_of(position);
+                    result.retried_because = self
+                        .retried
+                        .iter()
+                        .find(|r| r.task as usize == position)
+                        .map(|r| r.cause.clone());
+                }
+                result
+            })
             .collect();
+        self.results = results;
     }
 
     fn end(&mut self, ending: Ending, reason: Option<String>, now: f64) {
@@ -476,6 +696,7 @@ pub fn step(run: &Run, event: Event, now: f64) -> Step {
         Phase::Launching => launching(&mut run, event, now),
         Phase::Running => running(&mut run, event, now),
         Phase::Stopping => stopping(&mut run, event, now),
+        Phase::Collecting => collecting(&mut run, event, now),
     };
     Step { run, next }
 }
@@ -505,7 +726,16 @@ fn launching(run: &mut Run, event: Event, now: f64) -> Next {
                         for arn in &launched.task_arns {
                             run.tasks.push(arn);
                         }
-                        run.add_not_placed(launched.not_placed);
+                        let attempt = batch.retry.map_or(0, |r| r.attempt);
+                        if attempt > 0 {
+                            run.launched_at = Some(now);
+                        }
+                        for arn in &launched.task_arns {
+                            if let Some(position) = run.position_of(arn) {
+                                run.set_attempt(position, attempt);
+                            }
+                        }
+                        run.add_not_placed(launched.not_placed, attempt);
                         // Every task of the batch is accounted for: an answer replayed
                         // for an idempotency token may name the tasks without the
                         // failures.
@@ -517,7 +747,7 @@ fn launching(run: &mut Run, event: Event, now: f64) -> Next {
                                         .to_string()
                                 })
                                 .collect();
-                            run.add_not_placed(lines);
+                            run.add_not_placed(lines, attempt);
                         }
                         run.batches[index].state = BatchState::Started;
                     }
@@ -567,10 +797,13 @@ fn launching(run: &mut Run, event: Event, now: f64) -> Next {
                 }
                 let size = run.batches.get(batch).map_or(0, |b| b.size) as usize;
                 if arns.len() < size {
-                    run.add_not_placed(vec![format!(
+                    run.add_not_placed(
+                        vec![format!(
                         "{} of {size} tasks not started: StartTask's answer was lost and ECS shows no task for them",
                         size - arns.len()
-                    )]);
+                    )],
+                        0,
+                    );
                 }
                 if let Some(b) = run.batches.get_mut(batch) {
                     b.state = BatchState::Started;
@@ -663,10 +896,28 @@ fn running(run: &mut Run, event: Event, now: f64) -> Next {
     match event {
         Event::Abandon { reason } => abandon(run, reason, now),
         Event::Described(Ok(observed)) => {
-            let may_appear = now - run.started_at < MISSING_GRACE_SECONDS;
+            // A task that failed for a cause the retry policy names is started again
+            // (the run goes back to launching for it) before anything is decided.
+            if schedule_retries(run, &observed, now) {
+                run.phase = Phase::Launching;
+                return launching(run, Event::Resumed, now);
+            }
+            let may_appear = now - run.last_launch() < MISSING_GRACE_SECONDS;
+            let current: Vec<TaskState> = observed
+                .tasks
+                .iter()
+                .filter(|t| run.is_current(&t.arn))
+                .cloned()
+                .collect();
+            let missing: Vec<String> = observed
+                .missing
+                .iter()
+                .filter(|a| run.is_current(a))
+                .cloned()
+                .collect();
             let verdict = decide(
-                &observed.tasks,
-                &observed.missing,
+                &current,
+                &missing,
                 may_appear,
                 &run.placement_lines(),
                 &run.plan.deciding,
@@ -688,14 +939,53 @@ fn running(run: &mut Run, event: Event, now: f64) -> Next {
                 Verdict::Pending { .. } => Next::Wait(run.poll_delay(now)),
                 Verdict::Succeeded => {
                     run.set_results(&observed.tasks);
-                    run.end(Ending::Succeeded, None, now);
-                    Next::Done
+                    // The output is in the first task's deciding container log.
+                    let read = current.first().and_then(|t| {
+                        let id = task_id(&t.arn).to_string();
+                        run.plan
+                            .deciding
+                            .iter()
+                            .find(|c| run.log_of(c).is_some())
+                            .map(|c| (id, c.clone()))
+                    });
+                    match read {
+                        Some(read) => {
+                            collect(run, Ending::Succeeded, None, Purpose::Output, vec![read])
+                        }
+                        None => {
+                            run.end(Ending::Succeeded, None, now);
+                            Next::Done
+                        }
+                    }
                 }
                 Verdict::Failed { lines } => {
                     run.set_results(&observed.tasks);
                     let reason = failure_message(&lines, run.total_tasks());
-                    run.end(Ending::TasksFailed, Some(reason), now);
-                    Next::Done
+                    // The failing containers' last lines go under each task's line.
+                    let mut reads = Vec::new();
+                    if run.plan.log_tail > 0 {
+                        for task in current
+                            .iter()
+                            .filter(|t| failure_line(t, &run.plan.deciding).is_some())
+                            .take(TAILED_TASKS)
+                        {
+                            for container in failing_containers(task, &run.plan.deciding) {
+                                reads.push((task_id(&task.arn).to_string(), container));
+                            }
+                        }
+                    }
+                    if reads.is_empty() {
+                        run.end(Ending::TasksFailed, Some(reason), now);
+                        Next::Done
+                    } else {
+                        collect(
+                            run,
+                            Ending::TasksFailed,
+                            Some(reason),
+                            Purpose::Tails,
+                            reads,
+                        )
+                    }
                 }
             }
         }
@@ -793,7 +1083,7 @@ fn stopping(run: &mut Run, event: Event, now: f64) -> Next {
                 .map(|t| t.arn.clone())
                 .collect();
             // Just after the start, a task ECS does not show may yet appear (and run).
-            if now - run.started_at < MISSING_GRACE_SECONDS {
+            if now - run.last_launch() < MISSING_GRACE_SECONDS {
                 running.extend(observed.missing.iter().cloned());
             }
             if running.is_empty() && !state.sweep {
@@ -843,6 +1133,187 @@ fn stopping(run: &mut Run, event: Event, now: f64) -> Next {
         // Abandoning a run that is already stopping changes nothing: its outcome stays.
         _ => stopping_next(run, now),
     }
+}
+
+/// Fixes the outcome and goes to read logs.
+fn collect(
+    run: &mut Run,
+    ending: Ending,
+    reason: Option<String>,
+    purpose: Purpose,
+    reads: Vec<(String, String)>,
+) -> Next {
+    run.phase = Phase::Collecting;
+    run.ending = Some(ending);
+    run.reason = reason;
+    run.collect = Some(Collect {
+        purpose,
+        reads,
+        tries: 0,
+    });
+    collecting_next(run)
+}
+
+fn collecting(run: &mut Run, event: Event, now: f64) -> Next {
+    let Some(mut collect) = run.collect.clone() else {
+        let ending = run.ending.unwrap_or(Ending::Succeeded);
+        let reason = run.reason.take();
+        run.end(ending, reason, now);
+        return Next::Done;
+    };
+    let answers = match event {
+        Event::LogsRead(answers) => answers,
+        // The tasks are all stopped: whoever takes over finds the outcome fixed.
+        Event::Abandon { .. } => {
+            let ending = run.ending.unwrap_or(Ending::Succeeded);
+            let reason = run.reason.take();
+            run.collect = None;
+            run.end(ending, reason, now);
+            return Next::Done;
+        }
+        _ => return collecting_next(run),
+    };
+    if answers
+        .iter()
+        .any(|a| matches!(a, Err(f) if f.is_transient()))
+        && collect.tries + 1 < LOG_TRIES
+    {
+        collect.tries += 1;
+        run.collect = Some(collect);
+        return Next::Wait(RETRY_DELAY_SECONDS);
+    }
+    let mut answers = answers.into_iter();
+    let mut tails = Vec::new();
+    for (task, container) in &collect.reads {
+        let tail = if run.log_of(container).is_none() {
+            Tail::NoStream
+        } else {
+            match answers.next() {
+                Some(Ok(Some(lines))) => Tail::Lines(lines),
+                Some(Ok(None)) => Tail::NoStream,
+                Some(Err(fault)) => Tail::Unavailable(fault.to_string()),
+                None => Tail::Unavailable("not read".into()),
+            }
+        };
+        tails.push(ContainerTail {
+            task_id: task.clone(),
+            container: container.clone(),
+            tail,
+        });
+    }
+    run.collect = None;
+    let ending = run.ending.unwrap_or(Ending::Succeeded);
+    match collect.purpose {
+        Purpose::Tails => {
+            for tail in &tails {
+                if let Tail::Lines(lines) = &tail.tail {
+                    run.add_tail(&tail.task_id, &tail.container, lines);
+                }
+            }
+            let base = run.reason.take().unwrap_or_default();
+            let reason = message_with_tails(
+                &base,
+                &tails,
+                cfn_protocol::progress::MAX_MESSAGE_CHARS - 96,
+            );
+            run.end(ending, Some(reason), now);
+        }
+        Purpose::Output => {
+            let lines = match tails.first().map(|t| &t.tail) {
+                Some(Tail::Lines(lines)) => lines.clone(),
+                _ => Vec::new(),
+            };
+            let found = lines.iter().rev().find_map(|l| {
+                l.find(OUTPUT_MARKER)
+                    .map(|at| l[at + OUTPUT_MARKER.len()..].trim().to_string())
+            });
+            let reason = match found {
+                Some(output) if output.len() > MAX_OUTPUT_BYTES => Some(format!(
+                    "Output not kept: the {OUTPUT_MARKER} line holds {} bytes, more than the {MAX_OUTPUT_BYTES} an Output may",
+                    output.len()
+                )),
+                Some(output) => {
+                    run.output = Some(output);
+                    None
+                }
+                None => None,
+            };
+            run.end(ending, reason, now);
+        }
+    }
+    Next::Done
+}
+
+fn collecting_next(run: &Run) -> Next {
+    let Some(collect) = &run.collect else {
+        return Next::Done;
+    };
+    let lines = match collect.purpose {
+        Purpose::Tails => run.plan.log_tail,
+        Purpose::Output => OUTPUT_SEARCH_LINES,
+    };
+    let queries: Vec<LogQuery> = collect
+        .reads
+        .iter()
+        .filter_map(|(task, container)| {
+            let log = run.log_of(container)?;
+            Some(LogQuery {
+                group: log.group.clone(),
+                stream: format!("{}/{container}/{task}", log.prefix),
+                region: log.region.clone(),
+                lines,
+            })
+        })
+        .collect();
+    Next::ReadLogs(queries)
+}
+
+/// Schedules a retry for each failed task (and task not placed) whose cause the policy
+/// names and whose attempts are not used up; `true` when one was.
+fn schedule_retries(run: &mut Run, observed: &Described, now: f64) -> bool {
+    let policy = run.plan.retry.clone();
+    if policy.is_off() || now >= run.deadline {
+        return false;
+    }
+    let mut scheduled = false;
+    let deciding = run.plan.deciding.clone();
+    for task in observed.tasks.iter().filter(|t| t.is_stopped()) {
+        let Some(position) = run.position_of(&task.arn) else {
+            continue;
+        };
+        if run.is_replaced(position) {
+            continue;
+        }
+        let Some(cause) = crate::outcome::cause(task, &deciding) else {
+            continue;
+        };
+        let attempt = run.attempt_of(position);
+        if retries(&policy.on, cause) && attempt < policy.attempts {
+            run.retried.push(Retried {
+                task: position as u32,
+                cause: cause.to_string(),
+            });
+            run.push_retry(attempt + 1);
+            scheduled = true;
+        }
+    }
+    if retries(&policy.on, "PlacementFailure") {
+        let mut kept = Vec::new();
+        for attempt in std::mem::take(&mut run.not_placed_attempts) {
+            if attempt < policy.attempts {
+                run.not_placed_count = run.not_placed_count.saturating_sub(1);
+                if run.not_placed.len() > run.not_placed_count {
+                    run.not_placed.pop();
+                }
+                run.push_retry(attempt + 1);
+                scheduled = true;
+            } else {
+                kept.push(attempt);
+            }
+        }
+        run.not_placed_attempts = kept;
+    }
+    scheduled
 }
 
 fn stopping_next(run: &Run, now: f64) -> Next {

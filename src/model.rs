@@ -16,7 +16,7 @@ pub const DEFAULT_TIMEOUT_SECONDS: u32 = 3600;
 pub const MAX_TIMEOUT_SECONDS: u32 = 2160 * 60 - 600;
 pub const DEFAULT_POLL_INTERVAL_SECONDS: u32 = 15;
 /// The names of the read-only properties: never taken from input, always recomputed.
-pub const READ_ONLY: [&str; 7] = [
+pub const READ_ONLY: [&str; 8] = [
     "Id",
     "TaskArns",
     "Status",
@@ -24,6 +24,18 @@ pub const READ_ONLY: [&str; 7] = [
     "Tasks",
     "StartedAt",
     "FinishedAt",
+    "Output",
+];
+pub const DEFAULT_LOG_TAIL: u32 = 20;
+/// What a retry policy retries when it does not say: the passing causes. A non-zero exit
+/// is not among them: a failed migration must not run twice unless the user says so.
+pub const DEFAULT_RETRY_ON: [&str; 6] = [
+    "SpotInterruption",
+    "TerminationNotice",
+    "ServiceSchedulerInitiated",
+    "CannotPullContainerError",
+    "ResourceInitializationError",
+    "PlacementFailure",
 ];
 
 /// Properties kept in the run record but never answered (schema `writeOnlyProperties`).
@@ -57,6 +69,16 @@ pub struct ResourceModel {
     pub propagate_tags: Option<String>,
     pub tags: Option<Vec<Tag>>,
     pub deciding_containers: Option<Vec<String>>,
+    pub log_tail: Option<u32>,
+    pub retry: Option<RetryPolicy>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RetryPolicy {
+    pub attempts: Option<u8>,
+    pub on: Option<Vec<String>>,
+    pub spot_fallback: Option<bool>,
 }
 
 impl ResourceModel {
@@ -81,6 +103,10 @@ impl ResourceModel {
 
     pub fn run_on_update(&self) -> bool {
         self.run_on_update.unwrap_or(true)
+    }
+
+    pub fn log_tail_lines(&self) -> u32 {
+        self.log_tail.unwrap_or(DEFAULT_LOG_TAIL)
     }
 
     pub fn run_on_rollback(&self) -> bool {

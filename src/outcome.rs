@@ -169,6 +169,158 @@ pub fn failure_line(task: &TaskState, deciding: &[String]) -> Option<String> {
     }
 }
 
+/// Why a stopped task failed, as a retry policy names causes (`None`: it did not fail).
+/// A task that never started is named by its start error when ECS gives a known one.
+pub fn cause(task: &TaskState, deciding: &[String]) -> Option<&'static str> {
+    failure_line(task, deciding)?;
+    let never_ran = task.containers.iter().all(|c| c.exit_code.is_none());
+    if task.stop_code.as_deref() == Some("TaskFailedToStart") || (!task.started && never_ran) {
+        let reasons = task
+            .containers
+            .iter()
+            .filter_map(|c| c.reason.as_deref())
+            .chain(task.stopped_reason.as_deref());
+        for reason in reasons {
+            for known in [
+                "CannotPullContainerError",
+                "ResourceInitializationError",
+                "CannotStartContainerError",
+            ] {
+                if reason.contains(known) {
+                    return Some(known);
+                }
+            }
+        }
+        return Some("TaskFailedToStart");
+    }
+    Some(match task.stop_code.as_deref() {
+        Some(NORMAL_STOP_CODE) => "NonZeroExit",
+        Some("SpotInterruption") => "SpotInterruption",
+        Some("TerminationNotice") => "TerminationNotice",
+        Some("ServiceSchedulerInitiated") => "ServiceSchedulerInitiated",
+        Some("UserInitiated") => "UserInitiated",
+        _ => "TaskFailedToStart",
+    })
+}
+
+/// Whether a retry policy that lists `on` retries a task that failed for `cause`.
+pub fn retries(on: &[String], cause: &str) -> bool {
+    let start_error = matches!(
+        cause,
+        "CannotPullContainerError" | "ResourceInitializationError" | "CannotStartContainerError"
+    );
+    on.iter()
+        .any(|c| c == cause || (start_error && c == "TaskFailedToStart"))
+}
+
+/// The containers of a failed task whose log tells why: the deciding ones that did not
+/// exit 0 (all deciding ones when the task was stopped from outside).
+pub fn failing_containers(task: &TaskState, deciding: &[String]) -> Vec<String> {
+    let deciding_here: Vec<&ContainerState> = task
+        .containers
+        .iter()
+        .filter(|c| deciding.is_empty() || deciding.contains(&c.name))
+        .collect();
+    let failed: Vec<String> = deciding_here
+        .iter()
+        .filter(|c| c.exit_code != Some(0))
+        .map(|c| c.name.clone())
+        .collect();
+    if failed.is_empty() {
+        deciding_here.iter().map(|c| c.name.clone()).collect()
+    } else {
+        failed
+    }
+}
+
+/// What the log of one failing container gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tail {
+    Lines(Vec<String>),
+    /// Another log driver, no stream prefix, or no stream (the task never ran).
+    NoStream,
+    Unavailable(String),
+}
+
+/// One container's log tail, for the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerTail {
+    pub task_id: String,
+    pub container: String,
+    pub tail: Tail,
+}
+
+/// Longest log line quoted in a message.
+const TAIL_LINE_MAX: usize = 300;
+
+/// `base` (a failed run's message, one line per task) with the log tails of its failing
+/// containers under each task's line, within `budget` characters: the first failing task's tail whole, then
+/// as many others as fit; the rest are in the Tasks output.
+pub fn message_with_tails(base: &str, tails: &[ContainerTail], budget: usize) -> String {
+    if tails.is_empty() {
+        return base.to_string();
+    }
+    let mut out = String::new();
+    let mut left_out = false;
+    let mut first = true;
+    for line in base.lines() {
+        push_line(&mut out, line);
+        let id = line
+            .strip_prefix("task ")
+            .and_then(|rest| rest.split([':', ' ']).next())
+            .unwrap_or_default();
+        if id.is_empty() {
+            continue;
+        }
+        for tail in tails.iter().filter(|t| t.task_id == id) {
+            let block = tail_block(tail);
+            // The first task's tail always goes in (cut to the budget only if it alone
+            // is over it): it is what the person looking at the deploy needs first.
+            if first || out.chars().count() + block.chars().count() + 80 <= budget {
+                out.push_str(&block);
+            } else {
+                left_out = true;
+            }
+        }
+        first = false;
+    }
+    if left_out {
+        push_line(&mut out, "(more log lines in the Tasks output)");
+    }
+    let mut message = out.trim_end().to_string();
+    cfn_protocol::progress::cap_message(&mut message, budget);
+    message
+}
+
+fn push_line(out: &mut String, line: &str) {
+    out.push_str(line);
+    out.push('\n');
+}
+
+fn tail_block(tail: &ContainerTail) -> String {
+    match &tail.tail {
+        Tail::NoStream => format!(
+            "  no CloudWatch log stream for container {}\n",
+            tail.container
+        ),
+        Tail::Unavailable(why) => {
+            format!("  log of container {} not read: {why}\n", tail.container)
+        }
+        Tail::Lines(lines) if lines.is_empty() => {
+            format!("  container {} logged nothing\n", tail.container)
+        }
+        Tail::Lines(lines) => {
+            let mut block = format!("  {} log, last {} lines:\n", tail.container, lines.len());
+            for line in lines {
+                let cut: String = line.chars().take(TAIL_LINE_MAX).collect();
+                let more = if cut.len() < line.len() { " …" } else { "" };
+                block.push_str(&format!("  | {cut}{more}\n"));
+            }
+            block
+        }
+    }
+}
+
 /// The message of a failed run: one line per failure, capped so it fits a stack event.
 pub fn failure_message(lines: &[String], total_tasks: usize) -> String {
     const SHOWN: usize = 10;
@@ -417,6 +569,105 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn names_causes_as_retry_policies_do() {
+        let app = vec!["app".to_string()];
+        assert_eq!(
+            cause(
+                &stopped(
+                    "t",
+                    "SpotInterruption",
+                    vec![container("app", Some(0), None)]
+                ),
+                &app
+            ),
+            Some("SpotInterruption")
+        );
+        assert_eq!(
+            cause(
+                &stopped("t", NORMAL_STOP_CODE, vec![container("app", Some(3), None)]),
+                &app
+            ),
+            Some("NonZeroExit")
+        );
+        assert_eq!(
+            cause(
+                &stopped("t", NORMAL_STOP_CODE, vec![container("app", Some(0), None)]),
+                &app
+            ),
+            None
+        );
+        assert_eq!(
+            cause(&never_started("t"), &app),
+            Some("CannotPullContainerError")
+        );
+        let on: Vec<String> = vec!["TaskFailedToStart".into()];
+        assert!(
+            retries(&on, "CannotPullContainerError"),
+            "a start error is a failure to start"
+        );
+        assert!(!retries(&on, "NonZeroExit"));
+    }
+
+    #[test]
+    fn tails_go_under_their_task_and_the_first_is_kept_whole() {
+        let lines: Vec<String> = (1..=3)
+            .map(|i| format!("task t{i}: container app exited with code 1"))
+            .collect();
+        let tail = |i: usize, n: usize| ContainerTail {
+            task_id: format!("t{i}"),
+            container: "app".into(),
+            tail: Tail::Lines(
+                (0..n)
+                    .map(|l| format!("t{i} line {l} {}", "x".repeat(100)))
+                    .collect(),
+            ),
+        };
+        let message = message_with_tails(
+            &failure_message(&lines, 3),
+            &[tail(1, 20), tail(2, 20), tail(3, 20)],
+            4000,
+        );
+        assert!(
+            message.chars().count() <= 4000,
+            "{}",
+            message.chars().count()
+        );
+        assert!(
+            message.contains("t1 line 19"),
+            "the first task's tail is whole"
+        );
+        let first_task = message.find("task t1").unwrap();
+        let first_tail = message.find("t1 line 0").unwrap();
+        let second_task = message.find("task t2").unwrap();
+        assert!(
+            first_task < first_tail && first_tail < second_task,
+            "{message}"
+        );
+        assert!(
+            message.contains("(more log lines in the Tasks output)"),
+            "{message}"
+        );
+        let none = ContainerTail {
+            task_id: "t1".into(),
+            container: "app".into(),
+            tail: Tail::NoStream,
+        };
+        let message = message_with_tails(&failure_message(&lines[..1], 1), &[none], 4000);
+        assert_eq!(message, "task t1: container app exited with code 1\n  no CloudWatch log stream for container app");
+        let huge = ContainerTail {
+            task_id: "t1".into(),
+            container: "app".into(),
+            tail: Tail::Lines(vec!["y".repeat(1_000_000)]),
+        };
+        let message = message_with_tails(&failure_message(&lines[..1], 1), &[huge], 4000);
+        assert!(
+            message.len() < 1000,
+            "a huge line is cut: {}",
+            message.len()
+        );
     }
 
     #[test]

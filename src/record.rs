@@ -23,6 +23,9 @@ pub struct ContainerResult {
     pub exit_code: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The last lines of its log, for a failing container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_tail: Vec<String>,
 }
 
 /// How one task ended; the ARN is kept as the suffix after the run's ARN prefix.
@@ -30,12 +33,21 @@ pub struct ContainerResult {
 #[serde(rename_all = "camelCase")]
 pub struct TaskResult {
     pub task: String,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempt: u8,
+    /// Set when a retry replaced this task: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retried_because: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_code: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_reason: Option<String>,
     #[serde(default)]
     pub containers: Vec<ContainerResult>,
+}
+
+fn is_zero(n: &u8) -> bool {
+    *n == 0
 }
 
 impl TaskResult {
@@ -46,6 +58,8 @@ impl TaskResult {
                 .strip_prefix(prefix)
                 .unwrap_or(&task.arn)
                 .to_string(),
+            attempt: 0,
+            retried_because: None,
             stop_code: task.stop_code.clone(),
             stopped_reason: task.stopped_reason.clone(),
             containers: task
@@ -55,6 +69,7 @@ impl TaskResult {
                     name: c.name.clone(),
                     exit_code: c.exit_code,
                     reason: c.reason.clone(),
+                    log_tail: Vec::new(),
                 })
                 .collect(),
         }
@@ -91,6 +106,9 @@ pub struct RunRecord {
 pub fn status(run: &Run) -> &'static str {
     match (run.phase, run.ending) {
         (Phase::Launching | Phase::Running, _) => "RUNNING",
+        // The tasks are all stopped; only the logs are being read.
+        (Phase::Collecting, Some(Ending::Succeeded)) => "SUCCEEDED",
+        (Phase::Collecting, _) => "FAILED",
         (Phase::Stopping, _) => "STOPPING",
         (Phase::Ended, Some(Ending::Succeeded)) => "SUCCEEDED",
         (Phase::Ended, Some(Ending::TimedOut)) => "TIMED_OUT",
@@ -171,9 +189,10 @@ pub fn model(properties: &Value, id: &str, run: &Run) -> Value {
         model.remove(key);
     }
     model.insert("Id".into(), Value::String(id.to_string()));
+    // The tasks that decided the run; tasks a retry replaced are in Tasks only.
     model.insert(
         "TaskArns".into(),
-        Value::Array(run.tasks.arns().into_iter().map(Value::String).collect()),
+        Value::Array(run.current_arns().into_iter().map(Value::String).collect()),
     );
     model.insert("Status".into(), Value::String(status(run).into()));
     if let Some(reason) = &run.reason {
@@ -186,6 +205,12 @@ pub fn model(properties: &Value, id: &str, run: &Run) -> Value {
                 "TaskArn".into(),
                 Value::String(format!("{}{}", run.tasks.prefix, r.task)),
             );
+            if r.attempt > 0 {
+                task.insert("Attempt".into(), Value::from(r.attempt));
+            }
+            if let Some(cause) = &r.retried_because {
+                task.insert("RetriedBecause".into(), Value::String(cause.clone()));
+            }
             if let Some(code) = &r.stop_code {
                 task.insert("StopCode".into(), Value::String(code.clone()));
             }
@@ -201,6 +226,10 @@ pub fn model(properties: &Value, id: &str, run: &Run) -> Value {
                 if let Some(reason) = &c.reason {
                     container.insert("Reason".into(), Value::String(reason.clone()));
                 }
+                if !c.log_tail.is_empty() {
+                    let lines = c.log_tail.iter().cloned().map(Value::String).collect();
+                    container.insert("LogTail".into(), Value::Array(lines));
+                }
                 Value::Object(container)
             });
             task.insert("Containers".into(), Value::Array(containers.collect()));
@@ -211,6 +240,9 @@ pub fn model(properties: &Value, id: &str, run: &Run) -> Value {
     model.insert("StartedAt".into(), Value::String(iso8601(run.started_at)));
     if let Some(finished) = run.finished_at {
         model.insert("FinishedAt".into(), Value::String(iso8601(finished)));
+    }
+    if let Some(output) = &run.output {
+        model.insert("Output".into(), Value::String(output.clone()));
     }
     Value::Object(model)
 }
@@ -282,6 +314,9 @@ mod tests {
             task_definition: "arn:td/1".into(),
             deciding: vec!["app".into()],
             instances: vec![],
+            log_tail: 0,
+            logs: vec![],
+            retry: crate::machine::Retry::default(),
         };
         Run::new(
             "tok".into(),

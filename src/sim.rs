@@ -25,6 +25,9 @@ use crate::resource::Backend;
 pub use crate::store::Injected;
 use crate::store::MemoryStore;
 
+/// The log group of the simulated `app` containers.
+pub const SIM_LOG_GROUP: &str = "/ecs/sim";
+
 /// A clock that only moves when told to, or when something sleeps on it.
 #[derive(Debug, Default)]
 pub struct VirtualClock {
@@ -84,6 +87,8 @@ pub struct TaskScript {
     pub invisible_for: f64,
     /// DescribeTasks forgets it this long after it stopped.
     pub forgotten_after: Option<f64>,
+    /// What its `app` container logs (empty: one default line).
+    pub logs: Vec<String>,
 }
 
 impl Default for TaskScript {
@@ -97,6 +102,7 @@ impl Default for TaskScript {
             stop_takes: 1.0,
             invisible_for: 0.0,
             forgotten_after: None,
+            logs: Vec::new(),
         }
     }
 }
@@ -278,7 +284,11 @@ impl SimEcs {
                         name: "app".into(),
                         essential: true,
                         environment: vec![("DB_HOST".into(), "db-1".into())],
-                        awslogs: None,
+                        awslogs: Some(crate::ecs::AwsLogs {
+                            group: SIM_LOG_GROUP.into(),
+                            stream_prefix: Some(family.into()),
+                            region: None,
+                        }),
                     },
                     ContainerInfo {
                         name: "sidecar".into(),
@@ -546,6 +556,52 @@ impl Ecs for SimEcs {
                 task.stop_requested_at = Some(now);
             }
             Ok(())
+        })
+        .await
+    }
+
+    async fn log_tail(
+        &self,
+        query: &crate::machine::LogQuery,
+        by: f64,
+    ) -> Result<Option<Vec<String>>, Fault> {
+        self.call("logs:GetLogEvents", by, |state, now| {
+            // <prefix>/<container>/<task id>, as awslogs names streams.
+            let mut parts = query.stream.rsplitn(3, '/');
+            let (task_id, container) = (
+                parts.next().unwrap_or_default(),
+                parts.next().unwrap_or_default(),
+            );
+            let Some(task) = state
+                .tasks
+                .iter()
+                .find(|t| t.arn.ends_with(&format!("/{task_id}")))
+            else {
+                return Ok(None);
+            };
+            if query.group != SIM_LOG_GROUP
+                || container != "app"
+                || task.script.never_starts
+                || !task.is_visible_at(now)
+            {
+                return Ok(None);
+            }
+            let end = task.end();
+            let mut lines = if task.script.logs.is_empty() {
+                vec!["app starting".to_string()]
+            } else {
+                task.script.logs.clone()
+            };
+            if now >= end.at {
+                let code = end
+                    .exits
+                    .iter()
+                    .find(|(n, _)| n == "app")
+                    .and_then(|(_, e)| *e);
+                lines.push(format!("app exited with code {code:?}"));
+            }
+            let keep = (query.lines as usize).min(lines.len());
+            Ok(Some(lines.split_off(lines.len() - keep)))
         })
         .await
     }

@@ -66,6 +66,10 @@ struct Props {
     tag: u8,
     db_host: u8,
     as_strings: bool,
+    /// Retry attempts (0: no Retry), and whether non-zero exits are retried too.
+    retry: u8,
+    retry_exits: bool,
+    log_tail: u32,
 }
 
 impl Props {
@@ -92,6 +96,18 @@ impl Props {
         if self.criteria {
             p["UpdateCriteria"] = json!([{"Container": "app", "EnvironmentKeys": ["DB_HOST"]}]);
         }
+        if self.retry > 0 {
+            p["Retry"] = json!({"Attempts": self.retry, "SpotFallback": true});
+            if self.retry_exits {
+                p["Retry"]["On"] = json!([
+                    "SpotInterruption",
+                    "TaskFailedToStart",
+                    "PlacementFailure",
+                    "NonZeroExit"
+                ]);
+            }
+        }
+        p["LogTail"] = json!(self.log_tail);
         if self.as_strings {
             strings(&p)
         } else {
@@ -99,13 +115,23 @@ impl Props {
         }
     }
 
-    /// Tasks a run of these properties starts.
+    /// Tasks a run of these properties starts (first attempts).
     fn task_count(&self) -> u32 {
         match (self.count, self.instances) {
             (0, _) => 0,
             (_, 0) => self.count,
             (_, n) => n,
         }
+    }
+
+    /// The most tasks a run may start, retries included (StartTask runs are not retried).
+    fn most_tasks(&self) -> u32 {
+        let retries = if self.instances == 0 {
+            u32::from(self.retry)
+        } else {
+            0
+        };
+        self.task_count() * (1 + retries)
     }
 }
 
@@ -167,6 +193,11 @@ fn props() -> impl Strategy<Value = Props> {
         any::<bool>(),
         (0u8..3, 0u8..3, 0u8..3),
         any::<bool>(),
+        (
+            prop_oneof![3 => Just(0u8), 1 => 1u8..=5],
+            any::<bool>(),
+            prop_oneof![Just(0u32), Just(5u32), Just(20u32)],
+        ),
     )
         .prop_map(
             |(
@@ -179,7 +210,11 @@ fn props() -> impl Strategy<Value = Props> {
                 criteria,
                 (triggers, tag, db_host),
                 as_strings,
+                (retry, retry_exits, log_tail),
             )| Props {
+                retry,
+                retry_exits,
+                log_tail,
                 count,
                 instances,
                 timeout,
@@ -215,6 +250,11 @@ fn script() -> impl Strategy<Value = TaskScript> {
         0.0f64..40.0,
         prop_oneof![4 => Just(0.0f64), 1 => 0.0f64..10.0],
         prop_oneof![8 => Just(None), 1 => (0.0f64..600.0).prop_map(Some)],
+        prop_oneof![
+            3 => Just(Vec::<String>::new()),
+            1 => (0u32..3).prop_map(|n| vec!["working".to_string(), format!("TASKRUN_OUTPUT {{\"n\": {n}}}"), "bye".into()]),
+            1 => Just(vec![format!("TASKRUN_OUTPUT {}", "x".repeat(5000))]),
+        ],
     )
         .prop_map(
             |(
@@ -226,6 +266,7 @@ fn script() -> impl Strategy<Value = TaskScript> {
                 stop_takes,
                 invisible_for,
                 forgotten_after,
+                logs,
             )| TaskScript {
                 runs_for,
                 never_starts,
@@ -235,6 +276,7 @@ fn script() -> impl Strategy<Value = TaskScript> {
                 stop_takes,
                 invisible_for,
                 forgotten_after,
+                logs,
             },
         )
 }
@@ -619,6 +661,22 @@ impl Play {
     fn check_succeeded(&self, model: &Value) -> Result<(), TestCaseError> {
         let now = self.now();
         let state = self.ecs().lock();
+        // An Output is what the first task printed after the marker, on its last such line.
+        if let Some(output) = model["Output"].as_str() {
+            let first = model["TaskArns"][0].as_str().unwrap_or_default();
+            let printed = state.tasks.iter().find(|t| t.arn == first).and_then(|t| {
+                t.script
+                    .logs
+                    .iter()
+                    .rev()
+                    .find_map(|l| l.strip_prefix("TASKRUN_OUTPUT ").map(str::trim))
+            });
+            if printed != Some(output) {
+                return Err(fail(format!(
+                    "Output {output:?} is not what the first task printed ({printed:?})"
+                )));
+            }
+        }
         for arn in model["TaskArns"]
             .as_array()
             .into_iter()
@@ -659,7 +717,7 @@ impl Play {
     /// Tasks launched for the run the operation with `token` started.
     fn tasks_of(&self, token: &str) -> Vec<String> {
         let Some(id) = &self.id else { return vec![] };
-        let keys: BTreeSet<String> = (0..10)
+        let keys: BTreeSet<String> = (0..700)
             .map(|b| ids::client_token(id, token, b))
             .chain((0..60).map(|a| ids::attempt_tag(id, token, a)))
             .collect();
@@ -680,11 +738,12 @@ impl Play {
         props: &Props,
     ) -> Result<(), TestCaseError> {
         let started = self.tasks_of(token);
-        if started.len() as u32 > props.task_count() {
+        if started.len() as u32 > props.most_tasks() {
             return Err(fail(format!(
-                "{} tasks started for a run of {}",
+                "{} tasks started for a run of {} (at most {} with retries)",
                 started.len(),
-                props.task_count()
+                props.task_count(),
+                props.most_tasks()
             )));
         }
         if let Some(answer) = answer {
@@ -700,10 +759,12 @@ impl Play {
                     .filter_map(Value::as_str)
                     .collect();
                 let ours: BTreeSet<&str> = started.iter().map(String::as_str).collect();
-                if named != ours || started.len() as u32 != props.task_count() {
+                // The tasks named are the run's own, one per task asked for (retries
+                // replaced the others, which only the Tasks output lists).
+                if !named.is_subset(&ours) || named.len() as u32 != props.task_count() {
                     return Err(fail(format!(
                         "SUCCESS for {} of {} tasks: {answer}",
-                        started.len(),
+                        named.len(),
                         props.task_count()
                     )));
                 }
@@ -944,6 +1005,9 @@ fn replay(scenario: Scenario) {
 
 fn plain(count: u32, timeout: u32) -> Props {
     Props {
+        retry: 0,
+        retry_exits: false,
+        log_tail: 20,
         count,
         instances: 0,
         timeout,

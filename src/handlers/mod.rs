@@ -18,7 +18,8 @@ use crate::ecs::{Ecs, TaskDefinitionInfo};
 use crate::engine::{Engine, Held, Outcome};
 use crate::error::TaskRunError;
 use crate::machine::{
-    Ending, LaunchMode, Phase, Plan, Run, RETRY_DELAY_SECONDS, STOP_CONFIRM_LIMIT_SECONDS,
+    ContainerLog, Ending, LaunchMode, Phase, Plan, Retry, Run, RETRY_DELAY_SECONDS,
+    STOP_CONFIRM_LIMIT_SECONDS,
 };
 use crate::model::ResourceModel;
 use crate::record::RunRecord;
@@ -232,6 +233,38 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
             Some(d) => (d.arn.clone(), crate::model::deciding_containers(model, d)?),
             None => (model.task_definition.clone(), Vec::new()),
         };
+        // The logs a run may read: the deciding containers' awslogs streams.
+        let logs = definition
+            .map(|d| {
+                d.containers
+                    .iter()
+                    .filter(|c| deciding.contains(&c.name))
+                    .filter_map(|c| {
+                        let awslogs = c.awslogs.as_ref()?;
+                        Some(ContainerLog {
+                            container: c.name.clone(),
+                            group: awslogs.group.clone(),
+                            prefix: awslogs.stream_prefix.clone()?,
+                            region: awslogs.region.clone(),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        // Retries start a new task with RunTask; StartTask's tasks are not retried.
+        let retry = match &model.retry {
+            Some(policy) if instances.is_empty() => Retry {
+                attempts: policy.attempts.unwrap_or(0),
+                on: policy.on.clone().unwrap_or_else(|| {
+                    crate::model::DEFAULT_RETRY_ON
+                        .iter()
+                        .map(|c| c.to_string())
+                        .collect()
+                }),
+                spot_fallback: policy.spot_fallback.unwrap_or(false),
+            },
+            _ => Retry::default(),
+        };
         let plan = Plan {
             mode: if instances.is_empty() {
                 LaunchMode::RunTask
@@ -242,6 +275,9 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
             task_definition,
             deciding,
             instances,
+            log_tail: model.log_tail_lines(),
+            logs,
+            retry,
         };
         let mut run = Run::new(
             token,

@@ -17,6 +17,9 @@ fn plan(mode: LaunchMode, count: u32) -> Plan {
             LaunchMode::StartTask => (0..count).map(|i| format!("ci-{i}")).collect(),
             LaunchMode::RunTask => vec![],
         },
+        log_tail: 0,
+        logs: vec![],
+        retry: Retry::default(),
     }
 }
 
@@ -147,6 +150,7 @@ fn starting_the_tasks() {
         size: 2,
         attempts: 1,
         state: BatchState::InFlight { since: T0 },
+        retry: None,
     };
     check(vec![
         Case {
@@ -625,5 +629,245 @@ fn task_arns_are_stored_once_with_their_prefix() {
             arn(2),
             "arn:aws:ecs:eu-west-1:1:task/other/x".to_string()
         ]
+    );
+}
+
+fn with_retries(mut run: Run, attempts: u8, on: &[&str], fallback: bool) -> Run {
+    run.plan.retry = Retry {
+        attempts,
+        on: on.iter().map(|c| c.to_string()).collect(),
+        spot_fallback: fallback,
+    };
+    run
+}
+
+#[test]
+fn a_spot_interrupted_task_is_retried_and_the_retry_decides() {
+    let run = with_retries(running(2), 1, &["SpotInterruption"], true);
+    let spot = task(0, "STOPPED", Some("SpotInterruption"), Some(0));
+    let Step { run, next } = step(&run, described(vec![spot.clone(), live(1)]), T0 + 30.0);
+    assert_eq!(run.phase, Phase::Launching);
+    assert_eq!(
+        next,
+        Next::Launch(vec![1]),
+        "a new batch of one, with its own token"
+    );
+    assert_eq!(
+        run.batches[1].retry,
+        Some(RetryOf {
+            attempt: 1,
+            fallback: true
+        })
+    );
+    assert_eq!(
+        run.retried,
+        vec![Retried {
+            task: 0,
+            cause: "SpotInterruption".into()
+        }]
+    );
+    let Step { run, next } = step(
+        &run,
+        Event::Launched(vec![(1, launched(vec![arn(9)], vec![]))]),
+        T0 + 31.0,
+    );
+    assert_eq!((run.phase, run.attempt_of(2)), (Phase::Running, 1));
+    assert!(matches!(next, Next::Wait(_)));
+    // The interrupted task no longer counts; its retry and the other task decide.
+    let retry_done = TaskState {
+        arn: arn(9),
+        ..done(9, 0)
+    };
+    let Step { run, next } = step(
+        &run,
+        described(vec![spot, done(1, 0), retry_done]),
+        T0 + 60.0,
+    );
+    assert_eq!((run.ending, next), (Some(Ending::Succeeded), Next::Done));
+    assert_eq!(run.current_arns(), vec![arn(1), arn(9)]);
+    assert!(run
+        .results
+        .iter()
+        .any(|r| r.retried_because.as_deref() == Some("SpotInterruption")));
+    assert!(run.results.iter().any(|r| r.attempt == 1));
+}
+
+#[test]
+fn retries_are_bounded_and_never_for_a_non_zero_exit_unless_asked() {
+    let failed_exit = done(0, 2);
+    let run = with_retries(running(1), 3, &crate::model::DEFAULT_RETRY_ON, false);
+    let Step { run, .. } = step(&run, described(vec![failed_exit.clone()]), T0 + 10.0);
+    assert_eq!(
+        run.ending,
+        Some(Ending::TasksFailed),
+        "a failed migration is not run twice by default"
+    );
+    let run = with_retries(running(1), 1, &["NonZeroExit"], false);
+    let Step { run, next } = step(&run, described(vec![failed_exit.clone()]), T0 + 10.0);
+    assert_eq!(next, Next::Launch(vec![1]));
+    let Step { run, .. } = step(
+        &run,
+        Event::Launched(vec![(1, launched(vec![arn(5)], vec![]))]),
+        T0 + 11.0,
+    );
+    let again = TaskState {
+        arn: arn(5),
+        ..done(5, 2)
+    };
+    let Step { run, next } = step(&run, described(vec![failed_exit, again]), T0 + 20.0);
+    assert_eq!(
+        (run.ending, next),
+        (Some(Ending::TasksFailed), Next::Done),
+        "attempts used up"
+    );
+    // No retry once the deadline passed.
+    let run = with_retries(running(1), 5, &["SpotInterruption"], false);
+    let Step { run, .. } = step(
+        &run,
+        described(vec![task(0, "STOPPED", Some("SpotInterruption"), Some(0))]),
+        T0 + 600.0,
+    );
+    assert_eq!(run.ending, Some(Ending::TasksFailed));
+}
+
+#[test]
+fn a_task_not_placed_is_retried_when_the_policy_says_so() {
+    let run = with_retries(
+        launching(LaunchMode::RunTask, 2),
+        2,
+        &["PlacementFailure"],
+        false,
+    );
+    let Step { run, .. } = step(
+        &run,
+        Event::Launched(vec![(
+            0,
+            launched(vec![arn(0)], vec!["task not placed: RESOURCE:CPU"]),
+        )]),
+        T0,
+    );
+    assert_eq!(run.not_placed_attempts, vec![0]);
+    let Step { run, next } = step(&run, described(vec![live(0)]), T0 + 5.0);
+    assert_eq!(next, Next::Launch(vec![1]));
+    assert_eq!(run.not_placed_count, 0, "it no longer counts as a failure");
+}
+
+fn with_logs(mut run: Run, lines: u32) -> Run {
+    run.plan.log_tail = lines;
+    run.plan.logs = vec![ContainerLog {
+        container: "app".into(),
+        group: "/ecs/m".into(),
+        prefix: "m".into(),
+        region: None,
+    }];
+    run
+}
+
+#[test]
+fn a_failed_run_reads_the_failing_containers_last_lines() {
+    let run = with_logs(running(1), 20);
+    let Step { run, next } = step(&run, described(vec![done(0, 2)]), T0 + 10.0);
+    assert_eq!(
+        (run.phase, run.ending),
+        (Phase::Collecting, Some(Ending::TasksFailed))
+    );
+    let Next::ReadLogs(queries) = next else {
+        panic!("{next:?}")
+    };
+    assert_eq!(
+        queries,
+        vec![LogQuery {
+            group: "/ecs/m".into(),
+            stream: format!("m/app/{:032x}", 0),
+            region: None,
+            lines: 20
+        }]
+    );
+    let Step { run, next } = step(
+        &run,
+        Event::LogsRead(vec![Ok(Some(vec![
+            "migrating".into(),
+            "ERROR: column exists".into(),
+        ]))]),
+        T0 + 11.0,
+    );
+    assert_eq!((run.phase, next), (Phase::Ended, Next::Done));
+    let reason = run.reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("exited with code 2") && reason.contains("  | ERROR: column exists"),
+        "{reason}"
+    );
+    assert_eq!(
+        run.results[0].containers[0].log_tail,
+        vec!["migrating".to_string(), "ERROR: column exists".into()]
+    );
+    // Unreadable logs do not keep the run from ending: a note takes their place.
+    let run = with_logs(running(1), 20);
+    let Step { run, .. } = step(&run, described(vec![done(0, 2)]), T0 + 10.0);
+    let Step { run, next } = step(&run, Event::LogsRead(vec![Err(throttled())]), T0 + 11.0);
+    assert_eq!(next, Next::Wait(RETRY_DELAY_SECONDS));
+    let Step { run, .. } = step(&run, Event::LogsRead(vec![Err(throttled())]), T0 + 13.0);
+    let Step { run, .. } = step(&run, Event::LogsRead(vec![Err(throttled())]), T0 + 15.0);
+    assert_eq!(run.phase, Phase::Ended);
+    assert!(run
+        .reason
+        .unwrap_or_default()
+        .contains("log of container app not read"));
+}
+
+#[test]
+fn a_successful_run_reads_its_output_line() {
+    for (lines, want, note) in [
+        (
+            vec![
+                "TASKRUN_OUTPUT {\"schemaVersion\": 42}".to_string(),
+                "bye".into(),
+            ],
+            Some("{\"schemaVersion\": 42}".to_string()),
+            None,
+        ),
+        (vec!["no marker here".to_string()], None, None),
+        (
+            vec![format!("TASKRUN_OUTPUT {}", "x".repeat(5000))],
+            None,
+            Some("Output not kept"),
+        ),
+    ] {
+        let run = with_logs(running(1), 20);
+        let Step { run, next } = step(&run, described(vec![done(0, 0)]), T0 + 10.0);
+        assert_eq!(
+            (run.phase, run.ending),
+            (Phase::Collecting, Some(Ending::Succeeded))
+        );
+        assert!(matches!(next, Next::ReadLogs(ref q) if q[0].lines == OUTPUT_SEARCH_LINES));
+        let Step { run, .. } = step(&run, Event::LogsRead(vec![Ok(Some(lines))]), T0 + 11.0);
+        assert_eq!(
+            (run.phase, run.ending),
+            (Phase::Ended, Some(Ending::Succeeded))
+        );
+        assert_eq!(run.output, want);
+        assert_eq!(
+            run.reason
+                .as_deref()
+                .map(|r| r.starts_with("Output not kept")),
+            note.map(|_| true)
+        );
+    }
+}
+
+#[test]
+fn collecting_ends_when_another_operation_takes_over() {
+    let run = with_logs(running(1), 20);
+    let Step { run, .. } = step(&run, described(vec![done(0, 2)]), T0 + 10.0);
+    let Step { run, next } = step(
+        &run,
+        Event::Abandon {
+            reason: "deleted".into(),
+        },
+        T0 + 11.0,
+    );
+    assert_eq!(
+        (run.phase, run.ending, next),
+        (Phase::Ended, Some(Ending::TasksFailed), Next::Done)
     );
 }
