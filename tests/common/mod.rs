@@ -251,6 +251,36 @@ impl World {
             .to_string()
     }
 
+    /// Registers `family` whose `app` logs to CloudWatch Logs (awslogs, group and stream
+    /// prefix as given; `None` for no log configuration at all).
+    pub async fn register_logging(&self, family: &str, group: Option<&str>) {
+        use aws_sdk_ecs::types::{ContainerDefinition, LogConfiguration, LogDriver};
+        let mut app = ContainerDefinition::builder()
+            .name("app")
+            .image("example/migrate:1")
+            .memory(256)
+            .essential(true);
+        if let Some(group) = group {
+            app = app.log_configuration(
+                LogConfiguration::builder()
+                    .log_driver(LogDriver::Awslogs)
+                    .options("awslogs-group", group)
+                    .options("awslogs-stream-prefix", "migrate")
+                    .options("awslogs-region", REGION)
+                    .build()
+                    .expect("log configuration"),
+            );
+        }
+        self.emulator
+            .ecs()
+            .register_task_definition()
+            .family(family)
+            .container_definitions(app.build())
+            .send()
+            .await
+            .expect("register task definition");
+    }
+
     pub fn properties(&self, extra: Value) -> Value {
         let mut props =
             json!({"Cluster": self.cluster, "TaskDefinition": self.family, "PollInterval": 1});

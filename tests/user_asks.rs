@@ -1,0 +1,182 @@
+//! What users ask for when a run fails (issue 9), end to end against the emulator, which
+//! writes each container's lines into its CloudWatch Logs as awslogs would: the log tail
+//! in the stack event, skip on rollback, retries of transient failures, and the task's
+//! output for the stack.
+
+mod common;
+
+use common::{new_token, run, World};
+use serde_json::{json, Value};
+
+fn exits_with(code: i32, lines: &[&str]) -> Value {
+    json!({"kind": "exit", "afterDescribes": 1, "containers": {"app": {"exitCode": code}}, "logs": {"app": lines}})
+}
+
+#[test]
+fn a_failure_shows_the_failing_container_s_last_lines() {
+    run(async {
+        let world = World::new("tail").await;
+        let family = format!("{}-logs", world.family);
+        world.register_logging(&family, Some(&format!("/ecs/{family}"))).await;
+        let mut lines: Vec<String> = (1..=30).map(|i| format!("migration step {i}")).collect();
+        lines.push("ERROR: relation \"users\" already exists".into());
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        world.emulator.queue_outcome(&family, exits_with(3, &refs), 1);
+        let op = world.cfn("Migrate").create(&world.properties(json!({"TaskDefinition": family, "LogTail": 5}))).await;
+        assert_eq!(op.status(), "FAILED", "{:?}", op.events);
+        let message = op.message();
+        println!("--- the FAILED stack event, as a user sees it ---\n{message}\n---");
+        assert!(message.contains("container app exited with code 3"), "{message}");
+        assert!(message.contains("app log, last 5 lines:"), "{message}");
+        assert!(message.contains("  | ERROR: relation \"users\" already exists"), "{message}");
+        assert!(message.contains("  | migration step 27") && !message.contains("migration step 26\n"), "{message}");
+        // The same tail in the Tasks output of the model the FAILED event carries.
+        let tail = &op.model()["Tasks"][0]["Containers"][0]["LogTail"];
+        assert_eq!(tail.as_array().map(Vec::len), Some(5), "{}", op.model());
+    });
+}
+
+#[test]
+fn a_container_without_a_log_stream_says_so_and_a_huge_line_is_cut() {
+    run(async {
+        let world = World::new("no-logs").await;
+        let plain = format!("{}-plain", world.family);
+        world.register_logging(&plain, None).await;
+        world.emulator.queue_outcome(&plain, exits_with(1, &[]), 1);
+        let op = world.cfn("NoLogs").create(&world.properties(json!({"TaskDefinition": plain}))).await;
+        assert_eq!(op.status(), "FAILED");
+        assert!(op.message().contains("no CloudWatch log stream for container app"), "{}", op.message());
+
+        let logged = format!("{}-huge", world.family);
+        world.register_logging(&logged, Some(&format!("/ecs/{logged}"))).await;
+        let huge = format!("panic: {}", "y".repeat(100_000));
+        world.emulator.queue_outcome(&logged, exits_with(2, &["before", &huge]), 1);
+        let op = world.cfn("Huge").create(&world.properties(json!({"TaskDefinition": logged}))).await;
+        assert_eq!(op.status(), "FAILED");
+        let message = op.message();
+        assert!(message.len() < 4500, "the message stays short: {} bytes", message.len());
+        assert!(message.contains("  | before") && message.contains("  | panic: yyy") && message.contains('…'), "{message}");
+    });
+}
+
+#[test]
+fn a_rollback_update_does_not_run_unless_run_on_rollback() {
+    run(async {
+        let world = World::new("rollback").await;
+        let cfn = world.cfn("Migrate");
+        let v1 = world.properties(json!({"Triggers": ["v1"]}));
+        let created = cfn.create(&v1).await;
+        assert_eq!(created.status(), "SUCCESS");
+        let id = created.id();
+        let v2 = world.properties(json!({"Triggers": ["v2"]}));
+        assert_eq!(cfn.update(&id, &v2, &v1).await.status(), "SUCCESS");
+        assert_eq!(world.run_task_calls().len(), 2);
+        // CloudFormation rolls the stack back: an UPDATE to v1 with rollback: true.
+        let rollback = |props: &Value, previous: &Value| {
+            let mut desired = props.clone();
+            desired["Id"] = json!(id);
+            let mut before = previous.clone();
+            before["Id"] = json!(id);
+            let mut event = cfn.envelope("UPDATE", &new_token(), Some(&desired), Some(&before), None);
+            event["rollback"] = json!(true);
+            event
+        };
+        let skipped = common::invoke_handler(rollback(&v1, &v2)).await;
+        assert_eq!(skipped["status"], "SUCCESS", "{skipped}");
+        assert!(skipped["message"].as_str().unwrap().contains("rollback and RunOnRollback is false"), "{skipped}");
+        assert_eq!(skipped["resourceModel"]["Triggers"], json!(["v1"]));
+        assert_eq!(world.run_task_calls().len(), 2, "the migration was not run backwards");
+        // With RunOnRollback, the rollback runs under the usual rules.
+        let v3 = world.properties(json!({"Triggers": ["v3"], "RunOnRollback": true}));
+        let ran = common::invoke_handler(rollback(&v3, &v1)).await;
+        assert_eq!(ran["status"], "SUCCESS", "{ran}");
+        assert_eq!(world.run_task_calls().len(), 3);
+        // A DELETE during a rollback is any DELETE.
+        let mut event = cfn.envelope("DELETE", &new_token(), Some(&json!({"Id": id})), None, None);
+        event["rollback"] = json!(true);
+        assert_eq!(common::invoke_handler(event).await["status"], "SUCCESS");
+    });
+}
+
+#[test]
+fn a_spot_interruption_is_retried_to_success_with_and_without_fallback() {
+    run(async {
+        let world = World::new("retry").await;
+        for (name, fallback) in [("Plain", false), ("Fallback", true)] {
+            world.emulator.queue_outcome(
+                &world.family,
+                json!({"kind": "exit", "afterDescribes": 1, "stopCode": "SpotInterruption",
+                       "stoppedReason": "Your Spot Task was interrupted.", "containers": {"app": {"exitCode": 0}}}),
+                1,
+            );
+            let before = world.run_task_calls().len();
+            let props = world.properties(json!({
+                "CapacityProviderStrategy": [{"CapacityProvider": "FARGATE_SPOT", "Weight": 1}],
+                "Retry": {"Attempts": 2, "SpotFallback": fallback}}));
+            let op = world.cfn(name).create(&props).await;
+            assert_eq!(op.status(), "SUCCESS", "{name}: {:?}", op.events);
+            let calls = world.run_task_calls();
+            assert_eq!(calls.len() - before, 2, "{name}: the first attempt and one retry");
+            let retry = &calls[calls.len() - 1];
+            let provider = &retry["capacityProviderStrategy"][0]["capacityProvider"];
+            assert_eq!(provider, if fallback { "FARGATE" } else { "FARGATE_SPOT" }, "{name}: {retry}");
+            assert_ne!(retry["clientToken"], calls[calls.len() - 2]["clientToken"], "its own token");
+            let tasks = op.model()["Tasks"].as_array().cloned().unwrap_or_default();
+            assert_eq!(tasks.len(), 2, "every attempt in the outputs: {}", op.model());
+            assert!(tasks.iter().any(|t| t["RetriedBecause"] == "SpotInterruption" && t["StopCode"] == "SpotInterruption"));
+            assert!(tasks.iter().any(|t| t["Attempt"] == 1 && t["StopCode"] == "EssentialContainerExited"));
+            assert_eq!(op.model()["TaskArns"].as_array().map(Vec::len), Some(1), "the task that decided");
+        }
+    });
+}
+
+#[test]
+fn retries_run_out_and_a_failed_migration_is_never_retried_by_default() {
+    run(async {
+        let world = World::new("retry-out").await;
+        world.emulator.family_default(
+            &world.family,
+            json!({"kind": "exit", "afterDescribes": 1, "stopCode": "SpotInterruption", "containers": {"app": {"exitCode": 0}}}),
+        );
+        let op = world.cfn("Spot").create(&world.properties(json!({"Retry": {"Attempts": 2}}))).await;
+        assert_eq!(op.status(), "FAILED");
+        assert_eq!(world.run_task_calls().len(), 3, "a first attempt and two retries");
+        assert!(op.message().contains("SpotInterruption"), "{}", op.message());
+
+        world.emulator.family_default(&world.family, json!({"kind": "exit", "afterDescribes": 1, "containers": {"app": {"exitCode": 1}}}));
+        let op = world.cfn("Exit").create(&world.properties(json!({"Retry": {"Attempts": 5}}))).await;
+        assert_eq!(op.status(), "FAILED");
+        assert_eq!(world.run_task_calls().len(), 4, "exit 1 is not retried unless NonZeroExit is listed");
+    });
+}
+
+#[test]
+fn the_task_s_output_is_an_attribute_of_the_resource() {
+    run(async {
+        let world = World::new("output").await;
+        let family = format!("{}-out", world.family);
+        world.register_logging(&family, Some(&format!("/ecs/{family}"))).await;
+        let props = world.properties(json!({"TaskDefinition": family}));
+        world.emulator.queue_outcome(
+            &family,
+            exits_with(0, &["migrating", "TASKRUN_OUTPUT {\"schemaVersion\": 42}", "done"]),
+            1,
+        );
+        let op = world.cfn("Migrate").create(&props).await;
+        assert_eq!(op.status(), "SUCCESS", "{:?}", op.events);
+        assert_eq!(op.model()["Output"], "{\"schemaVersion\": 42}", "Fn::GetAtt Migrate.Output");
+        assert_eq!(world.cfn("Migrate").read(&op.id()).await.model()["Output"], "{\"schemaVersion\": 42}");
+
+        world.emulator.queue_outcome(&family, exits_with(0, &["no marker"]), 1);
+        let op = world.cfn("NoMarker").create(&props).await;
+        assert_eq!(op.status(), "SUCCESS");
+        assert!(op.model().get("Output").is_none(), "{}", op.model());
+
+        let big = format!("TASKRUN_OUTPUT {}", "z".repeat(5000));
+        world.emulator.queue_outcome(&family, exits_with(0, &[&big]), 1);
+        let op = world.cfn("Big").create(&props).await;
+        assert_eq!(op.status(), "SUCCESS");
+        assert!(op.model().get("Output").is_none());
+        assert!(op.model()["StatusReason"].as_str().unwrap().starts_with("Output not kept"), "{}", op.model());
+    });
+}
