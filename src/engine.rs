@@ -20,6 +20,7 @@ use crate::model::ResourceModel;
 use crate::outcome::task_id;
 use crate::record::{self, RunRecord};
 use crate::store::{ParameterStore, PutError, Records, Stored};
+use handler_kit::driver::{self, Flow, Persisted};
 
 /// DescribeTasks takes at most this many ARNs.
 pub const DESCRIBE_BATCH: usize = 100;
@@ -107,15 +108,77 @@ pub struct Engine<'a, E, S, C> {
     pub stack_tags: Option<&'a BTreeMap<String, String>>,
 }
 
-enum Persisted {
-    Written,
-    /// The record held a newer revision of the run: this invocation carries on from it.
-    Adopted,
+/// The TaskRun lifecycle, for the shared driver.
+pub struct RunMachine;
+
+impl driver::Machine for RunMachine {
+    type Run = Run;
+    type Event = Event;
+    type Next = Next;
+
+    fn step(run: &Run, event: Event, now: f64) -> (Run, Next) {
+        let Step { run, next } = machine::step(run, event, now);
+        (run, next)
+    }
+
+    fn flow(next: &Next) -> Flow {
+        match next {
+            Next::Done => Flow::Done,
+            Next::GiveUp => Flow::GiveUp,
+            Next::Wait(seconds) => Flow::Wait(*seconds),
+            _ => Flow::Act,
+        }
+    }
+
+    fn resumed() -> Event {
+        Event::Resumed
+    }
+}
+
+/// An invocation's hold on a run: the engine's I/O for the driver.
+struct RunHands<'e, 'h, E, S, C> {
+    engine: &'e Engine<'e, E, S, C>,
+    held: &'h mut Held,
+}
+
+impl<E: Ecs, S: ParameterStore, C: Clock> driver::Hands<RunMachine> for RunHands<'_, '_, E, S, C> {
+    type Error = TaskRunError;
+
+    fn run(&self) -> &Run {
+        &self.held.run
+    }
+
+    fn stored(&self) -> bool {
+        self.held.stored.is_some()
+    }
+
+    async fn persist(&mut self, run: Run) -> Result<Persisted, TaskRunError> {
+        self.engine.persist(self.held, run).await
+    }
+
+    async fn persist_failed(
+        &mut self,
+        unrecorded: &Run,
+        error: TaskRunError,
+    ) -> Result<driver::Outcome, TaskRunError> {
+        self.engine
+            .persist_failed(self.held, unrecorded, error)
+            .await
+            .map(|outcome| match outcome {
+                Outcome::Ended => driver::Outcome::Ended,
+                Outcome::Pending { delay } => driver::Outcome::Pending { delay },
+                Outcome::GaveUp => driver::Outcome::GaveUp,
+            })
+    }
+
+    async fn act(&mut self, next: Next, _by: f64) -> Result<Event, TaskRunError> {
+        self.engine.act(self.held, next).await
+    }
 }
 
 impl<E: Ecs, S: ParameterStore, C: Clock> Engine<'_, E, S, C> {
     fn records(&self) -> Records<'_, S> {
-        Records { store: self.store }
+        crate::store::records(self.store)
     }
 
     /// Drives the run from `event` until it ends, waits beyond the budget, or the budget
@@ -125,59 +188,44 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Engine<'_, E, S, C> {
         Box::pin(self.drive_inner(held, event)).await
     }
 
-    async fn drive_inner(
-        &self,
-        held: &mut Held,
-        mut event: Event,
-    ) -> Result<Outcome, TaskRunError> {
-        loop {
-            let now = self.clock.now();
-            let Step { run, next } = machine::step(&held.run, event, now);
-            if run != held.run || held.stored.is_none() {
-                // Record first: nothing is done about a change before the record has it.
-                match self.persist(held, run.clone()).await {
-                    Ok(Persisted::Written) => {}
-                    Ok(Persisted::Adopted) => {
-                        event = Event::Resumed;
-                        continue;
-                    }
-                    Err(error) => return self.persist_failed(held, &run, error).await,
-                }
+    async fn drive_inner(&self, held: &mut Held, event: Event) -> Result<Outcome, TaskRunError> {
+        let mut hands = RunHands { engine: self, held };
+        let outcome =
+            driver::drive::<RunMachine, _, _>(&mut hands, self.clock, &self.budget, event).await?;
+        Ok(match outcome {
+            driver::Outcome::Ended => Outcome::Ended,
+            driver::Outcome::Pending { delay } => Outcome::Pending { delay },
+            driver::Outcome::GaveUp => Outcome::GaveUp,
+        })
+    }
+
+    /// Carries out one step's action.
+    async fn act(&self, held: &mut Held, next: Next) -> Result<Event, TaskRunError> {
+        Ok(match next {
+            Next::Launch(batches) => Event::Launched(self.launch(held, &batches).await?),
+            Next::Find(batch) => Event::Found {
+                batch,
+                result: self.find(held, batch).await,
+            },
+            Next::Describe => {
+                let described = self.describe(&held.run).await;
+                held.note = Some(note(&held.run, &described));
+                Event::Described(described)
             }
-            event = match next {
-                Next::Done => return Ok(Outcome::Ended),
-                Next::GiveUp => return Ok(Outcome::GaveUp),
-                Next::Wait(seconds) => {
-                    if !self.budget.may_wait(now, seconds) {
-                        return Ok(Outcome::Pending { delay: seconds });
-                    }
-                    self.clock.sleep(seconds).await;
-                    Event::Resumed
-                }
-                _ if !self.budget.may_act(now) => return Ok(Outcome::Pending { delay: 1.0 }),
-                Next::Launch(batches) => Event::Launched(self.launch(held, &batches).await?),
-                Next::Find(batch) => Event::Found {
-                    batch,
-                    result: self.find(held, batch).await,
-                },
-                Next::Describe => {
-                    let described = self.describe(&held.run).await;
-                    held.note = Some(note(&held.run, &described));
-                    Event::Described(described)
-                }
-                Next::Stop(arns) => Event::StopsSent(self.stop(held, &arns).await),
-                Next::ReadLogs(queries) => {
-                    let by = self.budget.call_deadline();
-                    let reads = queries.iter().map(|q| self.ecs.log_tail(q, by));
-                    Event::LogsRead(join_all(reads).await)
-                }
-                Next::Sweep => Event::Swept(
-                    self.ecs
-                        .list_running(&held.run.cluster, &held.id, self.budget.call_deadline())
-                        .await,
-                ),
-            };
-        }
+            Next::Stop(arns) => Event::StopsSent(self.stop(held, &arns).await),
+            Next::ReadLogs(queries) => {
+                let by = self.budget.call_deadline();
+                let reads = queries.iter().map(|q| self.ecs.log_tail(q, by));
+                Event::LogsRead(join_all(reads).await)
+            }
+            Next::Sweep => Event::Swept(
+                self.ecs
+                    .list_running(&held.run.cluster, &held.id, self.budget.call_deadline())
+                    .await,
+            ),
+            // The driver hands over actions only.
+            Next::Wait(_) | Next::Done | Next::GiveUp => Event::Resumed,
+        })
     }
 
     /// Writes `run` into the record, unless the record moved on without this invocation.

@@ -3,7 +3,7 @@
 
 use cfn_protocol::{CredentialsProblem, HandlerError, HandlerErrorCode};
 
-use crate::ecs::{Fault, FaultKind};
+use crate::ecs::Fault;
 use crate::machine::Ending;
 
 #[derive(Debug, thiserror::Error)]
@@ -43,21 +43,7 @@ impl From<Fault> for TaskRunError {
     }
 }
 
-/// The Registry code for a failed call.
-pub fn fault_code(kind: FaultKind) -> HandlerErrorCode {
-    match kind {
-        FaultKind::Throttled => HandlerErrorCode::Throttling,
-        FaultKind::AccessDenied => HandlerErrorCode::AccessDenied,
-        FaultKind::BadCredentials => HandlerErrorCode::InvalidCredentials,
-        // An unknown cluster or task definition is a mistake in the properties.
-        FaultKind::BadRequest | FaultKind::ClusterNotFound => HandlerErrorCode::InvalidRequest,
-        FaultKind::NotFound => HandlerErrorCode::NotFound,
-        FaultKind::LimitExceeded => HandlerErrorCode::ServiceLimitExceeded,
-        FaultKind::ServerSide => HandlerErrorCode::ServiceInternalError,
-        FaultKind::Network => HandlerErrorCode::NetworkFailure,
-        FaultKind::Other => HandlerErrorCode::GeneralServiceException,
-    }
-}
+pub use handler_kit::fault::fault_code;
 
 /// The Registry code for a run that ended as `ending`. Never a code CloudFormation
 /// retries: the run is over, and a retry would only find its stopped tasks again.
@@ -90,6 +76,7 @@ impl HandlerError for TaskRunError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ecs::FaultKind;
 
     #[test]
     fn maps_errors_to_registry_codes() {

@@ -12,7 +12,6 @@ pub mod ecs;
 pub mod engine;
 pub mod error;
 pub mod handlers;
-pub mod ids;
 pub mod machine;
 pub mod model;
 pub mod outcome;
@@ -32,7 +31,7 @@ pub mod translator;
 
 #[cfg(feature = "aws")]
 pub use handler_kit::aws;
-pub use handler_kit::{budget, clock};
+pub use handler_kit::{budget, clock, ids};
 
 /// The resource type's name, as the Registry knows it.
 pub const TYPE_NAME: &str = "Org::ECS::TaskRun";

@@ -3,34 +3,17 @@
 
 use std::sync::OnceLock;
 
+use handler_kit::schema::Schema;
 use serde_json::Value;
 
 use crate::error::TaskRunError;
 
 pub const SCHEMA_JSON: &str = include_str!("../schema.json");
 
-struct Compiled {
-    schema: Value,
-    validator: jsonschema::Validator,
-}
-
-fn compiled() -> Result<&'static Compiled, TaskRunError> {
-    static COMPILED: OnceLock<Result<Compiled, String>> = OnceLock::new();
+fn compiled() -> Result<&'static Schema, TaskRunError> {
+    static COMPILED: OnceLock<Result<Schema, String>> = OnceLock::new();
     COMPILED
-        .get_or_init(|| {
-            let schema: Value = serde_json::from_str(SCHEMA_JSON)
-                .map_err(|e| format!("the embedded schema is not JSON: {e}"))?;
-            // CloudFormation resource schemas are draft-07; its `$schema` URL is not one
-            // the crate knows, so the draft is named rather than detected.
-            let validator = jsonschema::draft7::options().build(&schema).map_err(|e| {
-                format!(
-                    "the embedded schema does not compile (at {}): {}",
-                    e.instance_path().as_str(),
-                    e.masked()
-                )
-            })?;
-            Ok(Compiled { schema, validator })
-        })
+        .get_or_init(|| Schema::compile(SCHEMA_JSON))
         .as_ref()
         .map_err(|e| TaskRunError::Internal(e.clone()))
 }
@@ -40,74 +23,17 @@ pub fn schema() -> Result<&'static Value, TaskRunError> {
     compiled().map(|c| &c.schema)
 }
 
-/// At most this many violations are listed; the rest are counted. A request with
-/// 100,000 invalid list items must still get a short answer.
-pub const MAX_VIOLATIONS: usize = 50;
-
 /// Turns CloudFormation's string scalars into the schema's types, then validates.
 /// Every violation is named by its property path, in one error.
-pub fn prepare(mut properties: Value) -> Result<Value, TaskRunError> {
-    let compiled = compiled()?;
-    cfn_protocol::lenient::coerce_to_schema(&mut properties, &compiled.schema, &compiled.schema);
-    let mut violations: Vec<String> = Vec::new();
-    let mut more = 0usize;
-    for error in compiled.validator.iter_errors(&properties) {
-        if violations.len() >= MAX_VIOLATIONS {
-            more += 1;
-            continue;
-        }
-        let path = error.instance_path().as_str().to_string();
-        let path = if path.is_empty() {
-            "/".to_string()
-        } else {
-            path
-        };
-        let explained = explanation(&compiled.schema, error.schema_path().as_str());
-        // Masked: the offending value may be a secret (an environment override).
-        violations.push(format!(
-            "{path}: {}",
-            explained.unwrap_or_else(|| error.masked().to_string())
-        ));
-    }
-    if violations.is_empty() {
-        return Ok(properties);
-    }
-    violations.sort();
-    violations.dedup();
-    if more > 0 {
-        violations.push(format!("and {more} more"));
-    }
-    Err(TaskRunError::InvalidModel(violations))
-}
-
-/// A failed `anyOf`/`oneOf` says nothing of use by itself; the schema's own description
-/// of the rule does.
-fn explanation(schema: &Value, schema_path: &str) -> Option<String> {
-    let keyword = schema_path.rsplit('/').next()?;
-    if !matches!(keyword, "anyOf" | "oneOf") {
-        return None;
-    }
-    schema
-        .pointer(schema_path)?
-        .as_array()?
-        .iter()
-        .find_map(|item| item.get("description").and_then(Value::as_str))
-        .map(str::to_string)
+pub fn prepare(properties: Value) -> Result<Value, TaskRunError> {
+    compiled()?
+        .prepare(properties)
+        .map_err(TaskRunError::InvalidModel)
 }
 
 /// Whether schema.json is usable, or what is wrong with it, where, and what to do.
 pub fn check_embedded() -> Result<(), String> {
-    let schema: Value = serde_json::from_str(SCHEMA_JSON).map_err(|e| {
-        format!("schema.json is not valid JSON: {e} (fix it, then run `.venv/bin/cfn validate`)")
-    })?;
-    jsonschema::draft7::options().build(&schema).map_err(|e| {
-        format!(
-            "schema.json does not compile as JSON Schema draft 7: at {}: {} (fix it, then run `.venv/bin/cfn validate`)",
-            if e.instance_path().as_str().is_empty() { "/" } else { e.instance_path().as_str() },
-            e.masked()
-        )
-    })?;
-    Ok(())
+    Schema::compile(SCHEMA_JSON).map(|_| ())
 }
 
 #[cfg(test)]
@@ -122,13 +48,6 @@ mod tests {
     }
 
     #[test]
-    fn a_typo_in_a_keyword_is_reported_with_its_location() {
-        let typo = json!({"properties": {"Count": {"type": "intger"}}});
-        let error = jsonschema::draft7::options().build(&typo).unwrap_err();
-        assert_eq!(error.instance_path().as_str(), "/properties/Count/type");
-    }
-
-    #[test]
     fn answers_stay_short_whatever_the_number_of_violations() {
         let items: Vec<Value> = (0..100_000).map(|_| json!({"Key": 1})).collect();
         let Err(TaskRunError::InvalidModel(v)) =
@@ -136,7 +55,11 @@ mod tests {
         else {
             panic!("accepted");
         };
-        assert!(v.len() <= MAX_VIOLATIONS + 1, "{}", v.len());
+        assert!(
+            v.len() <= handler_kit::schema::MAX_VIOLATIONS + 1,
+            "{}",
+            v.len()
+        );
         assert!(
             v.last()
                 .is_some_and(|l| l.starts_with("and ") && l.ends_with(" more")),

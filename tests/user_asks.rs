@@ -17,19 +17,35 @@ fn a_failure_shows_the_failing_container_s_last_lines() {
     run(async {
         let world = World::new("tail").await;
         let family = format!("{}-logs", world.family);
-        world.register_logging(&family, Some(&format!("/ecs/{family}"))).await;
+        world
+            .register_logging(&family, Some(&format!("/ecs/{family}")))
+            .await;
         let mut lines: Vec<String> = (1..=30).map(|i| format!("migration step {i}")).collect();
         lines.push("ERROR: relation \"users\" already exists".into());
         let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-        world.emulator.queue_outcome(&family, exits_with(3, &refs), 1);
-        let op = world.cfn("Migrate").create(&world.properties(json!({"TaskDefinition": family, "LogTail": 5}))).await;
+        world
+            .emulator
+            .queue_outcome(&family, exits_with(3, &refs), 1);
+        let op = world
+            .cfn("Migrate")
+            .create(&world.properties(json!({"TaskDefinition": family, "LogTail": 5})))
+            .await;
         assert_eq!(op.status(), "FAILED", "{:?}", op.events);
         let message = op.message();
         println!("--- the FAILED stack event, as a user sees it ---\n{message}\n---");
-        assert!(message.contains("container app exited with code 3"), "{message}");
+        assert!(
+            message.contains("container app exited with code 3"),
+            "{message}"
+        );
         assert!(message.contains("app log, last 5 lines:"), "{message}");
-        assert!(message.contains("  | ERROR: relation \"users\" already exists"), "{message}");
-        assert!(message.contains("  | migration step 27") && !message.contains("migration step 26\n"), "{message}");
+        assert!(
+            message.contains("  | ERROR: relation \"users\" already exists"),
+            "{message}"
+        );
+        assert!(
+            message.contains("  | migration step 27") && !message.contains("migration step 26\n"),
+            "{message}"
+        );
         // The same tail in the Tasks output of the model the FAILED event carries.
         let tail = &op.model()["Tasks"][0]["Containers"][0]["LogTail"];
         assert_eq!(tail.as_array().map(Vec::len), Some(5), "{}", op.model());
@@ -43,19 +59,43 @@ fn a_container_without_a_log_stream_says_so_and_a_huge_line_is_cut() {
         let plain = format!("{}-plain", world.family);
         world.register_logging(&plain, None).await;
         world.emulator.queue_outcome(&plain, exits_with(1, &[]), 1);
-        let op = world.cfn("NoLogs").create(&world.properties(json!({"TaskDefinition": plain}))).await;
+        let op = world
+            .cfn("NoLogs")
+            .create(&world.properties(json!({"TaskDefinition": plain})))
+            .await;
         assert_eq!(op.status(), "FAILED");
-        assert!(op.message().contains("no CloudWatch log stream for container app"), "{}", op.message());
+        assert!(
+            op.message()
+                .contains("no CloudWatch log stream for container app"),
+            "{}",
+            op.message()
+        );
 
         let logged = format!("{}-huge", world.family);
-        world.register_logging(&logged, Some(&format!("/ecs/{logged}"))).await;
+        world
+            .register_logging(&logged, Some(&format!("/ecs/{logged}")))
+            .await;
         let huge = format!("panic: {}", "y".repeat(100_000));
-        world.emulator.queue_outcome(&logged, exits_with(2, &["before", &huge]), 1);
-        let op = world.cfn("Huge").create(&world.properties(json!({"TaskDefinition": logged}))).await;
+        world
+            .emulator
+            .queue_outcome(&logged, exits_with(2, &["before", &huge]), 1);
+        let op = world
+            .cfn("Huge")
+            .create(&world.properties(json!({"TaskDefinition": logged})))
+            .await;
         assert_eq!(op.status(), "FAILED");
         let message = op.message();
-        assert!(message.len() < 4500, "the message stays short: {} bytes", message.len());
-        assert!(message.contains("  | before") && message.contains("  | panic: yyy") && message.contains('…'), "{message}");
+        assert!(
+            message.len() < 4500,
+            "the message stays short: {} bytes",
+            message.len()
+        );
+        assert!(
+            message.contains("  | before")
+                && message.contains("  | panic: yyy")
+                && message.contains('…'),
+            "{message}"
+        );
     });
 }
 
@@ -77,15 +117,26 @@ fn a_rollback_update_does_not_run_unless_run_on_rollback() {
             desired["Id"] = json!(id);
             let mut before = previous.clone();
             before["Id"] = json!(id);
-            let mut event = cfn.envelope("UPDATE", &new_token(), Some(&desired), Some(&before), None);
+            let mut event =
+                cfn.envelope("UPDATE", &new_token(), Some(&desired), Some(&before), None);
             event["rollback"] = json!(true);
             event
         };
         let skipped = common::invoke_handler(rollback(&v1, &v2)).await;
         assert_eq!(skipped["status"], "SUCCESS", "{skipped}");
-        assert!(skipped["message"].as_str().unwrap().contains("rollback and RunOnRollback is false"), "{skipped}");
+        assert!(
+            skipped["message"]
+                .as_str()
+                .unwrap()
+                .contains("rollback and RunOnRollback is false"),
+            "{skipped}"
+        );
         assert_eq!(skipped["resourceModel"]["Triggers"], json!(["v1"]));
-        assert_eq!(world.run_task_calls().len(), 2, "the migration was not run backwards");
+        assert_eq!(
+            world.run_task_calls().len(),
+            2,
+            "the migration was not run backwards"
+        );
         // With RunOnRollback, the rollback runs under the usual rules.
         let v3 = world.properties(json!({"Triggers": ["v3"], "RunOnRollback": true}));
         let ran = common::invoke_handler(rollback(&v3, &v1)).await;
@@ -116,16 +167,42 @@ fn a_spot_interruption_is_retried_to_success_with_and_without_fallback() {
             let op = world.cfn(name).create(&props).await;
             assert_eq!(op.status(), "SUCCESS", "{name}: {:?}", op.events);
             let calls = world.run_task_calls();
-            assert_eq!(calls.len() - before, 2, "{name}: the first attempt and one retry");
+            assert_eq!(
+                calls.len() - before,
+                2,
+                "{name}: the first attempt and one retry"
+            );
             let retry = &calls[calls.len() - 1];
             let provider = &retry["capacityProviderStrategy"][0]["capacityProvider"];
-            assert_eq!(provider, if fallback { "FARGATE" } else { "FARGATE_SPOT" }, "{name}: {retry}");
-            assert_ne!(retry["clientToken"], calls[calls.len() - 2]["clientToken"], "its own token");
+            assert_eq!(
+                provider,
+                if fallback { "FARGATE" } else { "FARGATE_SPOT" },
+                "{name}: {retry}"
+            );
+            assert_ne!(
+                retry["clientToken"],
+                calls[calls.len() - 2]["clientToken"],
+                "its own token"
+            );
             let tasks = op.model()["Tasks"].as_array().cloned().unwrap_or_default();
-            assert_eq!(tasks.len(), 2, "every attempt in the outputs: {}", op.model());
-            assert!(tasks.iter().any(|t| t["RetriedBecause"] == "SpotInterruption" && t["StopCode"] == "SpotInterruption"));
-            assert!(tasks.iter().any(|t| t["Attempt"] == 1 && t["StopCode"] == "EssentialContainerExited"));
-            assert_eq!(op.model()["TaskArns"].as_array().map(Vec::len), Some(1), "the task that decided");
+            assert_eq!(
+                tasks.len(),
+                2,
+                "every attempt in the outputs: {}",
+                op.model()
+            );
+            assert!(tasks
+                .iter()
+                .any(|t| t["RetriedBecause"] == "SpotInterruption"
+                    && t["StopCode"] == "SpotInterruption"));
+            assert!(tasks
+                .iter()
+                .any(|t| t["Attempt"] == 1 && t["StopCode"] == "EssentialContainerExited"));
+            assert_eq!(
+                op.model()["TaskArns"].as_array().map(Vec::len),
+                Some(1),
+                "the task that decided"
+            );
         }
     });
 }
@@ -138,15 +215,36 @@ fn retries_run_out_and_a_failed_migration_is_never_retried_by_default() {
             &world.family,
             json!({"kind": "exit", "afterDescribes": 1, "stopCode": "SpotInterruption", "containers": {"app": {"exitCode": 0}}}),
         );
-        let op = world.cfn("Spot").create(&world.properties(json!({"Retry": {"Attempts": 2}}))).await;
+        let op = world
+            .cfn("Spot")
+            .create(&world.properties(json!({"Retry": {"Attempts": 2}})))
+            .await;
         assert_eq!(op.status(), "FAILED");
-        assert_eq!(world.run_task_calls().len(), 3, "a first attempt and two retries");
-        assert!(op.message().contains("SpotInterruption"), "{}", op.message());
+        assert_eq!(
+            world.run_task_calls().len(),
+            3,
+            "a first attempt and two retries"
+        );
+        assert!(
+            op.message().contains("SpotInterruption"),
+            "{}",
+            op.message()
+        );
 
-        world.emulator.family_default(&world.family, json!({"kind": "exit", "afterDescribes": 1, "containers": {"app": {"exitCode": 1}}}));
-        let op = world.cfn("Exit").create(&world.properties(json!({"Retry": {"Attempts": 5}}))).await;
+        world.emulator.family_default(
+            &world.family,
+            json!({"kind": "exit", "afterDescribes": 1, "containers": {"app": {"exitCode": 1}}}),
+        );
+        let op = world
+            .cfn("Exit")
+            .create(&world.properties(json!({"Retry": {"Attempts": 5}})))
+            .await;
         assert_eq!(op.status(), "FAILED");
-        assert_eq!(world.run_task_calls().len(), 4, "exit 1 is not retried unless NonZeroExit is listed");
+        assert_eq!(
+            world.run_task_calls().len(),
+            4,
+            "exit 1 is not retried unless NonZeroExit is listed"
+        );
     });
 }
 
@@ -155,28 +253,55 @@ fn the_task_s_output_is_an_attribute_of_the_resource() {
     run(async {
         let world = World::new("output").await;
         let family = format!("{}-out", world.family);
-        world.register_logging(&family, Some(&format!("/ecs/{family}"))).await;
+        world
+            .register_logging(&family, Some(&format!("/ecs/{family}")))
+            .await;
         let props = world.properties(json!({"TaskDefinition": family}));
         world.emulator.queue_outcome(
             &family,
-            exits_with(0, &["migrating", "TASKRUN_OUTPUT {\"schemaVersion\": 42}", "done"]),
+            exits_with(
+                0,
+                &[
+                    "migrating",
+                    "TASKRUN_OUTPUT {\"schemaVersion\": 42}",
+                    "done",
+                ],
+            ),
             1,
         );
         let op = world.cfn("Migrate").create(&props).await;
         assert_eq!(op.status(), "SUCCESS", "{:?}", op.events);
-        assert_eq!(op.model()["Output"], "{\"schemaVersion\": 42}", "Fn::GetAtt Migrate.Output");
-        assert_eq!(world.cfn("Migrate").read(&op.id()).await.model()["Output"], "{\"schemaVersion\": 42}");
+        assert_eq!(
+            op.model()["Output"],
+            "{\"schemaVersion\": 42}",
+            "Fn::GetAtt Migrate.Output"
+        );
+        assert_eq!(
+            world.cfn("Migrate").read(&op.id()).await.model()["Output"],
+            "{\"schemaVersion\": 42}"
+        );
 
-        world.emulator.queue_outcome(&family, exits_with(0, &["no marker"]), 1);
+        world
+            .emulator
+            .queue_outcome(&family, exits_with(0, &["no marker"]), 1);
         let op = world.cfn("NoMarker").create(&props).await;
         assert_eq!(op.status(), "SUCCESS");
         assert!(op.model().get("Output").is_none(), "{}", op.model());
 
         let big = format!("TASKRUN_OUTPUT {}", "z".repeat(5000));
-        world.emulator.queue_outcome(&family, exits_with(0, &[&big]), 1);
+        world
+            .emulator
+            .queue_outcome(&family, exits_with(0, &[&big]), 1);
         let op = world.cfn("Big").create(&props).await;
         assert_eq!(op.status(), "SUCCESS");
         assert!(op.model().get("Output").is_none());
-        assert!(op.model()["StatusReason"].as_str().unwrap().starts_with("Output not kept"), "{}", op.model());
+        assert!(
+            op.model()["StatusReason"]
+                .as_str()
+                .unwrap()
+                .starts_with("Output not kept"),
+            "{}",
+            op.model()
+        );
     });
 }

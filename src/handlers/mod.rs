@@ -151,7 +151,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
     }
 
     fn records(&self) -> Records<'_, S> {
-        Records { store: self.store }
+        crate::store::records(self.store)
     }
 
     fn engine(&self) -> Engine<'_, E, S, C> {

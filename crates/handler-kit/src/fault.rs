@@ -1,6 +1,8 @@
 //! A failed call to an AWS service, as plain data: what kind of failure, and whether the
 //! service may have acted before it failed.
 
+use cfn_protocol::HandlerErrorCode;
+
 /// What an AWS error means for the caller, read from its error code and HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FaultKind {
@@ -53,5 +55,21 @@ impl Fault {
 impl std::fmt::Display for Fault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} failed: {}", self.operation, self.message)
+    }
+}
+
+/// The Registry code for a failed call.
+pub fn fault_code(kind: FaultKind) -> HandlerErrorCode {
+    match kind {
+        FaultKind::Throttled => HandlerErrorCode::Throttling,
+        FaultKind::AccessDenied => HandlerErrorCode::AccessDenied,
+        FaultKind::BadCredentials => HandlerErrorCode::InvalidCredentials,
+        // An unknown cluster or task definition is a mistake in the properties.
+        FaultKind::BadRequest | FaultKind::ClusterNotFound => HandlerErrorCode::InvalidRequest,
+        FaultKind::NotFound => HandlerErrorCode::NotFound,
+        FaultKind::LimitExceeded => HandlerErrorCode::ServiceLimitExceeded,
+        FaultKind::ServerSide => HandlerErrorCode::ServiceInternalError,
+        FaultKind::Network => HandlerErrorCode::NetworkFailure,
+        FaultKind::Other => HandlerErrorCode::GeneralServiceException,
     }
 }

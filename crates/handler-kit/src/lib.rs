@@ -2,8 +2,12 @@
 //! logic, shared by the resource types of this repository and knowing none of them:
 //!
 //! - `clock`, `budget`: time behind a trait, and the time one invocation may take;
+//! - `driver`: the engine loop of a lifecycle (a pure `step`, record first, then act);
 //! - `fault`: a failed AWS call as plain data;
-//! - `store`: the parameter store port (where records live) and its in-memory twin;
+//! - `store`, `records`: the parameter store port (where records live), its in-memory twin,
+//!   and typed records in it;
+//! - `schema`: a resource schema compiled once, and properties checked against it;
+//! - `ids`: identifiers derived from the request (the same for a redelivered invocation);
 //! - with feature `aws`: `aws` (clients acting with the caller's credentials, error
 //!   classification, call deadlines), `ssm` (the store over SSM Parameter Store),
 //!   `logging` (structured logs, captured per invocation), `provider_log` (the handler's
@@ -12,7 +16,11 @@
 
 pub mod budget;
 pub mod clock;
+pub mod driver;
 pub mod fault;
+pub mod ids;
+pub mod records;
+pub mod schema;
 pub mod store;
 
 #[cfg(feature = "aws")]

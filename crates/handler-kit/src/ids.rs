@@ -1,9 +1,9 @@
 //! Identifiers derived from the request, so that CloudFormation delivering the same
-//! invocation again lands on the same run and never starts a task twice.
+//! invocation again lands on the same run and never starts anything twice.
 
 use sha2::{Digest, Sha256};
 
-fn digest_hex(parts: &[&str], len: usize) -> String {
+pub fn digest_hex(parts: &[&str], len: usize) -> String {
     let mut hasher = Sha256::new();
     for part in parts {
         hasher.update(part.as_bytes());
@@ -18,18 +18,28 @@ fn digest_hex(parts: &[&str], len: usize) -> String {
     hex[..len.min(hex.len())].to_string()
 }
 
-/// The primary identifier of a new TaskRun: the logical ID (readable in the console and
-/// in `ListTasks --started-by`) and a digest of stack, logical ID and request token.
-/// At most 36 characters, which is also ECS's limit for `startedBy`.
+/// The primary identifier of a new resource: the logical ID (readable in the console, and
+/// in `ListTasks --started-by` for a TaskRun) and a digest of stack, logical ID and request
+/// token. At most 36 characters, which is also ECS's limit for `startedBy`.
 pub fn run_id(stack_id: Option<&str>, logical_id: Option<&str>, token: Option<&str>) -> String {
+    resource_id("TaskRun", stack_id, logical_id, token)
+}
+
+/// As [`run_id`], with `fallback` as the readable part when the logical ID has none.
+pub fn resource_id(
+    fallback: &str,
+    stack_id: Option<&str>,
+    logical_id: Option<&str>,
+    token: Option<&str>,
+) -> String {
     let readable: String = logical_id
-        .unwrap_or("TaskRun")
+        .unwrap_or(fallback)
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
         .take(19)
         .collect();
     let readable = if readable.is_empty() {
-        "TaskRun".to_string()
+        fallback.to_string()
     } else {
         readable
     };
