@@ -33,10 +33,15 @@ if command -v flock >/dev/null 2>&1 && ! flock -n 9; then
 fi
 
 lambda_pid=""
+cfn_pid=""
 emulator_started=""
 cleanup() {
   local status=$?
   trap - EXIT INT TERM
+  if [ -n "$cfn_pid" ] && kill -0 "$cfn_pid" 2>/dev/null; then
+    kill -TERM "$cfn_pid" 2>/dev/null || true
+    wait "$cfn_pid" 2>/dev/null || true
+  fi
   if [ -n "$lambda_pid" ] && kill -0 "$lambda_pid" 2>/dev/null; then
     kill -TERM "$lambda_pid" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$lambda_pid" 2>/dev/null || break; sleep 0.1; done
@@ -44,6 +49,9 @@ cleanup() {
   fi
   if [ -n "$emulator_started" ]; then
     bash scripts/emulator.sh stop >/dev/null 2>&1 || true
+  fi
+  if [ "$status" = 130 ] || [ "$status" = 143 ]; then
+    echo "cfn-test: interrupted; the emulator and the handler are stopped" >&2
   fi
   exit "$status"
 }
@@ -116,11 +124,16 @@ for arg in "$@"; do
   if [ "$after_dashes" = 0 ] && [ "$arg" = "--" ]; then after_dashes=1; continue; fi
   if [ "$after_dashes" = 1 ]; then pytest_args+=("$arg"); else cfn_args+=("$arg"); fi
 done
+# In the background and waited for: on Ctrl-C this script stops it and cleans up at once
+# (cfn test itself would go on with the next input set after an interrupted one).
 set +e
 "$PY" cfn/cfn_test_offline.py test \
   --endpoint "$LAMBDA_URL" --function-name "$FUNCTION" --region "$REGION" \
-  "${cfn_args[@]}" -- "${pytest_args[@]}"
+  "${cfn_args[@]}" -- "${pytest_args[@]}" 9>&- &
+cfn_pid=$!
+wait "$cfn_pid"
 status=$?
+cfn_pid=""
 set -e
 if [ "$status" -ne 0 ]; then
   echo "cfn-test: cfn test failed ($status); last lines of the handler log ($lambda_log):" >&2

@@ -54,6 +54,9 @@ cleanup() {
     fi
     echo "  handler (info level):  $LAMBDA_LOG"
     echo "  emulator (AWS calls):  $EMULATOR_LOG"
+  elif [ "$status" = 130 ] || [ "$status" = 143 ]; then
+    echo
+    echo "make demo: interrupted (nothing was running yet)."
   fi
   exit "$status"
 }
@@ -145,4 +148,4 @@ LAMBDA_URL="http://127.0.0.1:$(cat "$port_file")"
 echo "    $LAMBDA_URL"
 echo
 
-.venv/bin/python scripts/demo.py --lambda-url "$LAMBDA_URL" --emulator-url "$EMULATOR_URL"
+.venv/bin/python scripts/demo.py --lambda-url "$LAMBDA_URL" --emulator-url "$EMULATOR_URL" 8>&-

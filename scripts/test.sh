@@ -84,6 +84,11 @@ fig_contract() {  # the summary line of each input set's pytest run
   lines=$(grep -E '^=+ .*[0-9]+ (passed|failed|error).* =+$' "$1" | sed -E 's/=//g; s/ in [0-9.]+s.*//; s/, [0-9]+ deselected//; s/^[[:space:]]*//; s/[[:space:]]*$//' | awk '{ printf "%sset %d: %s", (NR > 1 ? "; " : ""), NR, $0 }')
   if [ -n "$lines" ]; then echo "$lines"; else last_line "$1"; fi
 }
+fig_fuzz() {  # fuzz.sh's one line, without its explanations
+  local line; line=$(grep -E '^fuzz: .*executions' "$1" | tail -n 1)
+  if [ -n "$line" ]; then echo "$line" | sed -E 's/^fuzz: //; s/ \([^)]*\)//; s/; log .*//'
+  else last_line "$1"; fi
+}
 fig_last() { last_line "$1"; }
 
 # --- running one step ---------------------------------------------------------------------
@@ -148,7 +153,8 @@ step contract "contract tests (cfn test)" fig_contract \
   env TASKRUN_BINARY=target/debug/bootstrap bash scripts/cfn-test.sh
 step lint-examples "example templates lint" fig_last bash cfn/lint-examples.sh
 if [ -f scripts/fuzz.sh ]; then
-  step fuzz "fuzz (30 s)" fig_last bash scripts/fuzz.sh --seconds 30
+  # (scripts/fuzz.sh keeps libFuzzer's own log in $LOGS/fuzz.log; this step's is fuzz-run.log)
+  step fuzz-run "fuzz (30 s)" fig_fuzz bash scripts/fuzz.sh --seconds 30
 else
   skip "fuzz" "scripts/fuzz.sh not present"
 fi
