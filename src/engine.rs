@@ -19,8 +19,9 @@ use crate::machine::{self, Event, LaunchMode, Next, Run, Step, STOP_CONFIRM_LIMI
 use crate::model::ResourceModel;
 use crate::outcome::task_id;
 use crate::record::{self, RunRecord};
-use crate::store::{ParameterStore, PutError, Records, Stored};
+use crate::store::{ParameterStore, Records};
 use handler_kit::driver::{self, Flow, Persisted};
+use handler_kit::records::{Hold, KeepError};
 
 /// DescribeTasks takes at most this many ARNs.
 pub const DESCRIBE_BATCH: usize = 100;
@@ -29,55 +30,55 @@ pub const STOP_CONCURRENCY: usize = 10;
 /// ECS's limit for a stop reason.
 const STOP_REASON_MAX: usize = 255;
 
-/// A run as one invocation holds it.
+/// A run as one invocation holds it: the shared [`Hold`] (run, record, stored revision),
+/// the properties the model is made of, and what the last look saw.
 #[derive(Debug, Clone)]
 pub struct Held {
-    pub id: String,
-    pub run: Run,
-    /// The record, once read or written by this invocation.
-    pub record: Option<RunRecord>,
-    /// The run's revision in the store, `None` while it was never written.
-    pub stored: Option<u32>,
+    pub hold: Hold<RunRecord>,
     /// The properties the model is made of (the record's, or the request's).
     pub properties: Value,
     /// What the last observation said, for an IN_PROGRESS event's message.
     pub note: Option<String>,
 }
 
+impl std::ops::Deref for Held {
+    type Target = Hold<RunRecord>;
+    fn deref(&self) -> &Hold<RunRecord> {
+        &self.hold
+    }
+}
+
+impl std::ops::DerefMut for Held {
+    fn deref_mut(&mut self) -> &mut Hold<RunRecord> {
+        &mut self.hold
+    }
+}
+
 impl Held {
     /// A run the store already has.
     pub fn from_record(record: RunRecord) -> Self {
+        let properties = record.properties.clone();
         Self {
-            id: record.id.clone(),
-            run: record.run.clone(),
-            stored: Some(record.run.revision),
-            properties: record.properties.clone(),
-            record: Some(record),
+            hold: Hold::stored(record),
+            properties,
             note: None,
         }
     }
 
     /// A new run of a record not yet written (or to be overwritten).
-    pub fn new_run(mut record: RunRecord, run: Run) -> Self {
-        record.run = run.clone();
+    pub fn new_run(record: RunRecord, run: Run) -> Self {
+        let properties = record.properties.clone();
         Self {
-            id: record.id.clone(),
-            run,
-            stored: None,
-            properties: record.properties.clone(),
-            record: Some(record),
+            hold: Hold::new_run(record, run),
+            properties,
             note: None,
         }
     }
 
     /// A run carried by a callback context: no record read yet.
     pub fn from_context(id: String, run: Run, properties: Value) -> Self {
-        let revision = run.revision;
         Self {
-            id,
-            run,
-            record: None,
-            stored: Some(revision),
+            hold: Hold::carried(id, run),
             properties,
             note: None,
         }
@@ -229,66 +230,23 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Engine<'_, E, S, C> {
     }
 
     /// Writes `run` into the record, unless the record moved on without this invocation.
-    async fn persist(&self, held: &mut Held, mut run: Run) -> Result<Persisted, TaskRunError> {
-        let mut record = match held.record.take() {
-            Some(record) => record,
-            None => match self
-                .records()
-                .load(&held.id, self.budget.persist_deadline())
-                .await?
-            {
-                Stored::Record(record) => *record,
-                Stored::Absent => {
-                    return Err(TaskRunError::Superseded(format!(
-                        "TaskRun {} no longer has a record: another operation deleted it",
-                        held.id
-                    )))
-                }
-                Stored::Unreadable(why) => {
-                    return Err(TaskRunError::CorruptRecord {
-                        id: held.id.clone(),
-                        why,
-                    })
-                }
-            },
-        };
-        if held.stored.is_some() && record.run.token != run.token {
-            return Err(TaskRunError::Superseded(format!(
-                "TaskRun {} has started another run since this operation began",
-                held.id
-            )));
-        }
-        if held.stored.is_some() && record.run.revision != held.stored.unwrap_or_default() {
-            tracing::info!(id = %held.id, "the record moved on; carrying on from it");
-            held.run = record.run.clone();
-            held.stored = Some(record.run.revision);
-            held.properties = record.properties.clone();
-            held.record = Some(record);
-            return Ok(Persisted::Adopted);
-        }
-        run.revision = held.stored.map_or(1, |r| r + 1);
-        let previous = record.clone();
-        record.absorb(run);
-        match self
+    async fn persist(&self, held: &mut Held, run: Run) -> Result<Persisted, TaskRunError> {
+        let kept = self
             .records()
-            .put(&record, self.budget.persist_deadline())
-            .await
-        {
-            Ok(()) => {
-                held.run = record.run.clone();
-                held.stored = Some(record.run.revision);
-                held.properties = record.properties.clone();
-                held.record = Some(record);
-                Ok(Persisted::Written)
-            }
-            Err(e) => {
-                held.record = Some(previous);
-                Err(match e {
-                    PutError::TooLarge(why) => TaskRunError::InvalidRequest(why),
-                    PutError::Store(fault) => TaskRunError::Aws(fault),
-                })
-            }
+            .keep(&mut held.hold, run, self.budget.persist_deadline())
+            .await;
+        if let Some(record) = &held.hold.record {
+            held.properties = record.properties.clone();
         }
+        kept.map_err(|e| match e {
+            KeepError::Superseded(why) => TaskRunError::Superseded(format!("TaskRun {why}")),
+            KeepError::Unreadable(why) => TaskRunError::CorruptRecord {
+                id: held.id.clone(),
+                why,
+            },
+            KeepError::TooLarge(why) => TaskRunError::InvalidRequest(why),
+            KeepError::Store(fault) => TaskRunError::Aws(fault),
+        })
     }
 
     /// The record could not be written. Nothing was done about the change, so the next

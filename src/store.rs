@@ -34,3 +34,29 @@ impl handler_kit::records::Record for RunRecord {
         self.to_parameter_value()
     }
 }
+
+impl handler_kit::records::Keeps for RunRecord {
+    type Run = crate::machine::Run;
+
+    fn run(&self) -> &crate::machine::Run {
+        &self.run
+    }
+
+    fn absorb(&mut self, run: crate::machine::Run) {
+        RunRecord::absorb(self, run);
+    }
+}
+
+impl handler_kit::records::Revised for crate::machine::Run {
+    fn token(&self) -> &str {
+        &self.token
+    }
+
+    fn revision(&self) -> u32 {
+        self.revision
+    }
+
+    fn set_revision(&mut self, revision: u32) {
+        self.revision = revision;
+    }
+}

@@ -93,6 +93,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
             ))),
             Outcome::Ended => {
                 let mut record = held
+                    .hold
                     .record
                     .ok_or_else(|| TaskRunError::Internal("the record is not held".into()))?;
                 let pending = record

@@ -111,3 +111,132 @@ impl<'a, S: ParameterStore, R: Record> Records<'a, S, R> {
         Ok((records, next))
     }
 }
+
+/// The run a record keeps (one at a time): identified by the token of the operation that
+/// started it, and by a revision bumped at each write.
+pub trait Revised: Clone {
+    fn token(&self) -> &str;
+    fn revision(&self) -> u32;
+    fn set_revision(&mut self, revision: u32);
+}
+
+/// A record that keeps a run.
+pub trait Keeps: Record + Clone {
+    type Run: Revised;
+    fn run(&self) -> &Self::Run;
+    /// Takes `run` as the record's run (and whatever follows from it).
+    fn absorb(&mut self, run: Self::Run);
+}
+
+/// What an invocation holds of a record: the run, the record once read or written, and
+/// the run's revision in the store (`None` while it was never written).
+#[derive(Debug, Clone)]
+pub struct Hold<R: Keeps> {
+    pub id: String,
+    pub run: R::Run,
+    pub record: Option<R>,
+    pub stored: Option<u32>,
+}
+
+impl<R: Keeps> Hold<R> {
+    /// A run the store has.
+    pub fn stored(record: R) -> Self {
+        Self {
+            id: record.id().to_string(),
+            run: record.run().clone(),
+            stored: Some(record.run().revision()),
+            record: Some(record),
+        }
+    }
+
+    /// A new run for `record`, not written yet (a new record, or a new run of it).
+    pub fn new_run(mut record: R, run: R::Run) -> Self {
+        record.absorb(run.clone());
+        Self {
+            id: record.id().to_string(),
+            run,
+            stored: None,
+            record: Some(record),
+        }
+    }
+
+    /// A run a callback context carried: the record is read when the run changes.
+    pub fn carried(id: String, run: R::Run) -> Self {
+        let revision = run.revision();
+        Self {
+            id,
+            run,
+            record: None,
+            stored: Some(revision),
+        }
+    }
+}
+
+/// Why a run could not be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeepError {
+    /// Another operation replaced the run (or deleted the record) since this one began.
+    Superseded(String),
+    Unreadable(String),
+    TooLarge(String),
+    Store(Fault),
+}
+
+impl<S: ParameterStore, R: Keeps> Records<'_, S, R> {
+    /// Writes `run` into the held record, unless the record moved on without this
+    /// invocation: then the hold takes the record's run ([`Persisted::Adopted`]).
+    pub async fn keep(
+        &self,
+        hold: &mut Hold<R>,
+        mut run: R::Run,
+        by: f64,
+    ) -> Result<crate::driver::Persisted, KeepError> {
+        use crate::driver::Persisted;
+        let mut record = match hold.record.take() {
+            Some(record) => record,
+            None => match self.load(&hold.id, by).await.map_err(KeepError::Store)? {
+                Stored::Record(record) => *record,
+                Stored::Absent => {
+                    return Err(KeepError::Superseded(format!(
+                        "{} no longer has a record: another operation deleted it",
+                        hold.id
+                    )))
+                }
+                Stored::Unreadable(why) => return Err(KeepError::Unreadable(why)),
+            },
+        };
+        if let Some(stored) = hold.stored {
+            if record.run().token() != run.token() {
+                return Err(KeepError::Superseded(format!(
+                    "{} has started another run since this operation began",
+                    hold.id
+                )));
+            }
+            if record.run().revision() != stored {
+                tracing::info!(id = %hold.id, "the record moved on; carrying on from it");
+                hold.run = record.run().clone();
+                hold.stored = Some(record.run().revision());
+                hold.record = Some(record);
+                return Ok(Persisted::Adopted);
+            }
+        }
+        run.set_revision(hold.stored.map_or(1, |r| r + 1));
+        let previous = record.clone();
+        record.absorb(run);
+        match self.put(&record, by).await {
+            Ok(()) => {
+                hold.run = record.run().clone();
+                hold.stored = Some(record.run().revision());
+                hold.record = Some(record);
+                Ok(Persisted::Written)
+            }
+            Err(e) => {
+                hold.record = Some(previous);
+                Err(match e {
+                    PutError::TooLarge(why) => KeepError::TooLarge(why),
+                    PutError::Store(fault) => KeepError::Store(fault),
+                })
+            }
+        }
+    }
+}
