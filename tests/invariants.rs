@@ -1217,6 +1217,30 @@ fn invariants_hold_over_random_scenarios() {
 /// scenarios (RunTask and StartTask with tags and roles need ecs:TagResource and
 /// iam:PassRole too), so the two cannot drift apart.
 fn permissions_match_the_calls_made() {
+    // Rare paths random scenarios may miss: a DELETE that has to look for the tasks of a
+    // StartTask whose answer never came (cut at its deadline) before CloudFormation gave up.
+    replay(Scenario {
+        create_abandon: Some(1),
+        ecs_faults: vec![(2, Injected::Slow(70.0))],
+        scripts: vec![
+            TaskScript {
+                runs_for: 1000.0,
+                ..TaskScript::default()
+            };
+            3
+        ],
+        ops: vec![Op {
+            kind: Kind::Delete,
+            props: plain(1, 30),
+            abandon_after: None,
+            lose_answer: None,
+            gap: 1.0,
+        }],
+        ..quiet(Props {
+            instances: 2,
+            ..plain(1, 30)
+        })
+    });
     let schema: Value = serde_json::from_str(taskrun::schema::SCHEMA_JSON).expect("schema");
     let seen = CALLS_BY_ACTION.lock().expect("calls").clone();
     for action in ["create", "read", "update", "delete", "list"] {
