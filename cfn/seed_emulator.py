@@ -5,6 +5,8 @@ contract tests (scripts/cfn-test.sh).
 - task definition `taskrun-migrate`: awsvpc / FARGATE; essential container `app`
   (environment DB_HOST) and a non-essential `log-router` sidecar
 - task definition `taskrun-seed`: awsvpc / FARGATE; one container `seed`
+- for Org::ECS::ServiceRestart: cluster `servicerestart-contract` with service `api`
+  (2 tasks of task definition `servicerestart-api`, its first deployment COMPLETED)
 
 Uses dummy static credentials; talks only to --endpoint.
 
@@ -18,6 +20,7 @@ import boto3
 from botocore.config import Config
 
 CLUSTER = "taskrun-contract"
+SERVICE_CLUSTER = "servicerestart-contract"
 IMAGE = "public.ecr.aws/docker/library/busybox:1.36"
 EXECUTION_ROLE = "arn:aws:iam::123456789012:role/taskrun-contract-execution"
 
@@ -86,6 +89,19 @@ def seed(endpoint, region):
     for definition in TASK_DEFINITIONS:
         registered = ecs.register_task_definition(**definition)["taskDefinition"]
         print(f"task definition {registered['taskDefinitionArn']}")
+    ecs.create_cluster(clusterName=SERVICE_CLUSTER)
+    api = ecs.register_task_definition(
+        family="servicerestart-api",
+        containerDefinitions=[
+            {"name": "api", "image": IMAGE, "essential": True, "memory": 128,
+             "command": ["sh", "-c", "sleep 3600"]}
+        ],
+    )["taskDefinition"]
+    service = ecs.create_service(
+        cluster=SERVICE_CLUSTER, serviceName="api",
+        taskDefinition=api["taskDefinitionArn"], desiredCount=2,
+    )["service"]
+    print(f"service {service['serviceArn']}")
 
 
 def main():

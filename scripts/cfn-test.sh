@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Offline CloudFormation contract tests (`cfn test`) of Org::ECS::TaskRun.
+# Offline CloudFormation contract tests (`cfn test`) of a resource type of this repository.
 #
-#   bash scripts/cfn-test.sh [extra cfn test arguments, e.g. -- -k contract_create_read]
+#   bash scripts/cfn-test.sh [--project DIR] [extra cfn test arguments, e.g. -- -k contract_create_read]
 #
+# --project: the type's project directory (its .rpdk-config, schema and inputs/): `.` for
+# Org::ECS::TaskRun (the default), `service-restart` for Org::ECS::ServiceRestart.
 # 1. ensures .venv (scripts/venv.sh: cloudformation-cli, the rust plugin, moto, ...)
-# 2. the handler binary: $TASKRUN_BINARY, or target/debug/bootstrap (built if missing)
+# 2. the handler binary: $TASKRUN_BINARY, or target/debug/<the binary .rpdk-config names>
+#    (built if missing)
 # 3. starts its own local AWS emulator (scripts/emulator.sh with TASKRUN_EMULATOR_DIR=
 #    .tmp/cfn-test/emulator: an emulator you started by hand in .tmp/ is never used or
-#    touched) and seeds it with what inputs/ refer to (cfn/seed_emulator.py: cluster
-#    taskrun-contract, task definitions)
+#    touched) and seeds it with what the inputs/ of both types refer to
+#    (cfn/seed_emulator.py: clusters, task definitions, a service)
 # 4. starts scripts/local_lambda.py: the Lambda Invoke API in front of the real binary,
 #    whose AWS calls go to the emulator (AWS_ENDPOINT_URL)
 # 5. runs `cfn test` against it through cfn/cfn_test_offline.py, which answers only
@@ -16,6 +19,18 @@
 # Every server is stopped on exit, failure included. Exits with cfn test's status.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+PROJECT=.
+if [ "${1:-}" = "--project" ]; then
+  PROJECT=${2:?--project needs a directory}
+  shift 2
+fi
+if [ ! -f "$PROJECT/.rpdk-config" ]; then
+  echo "cfn-test: $PROJECT has no .rpdk-config" >&2
+  exit 2
+fi
+# The handler binary the project's .rpdk-config names (settings.binary; default bootstrap).
+BINARY_NAME=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("settings", {}).get("binary", "bootstrap"))' "$PROJECT/.rpdk-config")
 
 export AWS_EC2_METADATA_DISABLED=true
 REGION=us-east-1
@@ -62,15 +77,16 @@ trap 'exit 143' TERM
 bash scripts/venv.sh
 PY=.venv/bin/python
 
-BINARY="${TASKRUN_BINARY:-target/debug/bootstrap}"
+BINARY="${TASKRUN_BINARY:-target/debug/$BINARY_NAME}"
 if [ ! -x "$BINARY" ]; then
   if [ -n "${TASKRUN_BINARY:-}" ]; then
     echo "cfn-test: TASKRUN_BINARY=$BINARY is not an executable file" >&2
     exit 2
   fi
   echo "cfn-test: building $BINARY" >&2
-  cargo build --bin bootstrap
+  (cd "$PROJECT" && cargo build --bin "$BINARY_NAME")
 fi
+BINARY=$(cd "$(dirname "$BINARY")" && pwd)/$(basename "$BINARY")
 
 # --- emulator ---------------------------------------------------------------
 # A leftover in this script's own directory (a run that was killed) is stopped, not reused.
@@ -127,9 +143,9 @@ done
 # In the background and waited for: on Ctrl-C this script stops it and cleans up at once
 # (cfn test itself would go on with the next input set after an interrupted one).
 set +e
-"$PY" cfn/cfn_test_offline.py test \
+(cd "$PROJECT" && exec "$OLDPWD/$PY" "$OLDPWD/cfn/cfn_test_offline.py" test \
   --endpoint "$LAMBDA_URL" --function-name "$FUNCTION" --region "$REGION" \
-  "${cfn_args[@]}" -- "${pytest_args[@]}" 9>&- &
+  "${cfn_args[@]}" -- "${pytest_args[@]}") 9>&- &
 cfn_pid=$!
 wait "$cfn_pid"
 status=$?

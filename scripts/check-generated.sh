@@ -1,20 +1,28 @@
 #!/usr/bin/env bash
-# schema.json is the one source: org-ecs-taskrun.json must be a link to it, and docs/ and
-# resource-role.yaml must be exactly what `cfn generate` makes of it.
+# A type's schema.json is its one source: <type>.json (e.g. org-ecs-taskrun.json) must be
+# a link to it, and docs/ and resource-role.yaml must be exactly what `cfn generate` makes
+# of it.
+#
+#   bash scripts/check-generated.sh [PROJECT_DIR]   (default `.`, Org::ECS::TaskRun;
+#                                                    `service-restart` for the other type)
 #
 # `cfn validate` and `cfn generate` run in a temporary copy of the project (schema.json,
-# .rpdk-config, the org-ecs-taskrun.json link, docs/, resource-role.yaml), with the rust
-# plugin installed in .venv; the result is compared with the working tree, which is never
+# .rpdk-config, the <type>.json link, docs/, resource-role.yaml), with the rust plugin
+# installed in .venv; the result is compared with the working tree, which is never
 # modified. On drift: a diff, and what to run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+venv=$PWD/.venv
+cd "${1:-.}"
 root=$PWD
 
-if [ "$(readlink org-ecs-taskrun.json 2>/dev/null)" != "schema.json" ]; then
-  echo "check-generated: org-ecs-taskrun.json must be a link to schema.json (ln -sf schema.json org-ecs-taskrun.json)" >&2
+# Org::ECS::TaskRun -> org-ecs-taskrun.json, as cfn names it.
+link=$(python3 -c 'import json; print(json.load(open(".rpdk-config"))["typeName"].lower().replace("::", "-") + ".json")')
+if [ "$(readlink "$link" 2>/dev/null)" != "schema.json" ]; then
+  echo "check-generated: $root/$link must be a link to schema.json (ln -sf schema.json $link)" >&2
   exit 1
 fi
-if [ ! -x .venv/bin/cfn ]; then
+if [ ! -x "$venv/bin/cfn" ]; then
   echo "check-generated: .venv/bin/cfn is missing: run scripts/venv.sh first" >&2
   exit 1
 fi
@@ -24,17 +32,17 @@ trap 'rm -rf "$tmp"' EXIT
 copy=$tmp/project
 mkdir "$copy"
 cp -p schema.json .rpdk-config "$copy/"
-cp -P org-ecs-taskrun.json "$copy/"
+cp -P "$link" "$copy/"
 [ -e resource-role.yaml ] && cp -p resource-role.yaml "$copy/"
 [ -d docs ] && cp -Rp docs "$copy/"
 
 log=$tmp/cfn.log
-if ! (cd "$copy" && "$root/.venv/bin/cfn" validate) >"$log" 2>&1; then
+if ! (cd "$copy" && "$venv/bin/cfn" validate) >"$log" 2>&1; then
   echo "check-generated: cfn validate rejects schema.json:" >&2
   sed 's/^/    /' "$log" >&2
   exit 1
 fi
-if ! (cd "$copy" && "$root/.venv/bin/cfn" generate) >>"$log" 2>&1; then
+if ! (cd "$copy" && "$venv/bin/cfn" generate) >>"$log" 2>&1; then
   echo "check-generated: cfn generate failed (in a temporary copy of the project):" >&2
   sed 's/^/    /' "$log" >&2
   exit 1
@@ -51,7 +59,7 @@ done
 if [ "$drift" = 1 ]; then
   echo >&2
   echo "check-generated: docs/, resource-role.yaml or .rpdk-config differ from what \`cfn generate\` makes of schema.json (diff above: working tree -> generated)." >&2
-  echo "check-generated: run \`.venv/bin/cfn generate\` and commit docs/ and resource-role.yaml" >&2
+  echo "check-generated: run \`$venv/bin/cfn generate\` in $root and commit docs/ and resource-role.yaml" >&2
   exit 1
 fi
-echo "schema valid; docs/ and resource-role.yaml match cfn generate"
+echo "$(basename "$root"): schema valid; docs/ and resource-role.yaml match cfn generate"

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Every test of the project, from a fresh clone: style and lint gates, the Rust unit, mock
-# and end-to-end tests (against the emulator), the property test, the emulator's and the
-# rpdk-rust plugin's own tests, the schema and generated-docs check, the offline
-# CloudFormation contract tests, the example templates' lint, and the fuzzer when
-# scripts/fuzz.sh exists.
+# and end-to-end tests (against the emulator) of both resource types, their property
+# tests, the emulator's and the rpdk-rust plugin's own tests, each type's schema and
+# generated-docs check and offline CloudFormation contract tests, the example templates'
+# lint, and the fuzzer when scripts/fuzz.sh exists.
 #
 # Quiet by default: one line per step (PASS/FAIL, time, a short figure); each step's full
 # output is in .tmp/test-logs/<step>.log, and a failing step shows the end of its log.
@@ -142,15 +142,21 @@ step fmt "cargo fmt --check" fig_fmt cargo fmt --all -- --check
 step clippy "cargo clippy -D warnings" fig_clippy cargo clippy --all-targets --workspace -- -D warnings
 step cargo-test "cargo test" fig_cargo_test \
   cargo test --workspace -- --skip invariants_hold_over_random_scenarios
-step invariants "property test (invariants)" fig_invariants \
+step invariants "property test (TaskRun)" fig_invariants \
   cargo test --test invariants invariants_hold_over_random_scenarios -- --nocapture
+step invariants-restart "property test (Restart)" fig_invariants \
+  cargo test -p service-restart --test invariants invariants_hold_over_random_scenarios -- --nocapture
 step emulator-tests "emulator tests" fig_pytest \
   .venv/bin/python -m pytest -q -p no:cacheprovider emulator/test_emulator.py
 step rpdk-rust-tests "rpdk-rust plugin tests" fig_pytest \
   .venv/bin/python -m pytest -q -p no:cacheprovider cfn/rpdk-rust/tests
-step generated "schema/generated check" fig_last bash scripts/check-generated.sh
-step contract "contract tests (cfn test)" fig_contract \
+step generated "generated check (TaskRun)" fig_last bash scripts/check-generated.sh
+step generated-restart "generated check (Restart)" fig_last \
+  bash scripts/check-generated.sh service-restart
+step contract "cfn test (TaskRun)" fig_contract \
   env TASKRUN_BINARY=target/debug/bootstrap bash scripts/cfn-test.sh
+step contract-restart "cfn test (ServiceRestart)" fig_contract \
+  env TASKRUN_BINARY=target/debug/servicerestart-bootstrap bash scripts/cfn-test.sh --project service-restart
 step lint-examples "example templates lint" fig_last bash cfn/lint-examples.sh
 if [ -f scripts/fuzz.sh ]; then
   # (scripts/fuzz.sh keeps libFuzzer's own log in $LOGS/fuzz.log; this step's is fuzz-run.log)

@@ -259,31 +259,7 @@ pub fn without_read_only(properties: &Value) -> Value {
     }
 }
 
-/// ISO 8601 in UTC with milliseconds dropped when zero, e.g. `2023-11-14T22:13:20Z`.
-pub fn iso8601(epoch_seconds: f64) -> String {
-    let total_ms = (epoch_seconds * 1000.0).round() as i64;
-    let ms = total_ms.rem_euclid(1000);
-    let secs = total_ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let fraction = if ms == 0 {
-        String::new()
-    } else {
-        format!(".{ms:03}").trim_end_matches('0').to_string()
-    };
-    format!("{year:04}-{month:02}-{d:02}T{h:02}:{m:02}:{s:02}{fraction}Z")
-}
+pub use handler_kit::clock::iso8601;
 
 #[cfg(test)]
 mod tests {

@@ -9,7 +9,6 @@
 //! or after acting, a slow answer, or the calling process dying right after ECS acted.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use cfn_protocol::HandlerRequest;
@@ -28,42 +27,7 @@ use crate::store::MemoryStore;
 /// The log group of the simulated `app` containers.
 pub const SIM_LOG_GROUP: &str = "/ecs/sim";
 
-/// A clock that only moves when told to, or when something sleeps on it.
-#[derive(Debug, Default)]
-pub struct VirtualClock {
-    now: Mutex<f64>,
-}
-
-impl VirtualClock {
-    pub fn starting_at(now: f64) -> Self {
-        Self {
-            now: Mutex::new(now),
-        }
-    }
-
-    pub fn advance(&self, seconds: f64) {
-        if let Ok(mut now) = self.now.lock() {
-            *now += seconds.max(0.0);
-        }
-    }
-
-    pub fn set(&self, to: f64) {
-        if let Ok(mut now) = self.now.lock() {
-            *now = now.max(to);
-        }
-    }
-}
-
-impl Clock for VirtualClock {
-    fn now(&self) -> f64 {
-        self.now.lock().map(|n| *n).unwrap_or_default()
-    }
-
-    fn sleep(&self, seconds: f64) -> impl Future<Output = ()> + Send {
-        self.advance(seconds);
-        std::future::ready(())
-    }
-}
+pub use handler_kit::clock::VirtualClock;
 
 /// How a task started in the simulation will behave.
 #[derive(Debug, Clone, PartialEq)]

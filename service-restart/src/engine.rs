@@ -1,0 +1,154 @@
+//! A restart's I/O for one invocation, on the shared driver (`handler_kit::driver`):
+//! the record first, then DescribeServices or UpdateService.
+
+use handler_kit::budget::Budget;
+use handler_kit::clock::Clock;
+use handler_kit::driver::{self, Flow, Outcome, Persisted};
+use handler_kit::records::{Hold, KeepError, Records};
+use handler_kit::store::ParameterStore;
+use serde_json::Value;
+
+use crate::error::RestartError;
+use crate::machine::{self, Event, Next, Restart};
+use crate::record::{RestartRecord, LIST_PAGE_SIZE, PARAMETER_PATH};
+use crate::services::Services;
+
+pub fn records<S: ParameterStore>(store: &S) -> Records<'_, S, RestartRecord> {
+    Records::new(store, PARAMETER_PATH, LIST_PAGE_SIZE)
+}
+
+/// The restart lifecycle, for the shared driver.
+pub struct RestartMachine;
+
+impl driver::Machine for RestartMachine {
+    type Run = Restart;
+    type Event = Event;
+    type Next = Next;
+
+    fn step(run: &Restart, event: Event, now: f64) -> (Restart, Next) {
+        machine::step(run, event, now)
+    }
+
+    fn flow(next: &Next) -> Flow {
+        match next {
+            Next::Done => Flow::Done,
+            Next::Wait(seconds) => Flow::Wait(*seconds),
+            Next::Look | Next::Update => Flow::Act,
+        }
+    }
+
+    fn resumed() -> Event {
+        Event::Resumed
+    }
+}
+
+/// What an invocation holds of a restart.
+pub struct Held {
+    pub hold: Hold<RestartRecord>,
+    /// The properties the model is made of.
+    pub properties: Value,
+}
+
+impl Held {
+    pub fn model(&self) -> Value {
+        crate::record::model(&self.properties, &self.hold.id, &self.hold.run)
+    }
+}
+
+pub struct Engine<'a, G, S, C> {
+    pub services: &'a G,
+    pub store: &'a S,
+    pub clock: &'a C,
+    pub budget: Budget,
+}
+
+struct RestartHands<'e, 'h, G, S, C> {
+    engine: &'e Engine<'e, G, S, C>,
+    held: &'h mut Held,
+}
+
+impl<G: Services, S: ParameterStore, C: Clock> driver::Hands<RestartMachine>
+    for RestartHands<'_, '_, G, S, C>
+{
+    type Error = RestartError;
+
+    fn run(&self) -> &Restart {
+        &self.held.hold.run
+    }
+
+    fn stored(&self) -> bool {
+        self.held.hold.stored.is_some()
+    }
+
+    async fn persist(&mut self, run: Restart) -> Result<Persisted, RestartError> {
+        let kept = records(self.engine.store)
+            .keep(
+                &mut self.held.hold,
+                run,
+                self.engine.budget.persist_deadline(),
+            )
+            .await;
+        if let Some(record) = &self.held.hold.record {
+            self.held.properties = record.properties.clone();
+        }
+        kept.map_err(|e| match e {
+            KeepError::Superseded(why) => RestartError::Superseded(format!("ServiceRestart {why}")),
+            KeepError::Unreadable(why) => RestartError::CorruptRecord {
+                id: self.held.hold.id.clone(),
+                why,
+            },
+            KeepError::TooLarge(why) => RestartError::InvalidRequest(why),
+            KeepError::Store(fault) => RestartError::Aws(fault),
+        })
+    }
+
+    /// Nothing is done about a change before the record has it: a passing store fault
+    /// leaves it to the next invocation; a run never recorded started nothing.
+    async fn persist_failed(
+        &mut self,
+        _unrecorded: &Restart,
+        error: RestartError,
+    ) -> Result<Outcome, RestartError> {
+        match &error {
+            RestartError::Aws(f) if f.is_transient() && self.held.hold.stored.is_some() => {
+                tracing::warn!(id = %self.held.hold.id, error = %error, "could not record the restart; trying again");
+                Ok(Outcome::Pending { delay: 1.0 })
+            }
+            _ => Err(error),
+        }
+    }
+
+    async fn act(&mut self, next: Next, by: f64) -> Result<Event, RestartError> {
+        let run = &self.held.hold.run;
+        let services = self.engine.services;
+        Ok(match next {
+            Next::Look => Event::Looked(
+                services
+                    .describe_service(&run.cluster, &run.service, by)
+                    .await,
+            ),
+            Next::Update => {
+                tracing::info!(id = %self.held.hold.id, service = %run.service, "restarting the service (forceNewDeployment)");
+                Event::Updated(
+                    services
+                        .force_new_deployment(&run.cluster, &run.service, by)
+                        .await,
+                )
+            }
+            Next::Wait(_) | Next::Done => Event::Resumed,
+        })
+    }
+}
+
+impl<G: Services, S: ParameterStore, C: Clock> Engine<'_, G, S, C> {
+    pub async fn drive(&self, held: &mut Held, event: Event) -> Result<Outcome, RestartError> {
+        let mut hands = RestartHands { engine: self, held };
+        Box::pin(driver::drive::<RestartMachine, _, _>(
+            &mut hands,
+            self.clock,
+            &self.budget,
+            event,
+        ))
+        .await
+    }
+}

@@ -1,0 +1,57 @@
+//! Every way a ServiceRestart handler can fail, and its Registry code, in one place.
+
+use cfn_protocol::{CredentialsProblem, HandlerError, HandlerErrorCode};
+use handler_kit::fault::{fault_code, Fault};
+
+use crate::machine::Ending;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RestartError {
+    #[error("invalid properties: {}", .0.join("; "))]
+    InvalidModel(Vec<String>),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("invalid credentials: {0}")]
+    Credentials(CredentialsProblem),
+    #[error("ServiceRestart {0} not found")]
+    NotFound(String),
+    #[error("ServiceRestart {0} already exists")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    Aws(Fault),
+    #[error("the record of {id} cannot be read: {why}")]
+    CorruptRecord { id: String, why: String },
+    #[error("{0}")]
+    Superseded(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<Fault> for RestartError {
+    fn from(fault: Fault) -> Self {
+        Self::Aws(fault)
+    }
+}
+
+/// The code of a restart that ended without success: never one CloudFormation retries.
+pub fn ending_code(ending: Ending) -> HandlerErrorCode {
+    match ending {
+        Ending::TimedOut => HandlerErrorCode::NotStabilized,
+        Ending::Rejected { fault } if !fault.is_transient() => fault_code(fault),
+        _ => HandlerErrorCode::GeneralServiceException,
+    }
+}
+
+impl HandlerError for RestartError {
+    fn code(&self) -> HandlerErrorCode {
+        match self {
+            Self::InvalidModel(_) | Self::InvalidRequest(_) => HandlerErrorCode::InvalidRequest,
+            Self::Credentials(_) => HandlerErrorCode::InvalidCredentials,
+            Self::NotFound(_) => HandlerErrorCode::NotFound,
+            Self::AlreadyExists(_) => HandlerErrorCode::AlreadyExists,
+            Self::Aws(fault) => fault_code(fault.kind),
+            Self::CorruptRecord { .. } | Self::Internal(_) => HandlerErrorCode::InternalFailure,
+            Self::Superseded(_) => HandlerErrorCode::GeneralServiceException,
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! The ECS gateway of a restart over the AWS SDK, and the production backend.
+
+use std::time::SystemTime;
+
+use cfn_protocol::HandlerRequest;
+use handler_kit::aws::{by_deadline, fault};
+use handler_kit::clock::SystemClock;
+use handler_kit::ssm::SsmStore;
+use serde_json::Value;
+
+use crate::error::RestartError;
+use crate::resource::{Backend, ServiceRestart};
+use crate::services::{Deployment, Fault, FaultKind, ServiceEvent, ServiceState, Services};
+
+#[derive(Clone, Debug)]
+pub struct SdkServices {
+    pub client: aws_sdk_ecs::Client,
+}
+
+fn seconds(time: Option<&aws_sdk_ecs::primitives::DateTime>) -> Option<f64> {
+    time.map(|t| t.as_secs_f64())
+}
+
+fn state(service: &aws_sdk_ecs::types::Service) -> ServiceState {
+    ServiceState {
+        arn: service.service_arn().unwrap_or_default().to_string(),
+        deployments: service
+            .deployments()
+            .iter()
+            .map(|d| Deployment {
+                id: d.id().unwrap_or_default().to_string(),
+                status: d.status().unwrap_or_default().to_string(),
+                rollout_state: d.rollout_state().map(|s| s.as_str().to_string()),
+                rollout_reason: d.rollout_state_reason().map(str::to_string),
+                desired: d.desired_count(),
+                running: d.running_count(),
+                pending: d.pending_count(),
+                failed_tasks: d.failed_tasks(),
+                created_at: seconds(d.created_at()),
+            })
+            .collect(),
+        events: service
+            .events()
+            .iter()
+            .map(|e| ServiceEvent {
+                at: seconds(e.created_at()).unwrap_or_default(),
+                message: e.message().unwrap_or_default().to_string(),
+            })
+            .collect(),
+    }
+}
+
+impl Services for SdkServices {
+    async fn describe_service(
+        &self,
+        cluster: &str,
+        service: &str,
+        by: f64,
+    ) -> Result<Option<ServiceState>, Fault> {
+        const OP: &str = "ecs:DescribeServices";
+        by_deadline(OP, by, async {
+            let out = self
+                .client
+                .describe_services()
+                .cluster(cluster)
+                .services(service)
+                .send()
+                .await
+                .map_err(|e| fault(OP, e))?;
+            // A deleted service stays described a while as INACTIVE: it runs nothing.
+            Ok(out
+                .services()
+                .iter()
+                .find(|s| s.status() == Some("ACTIVE"))
+                .map(state))
+        })
+        .await
+    }
+
+    async fn force_new_deployment(
+        &self,
+        cluster: &str,
+        service: &str,
+        by: f64,
+    ) -> Result<ServiceState, Fault> {
+        const OP: &str = "ecs:UpdateService";
+        let call = self
+            .client
+            .update_service()
+            .cluster(cluster)
+            .service(service)
+            .force_new_deployment(true)
+            .customize()
+            // No SDK retry: a second send could start a second deployment.
+            .config_override(
+                aws_sdk_ecs::config::Builder::default()
+                    .retry_config(aws_sdk_ecs::config::retry::RetryConfig::disabled()),
+            );
+        by_deadline(OP, by, async {
+            let out = call.send().await.map_err(|e| fault(OP, e))?;
+            out.service().map(state).ok_or_else(|| {
+                Fault::new(
+                    OP,
+                    FaultKind::Other,
+                    "UpdateService answered without the service",
+                )
+            })
+        })
+        .await
+    }
+}
+
+pub struct AwsBackend;
+
+impl Backend for AwsBackend {
+    type Services = SdkServices;
+    type Store = SsmStore;
+    type Clock = SystemClock;
+
+    async fn connect(
+        &self,
+        request: &HandlerRequest,
+    ) -> Result<(SdkServices, SsmStore), RestartError> {
+        let config = handler_kit::aws::config_for(request)
+            .await
+            .map_err(RestartError::Credentials)?;
+        Ok((
+            SdkServices {
+                client: aws_sdk_ecs::Client::new(&config),
+            },
+            SsmStore {
+                client: handler_kit::aws::ssm_client(&config),
+                description: "Org::ECS::ServiceRestart record",
+            },
+        ))
+    }
+
+    fn clock(&self) -> &SystemClock {
+        &SystemClock
+    }
+}
+
+static SERVICE_RESTART: ServiceRestart<AwsBackend> = ServiceRestart {
+    backend: AwsBackend,
+};
+
+/// One invocation: raw event bytes in, a progress event out (logs and metrics to the
+/// provider log group when the request names one).
+pub async fn handle(payload: &[u8], deadline: Option<SystemTime>) -> Value {
+    handler_kit::lambda::invoke(&SERVICE_RESTART, crate::TYPE_NAME, payload, deadline).await
+}
