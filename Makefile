@@ -1,11 +1,12 @@
 # The two commands of the README. Each installs what it needs (.venv with pinned packages).
-.PHONY: help demo test
+.PHONY: help demo test bench
 
 help:
 	@echo "make demo   the handler at work: a short deploy story against a local AWS emulator"
 	@echo "            (first run builds the handler: a few minutes; later runs: seconds)"
 	@echo "make test   every test (lint, unit, end-to-end, property, contract, ...), one line per"
 	@echo "            step, logs in .tmp/test-logs/; VERBOSE=1 make test streams everything"
+	@echo "make bench  the benchmark of issue 10 (scripts/bench.md): figures against their goals"
 
 # A local demo: the debug handler (the build make test uses too) behind a local Lambda
 # Invoke API, against the emulator.
@@ -16,3 +17,7 @@ demo:
 # template lint (and the fuzzer when scripts/fuzz.sh exists).
 test:
 	@bash scripts/test.sh
+
+# The benchmark: the shipped (dist) binary against the emulator, each figure with its goal.
+bench:
+	@bash scripts/bench.sh

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# Benchmark of the Org::ECS::TaskRun handler: the real release binary behind a local Lambda
-# Runtime API (scripts/bench.py), against its own AWS emulator. Prints one table (each
-# figure with its goal) and a summary line; also writes it to .tmp/bench/<label>.txt.
+# Benchmark of the Org::ECS::TaskRun handler: the real binary that ships behind a local
+# Lambda Runtime API (scripts/bench.py), against its own AWS emulator. Prints one table
+# (each figure with its goal) and a summary line; also writes it to .tmp/bench/<label>.txt.
+# `make bench` runs it; scripts/bench.md says how each figure is measured.
 #
 #   bash scripts/bench.sh [--binary PATH] [--label NAME] [--quick] [-- bench.py options]
 #
-# Without --binary: builds target/release/bootstrap (cargo build --release --bin bootstrap),
-# label `after`, and zips the dist-profile binary for figure 7 (built with cargo-lambda
-# when missing or older than the sources, unless --quick). With --binary (e.g. the first
-# wave's, .tmp/wave1-bootstrap --label before) nothing is built and the zip is n/a.
-# --quick: no dist build, and no 60 s tasks (figure 4 uses 40 s tasks, figure 5 skips 60 s).
-# About 6 minutes, 4 with --quick (plus the builds).
+# Without --binary: builds the handler as `cfn submit` packages it (profile dist, x86_64,
+# glibc 2.34, with cargo-lambda), label `after`, benchmarks that binary and zips it for
+# figure 7. With --binary (e.g. the first wave's, .tmp/wave1-bootstrap --label before)
+# nothing is built and the zip is n/a.
+# --quick: no 60 s tasks (figure 4 uses 40 s tasks, figure 5 skips 60 s).
+# About 2.5 minutes, 1.5 with --quick (plus the build: ~8 min on 2 cores the first time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,7 +27,7 @@ while [ $# -gt 0 ]; do
     --label=*) label=${1#--label=}; shift ;;
     --quick) quick=1; shift ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -41,25 +42,18 @@ bash scripts/venv.sh
 zip_args=()
 if [ -z "$binary" ]; then
   label=${label:-after}
-  echo "==> cargo build --release --bin bootstrap" >&2
-  cargo build --release --bin bootstrap
-  binary=target/release/bootstrap
-  lambda_bin=target/lambda/x86_64/bootstrap/bootstrap
-  zip_args=(--zip-binary "$lambda_bin")
-  stale=""
-  if [ -f "$lambda_bin" ]; then
-    stale=$(find src crates Cargo.toml Cargo.lock schema.json -newer "$lambda_bin" -type f \
-      \( -name '*.rs' -o -name Cargo.toml -o -name Cargo.lock -o -name schema.json \) \
-      -not -path '*/tests/*' -not -path '*/target/*' 2>/dev/null | head -n 1)
+  # The binary that ships: profile dist, x86_64, glibc 2.34, as `cfn submit` builds it
+  # (cargo-lambda; incremental, so seconds when nothing changed).
+  echo "==> dist build (cargo-lambda, x86_64, glibc 2.34; the first one takes several minutes)" >&2
+  if ! PATH="$PWD/.venv/bin:$PATH" .venv/bin/cargo-lambda lambda build --profile dist \
+      --target x86_64-unknown-linux-gnu.2.34 --bin bootstrap --output-format binary \
+      --lambda-dir target/lambda/x86_64 >"$DIR/dist-build.log" 2>&1; then
+    echo "bench: the dist build failed; its log ($DIR/dist-build.log) ends:" >&2
+    tail -n 20 "$DIR/dist-build.log" >&2
+    exit 1
   fi
-  if [ -z "$quick" ] && { [ ! -f "$lambda_bin" ] || [ -n "$stale" ]; }; then
-    echo "==> dist build for the zip size (cargo-lambda, glibc 2.34; ${stale:+$stale changed since the last one; }several minutes)" >&2
-    if ! PATH="$PWD/.venv/bin:$PATH" .venv/bin/cargo-lambda lambda build --profile dist \
-        --target x86_64-unknown-linux-gnu.2.34 --bin bootstrap --output-format binary \
-        --lambda-dir target/lambda/x86_64 >"$DIR/dist-build.log" 2>&1; then
-      echo "bench: the dist build failed (log: $DIR/dist-build.log); figure 7 uses what is there" >&2
-    fi
-  fi
+  binary=target/lambda/x86_64/bootstrap/bootstrap
+  zip_args=(--zip-binary "$binary")
 else
   label=${label:-$(basename "$binary")}
   [ -x "$binary" ] || { echo "bench: --binary $binary is not an executable file" >&2; exit 2; }

@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """The demo's story, played the way CloudFormation plays it: each operation is invoked
 through the Lambda Invoke API, re-invoked with the returned callbackContext after
-callbackDelaySeconds, with properties as strings (as CloudFormation sends them)."""
+callbackDelaySeconds, with properties as strings (as CloudFormation sends them).
+
+Two resource types, each served by its own real handler binary: Org::ECS::TaskRun (a
+migration, a seed job, a report on Fargate Spot) and Org::ECS::ServiceRestart (a service
+restarted after a secret rotation)."""
 import argparse
 import json
 import sys
@@ -15,6 +19,7 @@ import boto3
 REGION = "us-east-1"
 CREDS = {"accessKeyId": "AKIAIOSFODNN7EXAMPLE", "secretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "sessionToken": "demo"}
 STACK = "arn:aws:cloudformation:us-east-1:123456789012:stack/shop-backend/6f1b2c3d-demo"
+INDENT = " " * 45
 
 
 def post(url, body):
@@ -36,11 +41,14 @@ def strings(value):
 
 
 class Stack:
-    def __init__(self, lambda_url):
-        self.invoke_url = f"{lambda_url}/2015-03-31/functions/TaskRun/invocations"
+    def __init__(self, services):
+        # resource type -> its function's Invoke URL
+        self.urls = {t: f"{url}/2015-03-31/functions/{name}/invocations" for t, (name, url) in services.items()}
 
-    def operate(self, title, action, logical_id, props, previous=None):
-        print(f"\n--- {title}")
+    def operate(self, title, action, type_name, logical_id, props, previous=None, rollback=False):
+        """One CloudFormation operation, to its end; prints one line per progress event."""
+        if title:
+            print(f"\n--- {title}")
         token = str(uuid.uuid4())
         context = None
         started = time.monotonic()
@@ -50,13 +58,15 @@ class Stack:
             if previous is not None:
                 data["previousResourceProperties"] = strings(previous)
             event = {"action": action, "awsAccountId": "123456789012", "bearerToken": token, "region": REGION,
-                     "resourceType": "Org::ECS::TaskRun", "stackId": STACK, "requestData": data}
+                     "resourceType": type_name, "stackId": STACK, "requestData": data}
+            if rollback:
+                event["rollback"] = True
             if context is not None:
                 event["callbackContext"] = context
-            answer = post(self.invoke_url, event)
+            answer = post(self.urls[type_name], event)
             elapsed = time.monotonic() - started
             status = answer.get("status")
-            line = f"{action:<6} {logical_id:<16} {status:<11} {elapsed:5.1f}s"
+            line = f"{action:<6} {logical_id:<17} {status:<11} {elapsed:5.1f}s"
             if answer.get("errorCode"):
                 line += f"  [{answer['errorCode']}]"
             message = answer.get("message")
@@ -64,7 +74,7 @@ class Stack:
                 first, *rest = message.splitlines()
                 line += f"  {first}"
                 for more in rest:
-                    line += f"\n{'':>43}{more}"
+                    line += f"\n{INDENT}{more}"
             print(line, flush=True)
             if status != "IN_PROGRESS":
                 return answer
@@ -72,54 +82,134 @@ class Stack:
             time.sleep(answer.get("callbackDelaySeconds", 1))
 
 
+def show(answer, *fields):
+    model = answer.get("resourceModel", {})
+    print(INDENT + " ".join(f"{f}={model[f]}" for f in fields if f in model))
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--lambda-url", required=True)
+    parser.add_argument("--taskrun-url", required=True, help="the Lambda service of Org::ECS::TaskRun")
+    parser.add_argument("--servicerestart-url", required=True, help="the Lambda service of Org::ECS::ServiceRestart")
     parser.add_argument("--emulator-url", required=True)
     args = parser.parse_args()
 
     ecs = boto3.client("ecs", region_name=REGION, endpoint_url=args.emulator_url,
                        aws_access_key_id=CREDS["accessKeyId"], aws_secret_access_key=CREDS["secretAccessKey"])
     ecs.create_cluster(clusterName="shop")
+    awslogs = {"logDriver": "awslogs", "options": {"awslogs-group": "/ecs/shop", "awslogs-stream-prefix": "shop",
+                                                   "awslogs-region": REGION}}
     ecs.register_task_definition(family="shop-migrate", containerDefinitions=[
-        {"name": "app", "image": "shop/api:42", "memory": 512, "essential": True,
+        {"name": "app", "image": "shop/api:42", "memory": 512, "essential": True, "logConfiguration": awslogs,
          "environment": [{"name": "DB_HOST", "value": "db.shop.internal"}]},
         {"name": "log-router", "image": "amazon/aws-for-fluent-bit:stable", "memory": 64, "essential": False},
     ])
+    ecs.register_task_definition(family="shop-report", requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
+                                 cpu="256", memory="512", containerDefinitions=[
+                                     {"name": "report", "image": "shop/report:7", "essential": True}])
+    api = ecs.register_task_definition(family="shop-api", containerDefinitions=[
+        {"name": "api", "image": "shop/api:42", "memory": 512, "essential": True}])
+    ecs.create_service(cluster="shop", serviceName="api", desiredCount=3,
+                       taskDefinition=api["taskDefinition"]["taskDefinitionArn"])
 
     def control(path, body):
         return post(f"{args.emulator_url}/_taskrun/{path}", body)
 
-    # Migrations take a few seconds; the seed data job exits 2 (a duplicate key, say).
-    control("outcomes", {"family": "shop-migrate", "default": {"kind": "exit", "afterSeconds": 4}})
-    stack = Stack(args.lambda_url)
-    migrate = {"Cluster": "shop", "TaskDefinition": "shop-migrate", "Timeout": 300, "PollInterval": 2,
+    def control_get(path):
+        with urllib.request.urlopen(f"{args.emulator_url}/_taskrun/{path}", timeout=30) as resp:
+            return json.loads(resp.read())
+
+    stack = Stack({"Org::ECS::TaskRun": ("TaskRun", args.taskrun_url),
+                   "Org::ECS::ServiceRestart": ("ServiceRestart", args.servicerestart_url)})
+    task_run, restart = "Org::ECS::TaskRun", "Org::ECS::ServiceRestart"
+    print("A stack deploy with three TaskRuns (a database migration, a seed data job, a report on")
+    print("Fargate Spot) and a ServiceRestart of the api service after a secret rotation.")
+
+    # The migration takes 4 s and prints its schema version with the output marker.
+    control("outcomes", {"family": "shop-migrate", "outcome": {
+        "kind": "exit", "afterSeconds": 4,
+        "logs": {"app": ["== 20261122 AddOrdersIndex: migrating", "== 20261122 AddOrdersIndex: migrated (3.1s)",
+                         'TASKRUN_OUTPUT {"schemaVersion": 42}']}}, "count": 1})
+    migrate = {"Cluster": "shop", "TaskDefinition": "shop-migrate", "Timeout": 300,
                "UpdateCriteria": [{"Container": "app", "EnvironmentKeys": ["DB_HOST"]}],
                "Overrides": {"ContainerOverrides": [{"Name": "app", "Command": ["bin/rails", "db:migrate"],
                                                      "Environment": [{"Name": "RAILS_ENV", "Value": "production"}]}]}}
-    print("A stack deploy creates two TaskRuns: a database migration and a seed data job.")
-    created = stack.operate("create: the migration succeeds", "CREATE", "MigrateDatabase", migrate)
+    created = stack.operate("create: the migration succeeds and hands its schema version to the stack (Fn::GetAtt Output)",
+                            "CREATE", task_run, "MigrateDatabase", migrate)
     run_id = created.get("resourceModel", {}).get("Id")
-    print(f"{'':>43}Id={run_id} Status={created.get('resourceModel', {}).get('Status')}")
+    show(created, "Id", "Status", "Output")
 
-    control("outcomes", {"family": "shop-migrate", "outcome": {"kind": "exit", "afterSeconds": 3,
-                                                             "containers": {"app": {"exitCode": 2}}}, "count": 1})
-    seed = dict(migrate, Overrides={"ContainerOverrides": [{"Name": "app", "Command": ["bin/rails", "db:seed"]}]})
+    # The seed job fails after a few lines of its own.
+    control("outcomes", {"family": "shop-migrate", "count": 1, "outcome": {
+        "kind": "exit", "afterSeconds": 3, "containers": {"app": {"exitCode": 3}},
+        "logs": {"app": ["Seeding products...", "  inserted 1200 products", "Seeding users...",
+                         'PG::UniqueViolation: ERROR:  duplicate key value violates unique constraint "users_email_key"',
+                         "DETAIL:  Key (email)=(admin@shop.example) already exists.", "rails aborted!"]}}})
+    seed = dict(migrate, LogTail=4,
+                Overrides={"ContainerOverrides": [{"Name": "app", "Command": ["bin/rails", "db:seed"]}]})
     seed.pop("UpdateCriteria")
-    stack.operate("create: the seed job exits 2, so the deploy fails (and would roll back)", "CREATE", "SeedData", seed)
+    stack.operate("create: the seed job exits 3; the stack event says why, with the last lines of its log",
+                  "CREATE", task_run, "SeedData", seed)
+
+    # The report's first attempt loses its Spot capacity (and exits 0 on SIGTERM).
+    control("outcomes", {"family": "shop-report", "default": {"kind": "exit", "afterSeconds": 3}})
+    control("outcomes", {"family": "shop-report", "count": 1, "outcome": {
+        "kind": "exit", "afterSeconds": 2, "stopCode": "SpotInterruption",
+        "stoppedReason": "Your Spot Task was interrupted.", "containers": {"report": {"exitCode": 0}}}})
+    report = {"Cluster": "shop", "TaskDefinition": "shop-report",
+              "CapacityProviderStrategy": [{"CapacityProvider": "FARGATE_SPOT", "Weight": 1}],
+              "NetworkConfiguration": {"AwsvpcConfiguration": {"Subnets": ["subnet-0a1b2c3d"]}},
+              "Retry": {"Attempts": 2, "SpotFallback": True}}
+    reported = stack.operate("create: the report's Spot task is interrupted (exit 0 on SIGTERM is no success); "
+                             "retried on FARGATE", "CREATE", task_run, "MonthlyReport", report)
+    for task in reported.get("resourceModel", {}).get("Tasks", []):
+        attempt = f"retry {task['Attempt']}" if task.get("Attempt") else "first attempt"
+        then = f", retried because of {task['RetriedBecause']}" if task.get("RetriedBecause") else ""
+        print(f"{INDENT}Tasks: {attempt}: {task.get('StopCode')}{then}")
+    launched = control_get("calls?api=RunTask")[-2:]
+    providers = " then ".join(c["capacityProviderStrategy"][0]["capacityProvider"] for c in launched)
+    print(f"{INDENT}RunTask capacity providers: {providers}")
+
+    # ServiceRestart: the api service's tasks read the database password at start.
+    control("deployment-outcomes", {"service": "api", "count": 1, "outcome": {"kind": "completed", "afterSeconds": 3}})
+    restart_props = {"Cluster": "shop", "Service": "api", "Triggers": ["secret-version-1"], "PollInterval": 5}
+    restarted = stack.operate("create: the database password rotated; restart the api service and wait for steady state",
+                              "CREATE", restart, "RestartApi", restart_props)
+    restart_id = restarted.get("resourceModel", {}).get("Id")
+    show(restarted, "DeploymentId", "Status")
 
     changed = dict(migrate, Timeout=600)
-    stack.operate("update: only Timeout changed, DB_HOST did not: nothing to run", "UPDATE", "MigrateDatabase",
-                  dict(changed, Id=run_id), previous=dict(migrate, Id=run_id))
-    stack.operate("delete: the stack goes away", "DELETE", "MigrateDatabase", dict(changed, Id=run_id))
+    stack.operate("update: only Timeout changed, DB_HOST did not: the migration is not run again",
+                  "UPDATE", task_run, "MigrateDatabase", dict(changed, Id=run_id), previous=dict(migrate, Id=run_id))
+
+    control("deployment-outcomes", {"service": "api", "count": 1, "outcome": {
+        "kind": "failed", "afterSeconds": 3, "failedTasks": 3}})
+    rotated = dict(restart_props, Triggers=["secret-version-2"], Id=restart_id)
+    stack.operate("update: the password rotated again, but the new api tasks crash: the circuit breaker rolls back",
+                  "UPDATE", restart, "RestartApi", rotated, previous=dict(restart_props, Id=restart_id))
+
+    print("\n    CloudFormation rolls the stack back:")
+    stack.operate(None, "UPDATE", restart, "RestartApi", dict(restart_props, Id=restart_id),
+                  previous=rotated, rollback=True)
+    stack.operate(None, "UPDATE", task_run, "MigrateDatabase", dict(migrate, Id=run_id),
+                  previous=dict(changed, Id=run_id), rollback=True)
+
+    stack.operate("delete: the stack goes away (a ServiceRestart leaves its service alone)",
+                  "DELETE", task_run, "MigrateDatabase", dict(migrate, Id=run_id))
+    stack.operate(None, "DELETE", task_run, "MonthlyReport", dict(report, Id=reported.get("resourceModel", {}).get("Id")))
+    stack.operate(None, "DELETE", restart, "RestartApi", dict(restart_props, Id=restart_id))
+
     stopped = ecs.list_tasks(cluster="shop", desiredStatus="STOPPED")["taskArns"]
     running = ecs.list_tasks(cluster="shop", desiredStatus="RUNNING")["taskArns"]
+    service = ecs.describe_services(cluster="shop", services=["api"])["services"][0]
+    print(f"\nService api: {service['runningCount']} of {service['desiredCount']} tasks running, "
+          f"{len(service['deployments'])} deployment(s), the PRIMARY one {service['deployments'][0]['rolloutState']}.")
     if running:
-        print(f"\nECS ran {len(stopped) + len(running)} task(s) in all; {len(running)} still running:")
+        print(f"ECS ran {len(stopped) + len(running)} one-off task(s) in all; {len(running)} still running:")
         for arn in running:
             print(f"  {arn}")
         return 1
-    print(f"\nECS ran {len(stopped)} task(s) in all; none is left running.")
+    print(f"ECS ran {len(stopped)} one-off task(s) in all; none is left running.")
     return 0
 
 

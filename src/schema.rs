@@ -42,6 +42,16 @@ mod tests {
     use serde_json::json;
 
     /// First: a broken schema.json says what is wrong and where, not a panic elsewhere.
+    /// No placeholder sourceUrl/documentationUrl (or any other made-up link): the Registry
+    /// console shows them as the type's home.
+    #[test]
+    fn the_schema_links_only_to_documentation_that_exists() {
+        assert_eq!(
+            handler_kit::schema::unknown_links(SCHEMA_JSON),
+            Vec::<String>::new()
+        );
+    }
+
     #[test]
     fn the_embedded_schema_compiles() -> Result<(), String> {
         check_embedded()

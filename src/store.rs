@@ -1,6 +1,6 @@
 //! Run records in a parameter store: one SecureString parameter per TaskRun under a
 //! fixed path (a run's overrides may hold secrets). The store itself is a port: SSM
-//! Parameter Store in production (`store_ssm.rs`), [`MemoryStore`] in tests.
+//! Parameter Store in production (`handler_kit::ssm`), [`MemoryStore`] in tests.
 
 pub use handler_kit::store::{Injected, MemoryStore, ParameterStore};
 

@@ -147,6 +147,63 @@ fn property_rules_the_schema_owns() {
 }
 
 #[test]
+fn secrets_stay_out_of_the_log_even_at_trace_level() {
+    let emulator = Emulator::shared();
+    // The real binary with every log line on: the SDK's, the runtime's (whose raw-event
+    // trace would print the whole event, credentials included) and ours.
+    let lambda = LocalLambda::with_log_level(emulator, env!("CARGO_BIN_EXE_bootstrap"), "trace");
+    let secrets = [
+        "SECRET-KEY-4d1f9a",
+        "SESSION-TOKEN-8b2e7c",
+        "OVERRIDE-VALUE-5c0a3d",
+    ];
+    run(async {
+        let world = World::new("trace").await;
+        let cfn = world.cfn("Migrate");
+        let props = world.properties(json!({"Overrides": {"ContainerOverrides": [
+            {"Name": "app", "Environment": [{"Name": "DB_PASSWORD", "Value": secrets[2]}]}]}}));
+        let mut event = cfn.envelope("CREATE", &common::new_token(), Some(&props), None, None);
+        for key in ["callerCredentials", "providerCredentials"] {
+            event["requestData"][key] = json!({"accessKeyId": common::ACCESS_KEY,
+                "secretAccessKey": secrets[0], "sessionToken": secrets[1]});
+        }
+        let mut answer = lambda.invoke(&event).expect("answers");
+        while answer["status"] == "IN_PROGRESS" {
+            event["callbackContext"] = answer["callbackContext"].clone();
+            answer = lambda.invoke(&event).expect("answers");
+        }
+        assert_eq!(answer["status"], "SUCCESS", "{answer}");
+    });
+    lambda_log_settled(&lambda);
+    let log = std::fs::read_to_string(&lambda.log).expect("the handler's log");
+    assert!(
+        log.contains("TRACE") && log.contains("DEBUG"),
+        "the level was not honoured: {} bytes of log",
+        log.len()
+    );
+    for secret in secrets {
+        assert!(
+            !log.contains(secret),
+            "{secret} is in {}",
+            lambda.log.display()
+        );
+    }
+}
+
+/// Waits until the handler's log stops growing (it is written by another process).
+fn lambda_log_settled(lambda: &LocalLambda) {
+    let mut last = 0;
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = std::fs::metadata(&lambda.log).map(|m| m.len()).unwrap_or(0);
+        if now == last && now > 0 {
+            break;
+        }
+        last = now;
+    }
+}
+
+#[test]
 fn the_binary_outside_lambda_says_what_it_is() {
     let output = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
         .env_remove("AWS_LAMBDA_RUNTIME_API")

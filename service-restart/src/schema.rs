@@ -28,6 +28,16 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// No placeholder sourceUrl/documentationUrl (or any other made-up link): the Registry
+    /// console shows them as the type's home.
+    #[test]
+    fn the_schema_links_only_to_documentation_that_exists() {
+        assert_eq!(
+            handler_kit::schema::unknown_links(SCHEMA_JSON),
+            Vec::<String>::new()
+        );
+    }
+
     #[test]
     fn the_embedded_schema_compiles() -> Result<(), String> {
         Schema::compile(SCHEMA_JSON).map(|_| ())

@@ -220,6 +220,8 @@ impl Emulator {
 /// Runtime API), talking to the shared emulator.
 pub struct LocalLambda {
     pub url: String,
+    /// Where the local Lambda and the handler write their output.
+    pub log: PathBuf,
     child: Child,
 }
 
@@ -233,6 +235,11 @@ impl Drop for LocalLambda {
 impl LocalLambda {
     /// Starts `binary` (a handler built by cargo) behind a local Lambda.
     pub fn with_binary(emulator: &Emulator, binary: &str) -> LocalLambda {
+        Self::with_log_level(emulator, binary, "info")
+    }
+
+    /// As [`LocalLambda::with_binary`], with `AWS_LAMBDA_LOG_LEVEL` set to `level`.
+    pub fn with_log_level(emulator: &Emulator, binary: &str, level: &str) -> LocalLambda {
         let root = repo_root();
         let dir = root.join(".tmp/tests");
         std::fs::create_dir_all(&dir).expect("test scratch dir");
@@ -242,7 +249,8 @@ impl LocalLambda {
             LAMBDAS.fetch_add(1, Ordering::SeqCst)
         ));
         let _ = std::fs::remove_file(&port_file);
-        let log = std::fs::File::create(port_file.with_extension("log")).expect("lambda log");
+        let log_path = port_file.with_extension("log");
+        let log = std::fs::File::create(&log_path).expect("lambda log");
         let mut child = Command::new(python())
             .arg(root.join("scripts/local_lambda.py"))
             .args(["--binary", binary, "--port", "0", "--timeout", "60"])
@@ -252,7 +260,7 @@ impl LocalLambda {
             .env("AWS_ENDPOINT_URL", &emulator.url)
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_REGION", REGION)
-            .env("AWS_LAMBDA_LOG_LEVEL", "info")
+            .env("AWS_LAMBDA_LOG_LEVEL", level)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -263,6 +271,7 @@ impl LocalLambda {
                 if !port.trim().is_empty() {
                     return LocalLambda {
                         url: format!("127.0.0.1:{}", port.trim()),
+                        log: log_path,
                         child,
                     };
                 }

@@ -29,7 +29,9 @@ pub fn main<R: Resource + Send + Sync + 'static>(
         return ExitCode::from(2);
     }
     crate::logging::init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One thread: a handler waits on the network, never on the CPU, and a Registry handler
+    // gets a fraction of a vCPU; worker threads would only add memory and code size.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -1,16 +1,19 @@
 //! Structured logs for Lambda, and a copy of each line of the current invocation for the
 //! provider log (see `provider_log`). Lambda's log settings (AWS_LAMBDA_LOG_LEVEL or
-//! RUST_LOG, AWS_LAMBDA_LOG_FORMAT) are honoured, except that the runtime's raw-event
-//! trace is always off: the raw event carries the caller's credentials.
+//! RUST_LOG as a level, AWS_LAMBDA_LOG_FORMAT) are honoured, except that the runtime's
+//! raw-event trace is always off: the raw event carries the caller's credentials.
 
 use std::io::Write;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
-const RAW_EVENT_TARGET: &str = "lambda_runtime::layers::api_response=info";
+/// Where the runtime traces each raw event, at debug level and below.
+const RAW_EVENT_TARGET: &str = "lambda_runtime::layers::api_response";
 /// At most this much of an invocation's log is kept for the provider log.
 const CAPTURE_LINES: usize = 1000;
 const CAPTURE_BYTES: usize = 512 * 1024;
@@ -34,27 +37,28 @@ pub fn init() {
         .ok()
         .and_then(|l| l.parse::<LevelFilter>().ok())
         .unwrap_or(LevelFilter::INFO);
-    let mut filter = EnvFilter::builder()
-        .with_default_directive(level.into())
-        .from_env_lossy();
-    if let Ok(directive) = RAW_EVENT_TARGET.parse() {
-        filter = filter.add_directive(directive);
-    }
+    // A level and one target capped: no per-target directives (RUST_LOG=a=debug), which
+    // would need tracing-subscriber's env-filter and its regex engine in the handler.
+    let filter = Targets::new()
+        .with_default(level)
+        .with_target(RAW_EVENT_TARGET, level.min(LevelFilter::INFO));
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let builder = tracing_subscriber::fmt()
         .with_target(false)
         .without_time()
         .with_ansi(false)
         .with_writer(Tee)
-        .with_env_filter(filter);
+        .with_max_level(LevelFilter::TRACE);
     let installed = if json {
         builder
             .json()
             .with_current_span(true)
             .with_span_list(false)
+            .finish()
+            .with(filter)
             .try_init()
     } else {
-        builder.try_init()
+        builder.finish().with(filter).try_init()
     };
     // A second init (tests) keeps the first subscriber.
     let _ = installed;

@@ -91,6 +91,39 @@ fn explanation(schema: &Value, schema_path: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Hosts a schema may link to: documentation that exists for anyone who reads the type in
+/// the Registry.
+const KNOWN_HOSTS: [&str; 3] = ["docs.aws.amazon.com", "aws.amazon.com", "json-schema.org"];
+
+/// Links in a schema (any string value starting with `http`) to a host not known to exist
+/// for this project's users: a placeholder `sourceUrl` or `documentationUrl` shows in the
+/// Registry console as if it were the type's home.
+pub fn unknown_links(schema_json: &str) -> Vec<String> {
+    fn walk(value: &Value, found: &mut Vec<String>) {
+        match value {
+            Value::String(s) if s.starts_with("http://") || s.starts_with("https://") => {
+                let host = s
+                    .split("://")
+                    .nth(1)
+                    .and_then(|rest| rest.split(['/', '#', '?']).next())
+                    .unwrap_or_default();
+                if !KNOWN_HOSTS.contains(&host) {
+                    found.push(s.clone());
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, found)),
+            Value::Object(map) => map.values().for_each(|v| walk(v, found)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    match serde_json::from_str::<Value>(schema_json) {
+        Ok(value) => walk(&value, &mut found),
+        Err(e) => found.push(format!("(not JSON: {e})")),
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +160,17 @@ mod tests {
             violations.last().map(String::as_str),
             Some("and 99950 more")
         );
+    }
+
+    #[test]
+    fn links_to_unknown_hosts_are_found() {
+        let schema = r#"{"sourceUrl": "https://github.com/org/taskrun",
+            "a": ["https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_RunTask.html"],
+            "b": {"c": "https://example.com/x", "d": "not a link"}}"#;
+        assert_eq!(
+            unknown_links(schema),
+            ["https://example.com/x", "https://github.com/org/taskrun"]
+        );
+        assert!(unknown_links("{}").is_empty());
     }
 }
