@@ -129,9 +129,12 @@ impl RunRecord {
         }
     }
 
-    /// Takes `run` as the record's run; a run that succeeded becomes the baseline.
+    /// Takes `run` as the record's run; a run that succeeded becomes the baseline. A run of
+    /// no task (Count 0) does not: it gave no task any value to compare with, so the next
+    /// update compares with the run before it (or runs, when none succeeded).
     pub fn absorb(&mut self, run: Run) {
-        if run.phase == Phase::Ended && run.ending == Some(Ending::Succeeded) {
+        if run.phase == Phase::Ended && run.ending == Some(Ending::Succeeded) && run.plan.count > 0
+        {
             if let Some(fingerprint) = &run.fingerprint {
                 self.baseline = Some(fingerprint.clone());
             }
@@ -302,6 +305,36 @@ mod tests {
             60,
             15,
         )
+    }
+
+    #[test]
+    fn only_a_run_that_ran_tasks_and_succeeded_becomes_the_baseline() {
+        let print = |triggers: &str| Fingerprint {
+            triggers: triggers.into(),
+            ..Fingerprint::default()
+        };
+        let ended = |count: u32, ending: Ending, triggers: &str| {
+            let mut run = run(count);
+            run.phase = Phase::Ended;
+            run.ending = Some(ending);
+            run.fingerprint = Some(print(triggers));
+            run
+        };
+        let mut record = RunRecord::new("Id".into(), &json!({}), run(1));
+        record.absorb(ended(1, Ending::Succeeded, "a"));
+        assert_eq!(record.baseline, Some(print("a")));
+        for (count, ending, why) in [
+            (0, Ending::Succeeded, "Count 0 ran nothing"),
+            (1, Ending::TasksFailed, "it failed"),
+            (1, Ending::TimedOut, "it timed out"),
+        ] {
+            record.absorb(ended(count, ending, "b"));
+            assert_eq!(record.baseline, Some(print("a")), "{why}");
+        }
+        let mut running = ended(1, Ending::Succeeded, "b");
+        running.phase = Phase::Running;
+        record.absorb(running);
+        assert_eq!(record.baseline, Some(print("a")), "still running");
     }
 
     #[test]

@@ -21,6 +21,10 @@
 //! - never more tasks started for a run than it asked for;
 //! - no task running that no record follows (after every finished operation);
 //! - a record exists exactly when the resource does;
+//! - an UPDATE starts no task when RunOnUpdate is false, when it is a rollback without
+//!   RunOnRollback, or when nothing that counts changed since the last run that succeeded
+//!   (Triggers, and the shaping properties or the UpdateCriteria values); one that answers
+//!   SUCCESS after such a change started its tasks;
 //! - after the final DELETE, nothing of the TaskRun runs and no record is left.
 //!
 //! `TASKRUN_SCENARIOS` sets how many scenarios run (default 10,000); the count is printed.
@@ -40,7 +44,7 @@ use taskrun::ecs::FaultKind;
 use taskrun::ids;
 use taskrun::machine::Phase;
 use taskrun::outcome::NORMAL_STOP_CODE;
-use taskrun::record::RunRecord;
+use taskrun::record::{self, RunRecord};
 use taskrun::resource::TaskRun;
 use taskrun::sim::{Injected, SimBackend, SimEcs, TaskScript};
 use taskrun::store::parameter_name;
@@ -124,6 +128,30 @@ impl Props {
         }
     }
 
+    /// What an UPDATE to these properties must do, by the update rules (README, *Updates and
+    /// rollbacks*), given the properties of the last run that succeeded: `Some(true)` run,
+    /// `Some(false)` not run, `None` when this model of the rules does not say (UpdateCriteria
+    /// turned on or off since that run, where the handler adopts values it had not kept).
+    fn update_runs(&self, baseline: Option<&Props>, rollback: bool) -> Option<bool> {
+        if self.run_on_update == Some(false) || (rollback && !self.run_on_rollback) {
+            return Some(false);
+        }
+        let Some(base) = baseline else {
+            return Some(true);
+        };
+        if base.triggers != self.triggers {
+            return Some(true);
+        }
+        match (base.criteria, self.criteria) {
+            (true, true) => Some(base.db_host != self.db_host),
+            (false, false) => Some(
+                (base.count, base.instances, base.db_host)
+                    != (self.count, self.instances, self.db_host),
+            ),
+            _ => None,
+        }
+    }
+
     /// The most tasks a run may start, retries included (StartTask runs are not retried).
     fn most_tasks(&self) -> u32 {
         let retries = if self.instances == 0 {
@@ -164,6 +192,10 @@ struct Op {
     lose_answer: Option<u8>,
     /// Seconds before the operation arrives.
     gap: f64,
+    /// An update as a template edit that changes only what does not shape the tasks: it
+    /// keeps Count, Instances, DB_HOST, Triggers and UpdateCriteria of the properties
+    /// before it.
+    same_shape: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -330,14 +362,18 @@ fn op() -> impl Strategy<Value = Op> {
         prop_oneof![4 => Just(None), 1 => (1u8..6).prop_map(Some)],
         prop_oneof![4 => Just(None), 1 => (0u8..4).prop_map(Some)],
         prop_oneof![0.0f64..5.0, 0.0f64..2000.0],
+        prop_oneof![2 => Just(false), 1 => Just(true)],
     )
-        .prop_map(|(kind, props, abandon_after, lose_answer, gap)| Op {
-            kind,
-            props,
-            abandon_after,
-            lose_answer,
-            gap,
-        })
+        .prop_map(
+            |(kind, props, abandon_after, lose_answer, gap, same_shape)| Op {
+                kind,
+                props,
+                abandon_after,
+                lose_answer,
+                gap,
+                same_shape,
+            },
+        )
 }
 
 fn scenario() -> impl Strategy<Value = Scenario> {
@@ -703,6 +739,12 @@ impl Play {
         Ok(())
     }
 
+    /// Whether the record's run is the one the operation with `token` started, SUCCEEDED.
+    fn succeeded(&self, token: &str) -> bool {
+        self.record()
+            .is_some_and(|r| r.run.token == token && record::status(&r.run) == "SUCCEEDED")
+    }
+
     fn record(&self) -> Option<RunRecord> {
         let id = self.id.as_ref()?;
         let text = self
@@ -812,6 +854,10 @@ impl Play {
         let token = self.runs[0].0.clone();
         let mut exists;
         let mut last_props = scenario.create.clone();
+        // The properties of the last run that ran tasks and succeeded (ground truth: the
+        // record's run of the operation, seen when the operation ended).
+        let mut baseline = (self.succeeded(&token) && scenario.create.task_count() > 0)
+            .then(|| scenario.create.clone());
         match &created {
             End::Answered(answer) => {
                 self.check_counts(Some(answer), &token, &scenario.create)?;
@@ -843,27 +889,62 @@ impl Play {
             match op.kind {
                 Kind::Update { rollback } => {
                     let previous = last_props.to_json();
+                    let props = if op.same_shape {
+                        Props {
+                            count: last_props.count,
+                            instances: last_props.instances,
+                            db_host: last_props.db_host,
+                            triggers: last_props.triggers,
+                            criteria: last_props.criteria,
+                            ..op.props.clone()
+                        }
+                    } else {
+                        op.props.clone()
+                    };
+                    let expected = props.update_runs(baseline.as_ref(), rollback);
                     let end = self.operate(
                         "UPDATE",
-                        Some(&op.props),
+                        Some(&props),
                         Some(&previous),
                         rollback,
                         op.abandon_after,
                         op.lose_answer,
                     )?;
                     let token = self.runs.last().map(|r| r.0.clone()).unwrap_or_default();
+                    let started = self.tasks_of(&token).len();
+                    if expected == Some(false) && started > 0 {
+                        return Err(fail(format!(
+                            "an UPDATE that must not run (rollback {rollback}, {:?}, last success {:?}) started {started} tasks",
+                            props, baseline
+                        )));
+                    }
+                    if let End::Answered(answer) = &end {
+                        if expected == Some(true)
+                            && answer["status"] == "SUCCESS"
+                            && props.task_count() > 0
+                            && started == 0
+                        {
+                            return Err(fail(format!(
+                                "an UPDATE that had to run answered SUCCESS without starting a task (rollback {rollback}, {:?}, last success {:?}): {answer}",
+                                props, baseline
+                            )));
+                        }
+                    }
+                    if self.succeeded(&token) && props.task_count() > 0 {
+                        baseline = Some(props.clone());
+                    }
                     match &end {
                         End::Answered(answer) => {
-                            self.check_counts(Some(answer), &token, &op.props)?;
+                            self.check_counts(Some(answer), &token, &props)?;
                             if answer["status"] == "SUCCESS" {
-                                last_props = op.props.clone();
+                                last_props = props.clone();
                             }
                             if self.record().is_none() {
                                 return Err(fail(format!("an UPDATE lost the record: {answer}")));
                             }
                             self.check_followed("after UPDATE")?;
                         }
-                        End::Abandoned => self.check_counts(None, &token, &op.props)?,
+                        End::Abandoned => self.check_counts(None, &token, &props)?,
                     }
                 }
                 Kind::Delete => {
@@ -1091,6 +1172,7 @@ fn regression_a_delete_whose_record_delete_acted_then_failed() {
             abandon_after: None,
             lose_answer: None,
             gap: 0.0,
+            same_shape: false,
         }],
         scripts: vec![TaskScript {
             runs_for: 0.0,
@@ -1235,6 +1317,7 @@ fn permissions_match_the_calls_made() {
             abandon_after: None,
             lose_answer: None,
             gap: 1.0,
+            same_shape: false,
         }],
         ..quiet(Props {
             instances: 2,
