@@ -286,7 +286,13 @@ impl TaskArns {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StopState {
+    /// When the operation driving the stop began to: it has [`STOP_CONFIRM_LIMIT_SECONDS`]
+    /// from then to see every task stopped.
     pub since: f64,
+    /// The request token of the operation that took the stop over from another (an
+    /// update or delete); each one that does gets its own time to confirm the stop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
     /// StopTask still to be sent: positions in [`Run::watched_arns`] (compact: a run of
     /// 100 tasks must fit its record).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -390,7 +396,7 @@ pub enum Event {
     /// ListTasks by `startedBy`: the tasks of this TaskRun still running.
     Swept(Result<Vec<String>, Fault>),
     /// Another operation takes over: stop the run (unless it already ended).
-    Abandon { reason: String },
+    Abandon { reason: String, by: String },
     /// The logs asked for, in the order asked: their last lines, or `None` when there is
     /// no such stream.
     LogsRead(Vec<Result<Option<Vec<String>>, Fault>>),
@@ -680,6 +686,7 @@ impl Run {
         let to_send = self.positions(&to_stop);
         self.stopping = Some(StopState {
             since: now,
+            driver: None,
             to_send,
             sent_at: None,
             sweep,
@@ -702,18 +709,21 @@ pub fn step(run: &Run, event: Event, now: f64) -> Step {
 }
 
 /// Stops the run because another operation takes over.
-fn abandon(run: &mut Run, reason: String, now: f64) -> Next {
+fn abandon(run: &mut Run, reason: String, by: String, now: f64) -> Next {
     // Batches not all answered: a task may exist that the run never recorded.
     let sweep = run.batches.iter().any(|b| b.state != BatchState::Started);
     let to_stop = run.tasks.arns();
     run.begin_stopping(Ending::Superseded, reason, to_stop, sweep, now);
+    if let Some(state) = run.stopping.as_mut() {
+        state.driver = Some(by);
+    }
     stopping_next(run, now)
 }
 
 fn launching(run: &mut Run, event: Event, now: f64) -> Next {
     let mut faulted = false;
     match event {
-        Event::Abandon { reason } => return abandon(run, reason, now),
+        Event::Abandon { reason, by } => return abandon(run, reason, by, now),
         Event::Launched(answers) => {
             let mut refused: Option<Fault> = None;
             for (index, answer) in answers {
@@ -894,7 +904,7 @@ fn launching(run: &mut Run, event: Event, now: f64) -> Next {
 
 fn running(run: &mut Run, event: Event, now: f64) -> Next {
     match event {
-        Event::Abandon { reason } => abandon(run, reason, now),
+        Event::Abandon { reason, by } => abandon(run, reason, by, now),
         Event::Described(Ok(observed)) => {
             // A task that failed for a cause the retry policy names is started again
             // (the run goes back to launching for it) before anything is decided.
@@ -1130,7 +1140,17 @@ fn stopping(run: &mut Run, event: Event, now: f64) -> Next {
                 Next::Wait(STOP_CHECK_SECONDS)
             }
         }
-        // Abandoning a run that is already stopping changes nothing: its outcome stays.
+        // Another operation takes the stop over (the one that began it was given up on):
+        // the outcome stays, but the newcomer sends StopTask again at once and has its own
+        // time to confirm, however long ago the stop began.
+        Event::Abandon { by, .. } if state.driver.as_deref() != Some(by.as_str()) => {
+            state.driver = Some(by);
+            state.since = now;
+            state.sent_at = None;
+            run.stopping = Some(state);
+            stopping_next(run, now)
+        }
+        // The same operation again: nothing changes.
         _ => stopping_next(run, now),
     }
 }

@@ -1345,3 +1345,44 @@ fn permissions_match_the_calls_made() {
     }
     println!("permissions: every handler's schema permissions are exactly the calls it made");
 }
+
+#[test]
+fn regression_delete_after_a_denied_launch_and_an_update_to_count_0() {
+    // The CREATE began stopping (DescribeTasks denied) and was given up on with a task
+    // ECS did not show yet; 14 minutes later each operation that took over gave up at once
+    // (the 10 minutes to confirm counted from the first stop), so DELETE never succeeded
+    // and the task ran on.
+    let quick = TaskScript {
+        runs_for: 0.0,
+        exits: vec![("app".into(), Some(0)), ("sidecar".into(), Some(0))],
+        stop_takes: 0.0,
+        ..TaskScript::default()
+    };
+    let mut create = plain(8, 30);
+    create.log_tail = 0;
+    let mut update = plain(0, 30);
+    update.log_tail = 0;
+    replay(Scenario {
+        create_abandon: Some(1),
+        ops: vec![Op {
+            kind: Kind::Update { rollback: false },
+            props: update,
+            abandon_after: None,
+            lose_answer: None,
+            gap: 852.385_740_490_016_1,
+            same_shape: false,
+        }],
+        scripts: vec![
+            quick.clone(),
+            quick.clone(),
+            quick.clone(),
+            TaskScript {
+                runs_for: 1_130.885_325_815_146_2,
+                invisible_for: 8.512_141_604_358_343,
+                ..quick
+            },
+        ],
+        ecs_faults: vec![(2, Injected::Before(FaultKind::AccessDenied))],
+        ..quiet(create)
+    });
+}

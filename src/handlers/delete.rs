@@ -31,7 +31,13 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
                 let reason = format!("TaskRun {id} deleted");
                 let outcome = self
                     .engine()
-                    .drive(&mut held, Event::Abandon { reason })
+                    .drive(
+                        &mut held,
+                        Event::Abandon {
+                            reason,
+                            by: self.operation_token(),
+                        },
+                    )
                     .await?;
                 self.after_stop(held, outcome).await
             }
@@ -60,7 +66,13 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
                 let reason = format!("TaskRun {} deleted", context.id);
                 let outcome = self
                     .engine()
-                    .drive(&mut held, Event::Abandon { reason })
+                    .drive(
+                        &mut held,
+                        Event::Abandon {
+                            reason,
+                            by: self.operation_token(),
+                        },
+                    )
                     .await?;
                 self.after_stop(held, outcome).await
             }

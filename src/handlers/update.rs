@@ -44,7 +44,13 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
             let reason = format!("superseded by an update of TaskRun {id}");
             let outcome = self
                 .engine()
-                .drive(&mut held, Event::Abandon { reason })
+                .drive(
+                    &mut held,
+                    Event::Abandon {
+                        reason,
+                        by: self.operation_token(),
+                    },
+                )
                 .await?;
             return self.after_supersede(held, outcome).await;
         }
@@ -75,7 +81,13 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
         let reason = format!("superseded by an update of TaskRun {id}");
         let outcome = self
             .engine()
-            .drive(&mut held, Event::Abandon { reason })
+            .drive(
+                &mut held,
+                Event::Abandon {
+                    reason,
+                    by: self.operation_token(),
+                },
+            )
             .await?;
         self.after_supersede(held, outcome).await
     }

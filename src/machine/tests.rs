@@ -97,12 +97,20 @@ fn refused() -> Fault {
     )
 }
 
+fn driven_by(mut run: Run, token: &str) -> Run {
+    if let Some(state) = run.stopping.as_mut() {
+        state.driver = Some(token.into());
+    }
+    run
+}
+
 fn stopping(mut run: Run, ending: Ending, sent_at: Option<f64>, since: f64) -> Run {
     run.phase = Phase::Stopping;
     run.ending = Some(ending);
     run.reason = Some("why".into());
     run.stopping = Some(StopState {
         since,
+        driver: None,
         to_send: vec![],
         sent_at,
         sweep: false,
@@ -290,6 +298,7 @@ fn starting_the_tasks() {
             run: all_started.clone(),
             event: Event::Abandon {
                 reason: "deleted".into(),
+                by: "op-2".into(),
             },
             now: T0,
             phase: Phase::Stopping,
@@ -455,6 +464,7 @@ fn following_the_tasks() {
             run: running(2),
             event: Event::Abandon {
                 reason: "superseded by an update".into(),
+                by: "op-2".into(),
             },
             now: T0 + 5.0,
             phase: Phase::Stopping,
@@ -529,10 +539,23 @@ fn stopping_never_redecides_from_our_own_stop() {
             next: Next::Done,
         },
         Case {
-            name: "abandoning a stopping run keeps its outcome",
+            name: "another operation taking a stop over keeps its outcome and looks at once",
             run: timed_out.clone(),
             event: Event::Abandon {
                 reason: "deleted".into(),
+                by: "op-2".into(),
+            },
+            now: T0 + 601.0,
+            phase: Phase::Stopping,
+            ending: Some(Ending::TimedOut),
+            next: Next::Describe,
+        },
+        Case {
+            name: "the operation driving a stop abandoning again changes nothing",
+            run: driven_by(timed_out.clone(), "op-2"),
+            event: Event::Abandon {
+                reason: "deleted".into(),
+                by: "op-2".into(),
             },
             now: T0 + 601.0,
             phase: Phase::Stopping,
@@ -589,7 +612,10 @@ fn an_ended_run_never_changes() {
     ended.ending = Some(Ending::Succeeded);
     for event in [
         Event::Resumed,
-        Event::Abandon { reason: "x".into() },
+        Event::Abandon {
+            reason: "x".into(),
+            by: "op-2".into(),
+        },
         described(vec![live(0)]),
     ] {
         let Step { run, next } = step(&ended, event, T0 + 9999.0);
@@ -863,6 +889,7 @@ fn collecting_ends_when_another_operation_takes_over() {
         &run,
         Event::Abandon {
             reason: "deleted".into(),
+            by: "op-2".into(),
         },
         T0 + 11.0,
     );
@@ -870,4 +897,30 @@ fn collecting_ends_when_another_operation_takes_over() {
         (run.phase, run.ending, next),
         (Phase::Ended, Some(Ending::TasksFailed), Next::Done)
     );
+}
+
+#[test]
+fn each_operation_that_takes_a_stop_over_gets_its_own_time_to_confirm_it() {
+    // A stop began at T0 and whoever drove it was given up on; 15 minutes later a DELETE
+    // takes over. It must send StopTask again and wait, not give up at once.
+    let old = stopping(running(1), Ending::Superseded, Some(T0), T0);
+    let late = T0 + STOP_CONFIRM_LIMIT_SECONDS + 300.0;
+    let Step { run, next } = step(
+        &old,
+        Event::Abandon {
+            reason: "deleted".into(),
+            by: "delete".into(),
+        },
+        late,
+    );
+    assert_eq!(next, Next::Describe);
+    let Step { run, next } = step(&run, described(vec![live(0)]), late + 1.0);
+    assert_eq!(next, Next::Stop(vec![arn(0)]), "StopTask again, not GiveUp");
+    // Its own window then runs out like any other.
+    let Step { next, .. } = step(
+        &run,
+        described(vec![live(0)]),
+        late + STOP_CONFIRM_LIMIT_SECONDS + 1.0,
+    );
+    assert_eq!(next, Next::GiveUp);
 }
