@@ -41,7 +41,6 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// First: a broken schema.json says what is wrong and where, not a panic elsewhere.
     /// No placeholder sourceUrl/documentationUrl (or any other made-up link): the Registry
     /// console shows them as the type's home.
     #[test]
@@ -52,6 +51,7 @@ mod tests {
         );
     }
 
+    /// First: a broken schema.json says what is wrong and where, not a panic elsewhere.
     #[test]
     fn the_embedded_schema_compiles() -> Result<(), String> {
         check_embedded()
