@@ -10,9 +10,11 @@ runtime. This plugin writes no code: the Rust handler owns its model types.
 - generate: `cfn generate` itself writes resource-role.yaml (Project.generate),
             then calls the plugin, then writes docs/ (Project.generate_docs). The
             plugin keeps its settings in .rpdk-config current and narrows the
-            role's policy (see rpdk.rust.role): SSM actions only on the
-            `recordParameterPath` parameters, iam:PassRole only to the
-            `passRoleToService` services.
+            role's policy to the account (see rpdk.rust.role): SSM actions only on
+            the `recordParameterPath` parameters, iam:PassRole only to the
+            `passRoleToService` services and the `executionRole.passRoles` roles,
+            ECS actions only on the `executionRole` clusters, task definition
+            families and services, logs only from its `logGroups`.
 - package:  builds the handler with `cargo lambda build` (profile `dist`, x86_64
             unless told otherwise, linked against glibc 2.34 at most, the glibc of
             provided.al2023), checks it (see `check_handler_zip`) and adds
@@ -26,7 +28,11 @@ Settings (`.rpdk-config` -> `settings`), some with an environment override:
     binary              the [[bin]] name   -                       (default: entrypoint)
     packageSources      true | false       -                       (default true)
     recordParameterPath an SSM path        -                       (default: none)
-    passRoleToService   service principal(s) iam:PassRole is limited to (default: none)
+    passRoleToService   service principal(s) iam:PassRole is limited to (default:
+                        ecs-tasks.amazonaws.com with ecs:RunTask/StartTask, else none)
+    executionRole       {"clusters", "taskDefinitionFamilies", "passRoles",
+                        "logGroups", "services": names or ARN patterns} (default:
+                        everything of the account; see rpdk.rust.role)
 
 The CloudFormation Registry runs handlers on x86_64 (RegisterType has no
 architecture parameter; the Go and Python plugins build for amd64). arm64 is an
@@ -53,7 +59,7 @@ from rpdk.core.exceptions import SysExitRecommendedError
 from rpdk.core.plugin_base import LanguagePlugin
 
 from . import __version__, elf
-from .role import RoleError, restrict_role
+from .role import EXECUTION_ROLE, RoleError, rewrite_role
 
 LOG = logging.getLogger(__name__)
 
@@ -161,29 +167,55 @@ class RustLanguagePlugin(LanguagePlugin):
             return  # hooks have hook-role.yaml; modules have no role
         if not path.is_file():
             return
-        parameter_path = project.settings.get("recordParameterPath")
-        services = project.settings.get("passRoleToService")
+        settings = project.settings
+        parameter_path = settings.get("recordParameterPath")
         text = path.read_text(encoding="utf-8")
         try:
-            restricted = restrict_role(text, parameter_path, services)
+            rewrite = rewrite_role(
+                text,
+                parameter_path,
+                settings.get("passRoleToService"),
+                settings.get(EXECUTION_ROLE),
+            )
         except RoleError as e:
             raise RustPluginError(f"{ROLE_FILE}: {e} (.rpdk-config settings)") from e
         if not parameter_path and "ssm:" in text:
             LOG.warning(
                 "settings.recordParameterPath is not set in .rpdk-config: %s allows "
-                "the ssm actions on every parameter (Resource \"*\")",
+                "the ssm actions on every parameter of the account",
                 ROLE_FILE,
             )
-        if not services and "iam:PassRole" in text:
+        if "iam:PassRole" in text and not rewrite.pass_role_services:
             LOG.warning(
                 "settings.passRoleToService is not set in .rpdk-config: %s allows "
                 "iam:PassRole to any service",
                 ROLE_FILE,
             )
-        if restricted != text:
-            project.overwrite(path, restricted)
-            LOG.info("Narrowed the policy of %s (ssm to %s, iam:PassRole to %s)",
-                     ROLE_FILE, parameter_path or "*", services or "any service")
+        if rewrite.defaulted:
+            LOG.warning(
+                "%s: settings.%s.%s not set in .rpdk-config: the role may use any of "
+                "them in the account (see the plugin README, 'The execution role')",
+                ROLE_FILE,
+                EXECUTION_ROLE,
+                "/".join(rewrite.defaulted),
+            )
+        if rewrite.unused:
+            LOG.warning(
+                "%s: settings.%s.%s narrow none of the schema's handler permissions",
+                ROLE_FILE,
+                EXECUTION_ROLE,
+                "/".join(rewrite.unused),
+            )
+        if rewrite.unscoped:
+            LOG.warning(
+                "%s: %s left on Resource \"*\" (rpdk.rust.role does not know their "
+                "resources)",
+                ROLE_FILE,
+                ", ".join(rewrite.unscoped),
+            )
+        if rewrite.text != text:
+            project.overwrite(path, rewrite.text)
+            LOG.info("Narrowed the policy of %s to the settings of .rpdk-config", ROLE_FILE)
 
     # --------------------------------------------------------------- package
 
