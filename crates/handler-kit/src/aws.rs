@@ -98,77 +98,32 @@ pub fn valid_region(region: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-/// Classifies an SDK error: by HTTP status first (any 5xx is the service's fault,
-/// whatever its body, a load balancer's HTML page included), then by error code.
+/// Classifies an SDK error: a call that never got an answer (no connection, a timeout)
+/// may have acted; an answer is read by [`Fault::from_service`], as the twins' are.
 pub fn fault<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> Fault
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let status = err.raw_response().map(|r| r.status().as_u16());
-    let (kind, acted) = match &err {
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => (FaultKind::Network, true),
-        SdkError::ConstructionFailure(_) => (FaultKind::Other, false),
-        _ if status.is_some_and(|s| (500..600).contains(&s)) => (FaultKind::ServerSide, true),
-        // ECS reports missing permissions (iam:PassRole, say) as a ClientException.
-        _ if err.code() == Some("ClientException")
-            && err.message().is_some_and(|m| m.contains("not authorized")) =>
-        {
-            (FaultKind::AccessDenied, false)
-        }
-        SdkError::ResponseError(_) => (FaultKind::Other, true),
-        _ => (kind_of_code(err.code()), false),
+    let unanswered = |kind: FaultKind, acted: bool| {
+        let mut fault = Fault::new(operation, kind, DisplayErrorContext(&err).to_string());
+        fault.may_have_acted = acted;
+        fault
     };
-    let message = match (err.code(), err.message()) {
-        (Some(code), Some(message)) => format!("{code}: {message}"),
-        (Some(code), None) => code.to_string(),
-        _ => match status {
-            Some(status) => format!("HTTP {status}"),
-            None => DisplayErrorContext(&err).to_string(),
-        },
-    };
-    let mut fault = Fault::new(operation, kind, message);
-    fault.may_have_acted = acted;
-    fault
-}
-
-fn kind_of_code(code: Option<&str>) -> FaultKind {
-    match code.unwrap_or_default() {
-        "ThrottlingException"
-        | "Throttling"
-        | "ThrottledException"
-        | "TooManyRequestsException"
-        | "RequestLimitExceeded"
-        | "TooManyUpdates" => FaultKind::Throttled,
-        "AccessDeniedException" | "AccessDenied" | "UnauthorizedOperation" => {
-            FaultKind::AccessDenied
+    match &err {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+            unanswered(FaultKind::Network, true)
         }
-        "UnrecognizedClientException"
-        | "InvalidClientTokenId"
-        | "ExpiredTokenException"
-        | "ExpiredToken"
-        | "InvalidSignatureException"
-        | "IncompleteSignature" => FaultKind::BadCredentials,
-        "ClusterNotFoundException" => FaultKind::ClusterNotFound,
-        "InvalidParameterException"
-        | "ClientException"
-        | "PlatformUnknownException"
-        | "PlatformTaskDefinitionIncompatibilityException"
-        | "UnsupportedFeatureException"
-        | "ValidationException"
-        | "BlockedException"
-        | "ConflictException"
-        | "InvalidNextToken" => FaultKind::BadRequest,
-        "ParameterNotFound" | "ResourceNotFoundException" => FaultKind::NotFound,
-        "ParameterLimitExceeded" | "LimitExceededException" | "TooManyTagsException" => {
-            FaultKind::LimitExceeded
+        SdkError::ConstructionFailure(_) => unanswered(FaultKind::Other, false),
+        // An answer that could not be read (not the service's error format) may follow
+        // an action; a 5xx is classified by its status below.
+        SdkError::ResponseError(_) if !status.is_some_and(|s| (500..600).contains(&s)) => {
+            let mut fault = Fault::from_service(operation, err.code(), err.message(), status);
+            fault.kind = FaultKind::Other;
+            fault.may_have_acted = true;
+            fault
         }
-        "ServerException"
-        | "InternalServerError"
-        | "InternalFailure"
-        | "InternalError"
-        | "ServiceUnavailable"
-        | "ServiceUnavailableException" => FaultKind::ServerSide,
-        _ => FaultKind::Other,
+        _ => Fault::from_service(operation, err.code(), err.message(), status),
     }
 }
 
@@ -205,7 +160,11 @@ mod tests {
             (Some("Mystery"), FaultKind::Other),
             (None, FaultKind::Other),
         ] {
-            assert_eq!(kind_of_code(code), want, "{code:?}");
+            assert_eq!(
+                crate::fault::kind_of_code(code.unwrap_or_default()),
+                want,
+                "{code:?}"
+            );
         }
     }
 

@@ -6,7 +6,7 @@
 //!   `__`, as the Python plugin names it), created on demand with its group.
 //! - One PutLogEvents per invocation: the invocation's log lines, then its metrics in
 //!   CloudWatch's embedded metric format (EMF), so that no other service is needed:
-//!   namespace `AWS/CloudFormation/<type name with :: as />`, `HandlerInvocationCount`,
+//!   namespace `CloudFormation/<type name with :: as />`, `HandlerInvocationCount`,
 //!   `HandlerInvocationDuration` (milliseconds) and, for a FAILED answer,
 //!   `HandlerException`, by `Action` and `ResourceType` (and `ExceptionType`, the error
 //!   code), the names the other plugins publish.
@@ -44,8 +44,14 @@ pub fn stream_name(request: &HandlerRequest) -> String {
         .collect()
 }
 
+/// The metrics' namespace: `CloudFormation/<type name with :: as />`. Not under `AWS/`:
+/// "You cannot specify a namespace that begins with "AWS/". Namespaces that begin with
+/// "AWS/" are reserved for use by Amazon Web Services products." (AWS SDK for Java
+/// Developer Guide, "Publish custom metric data to CloudWatch"; CloudWatch API Reference,
+/// PutMetricData, `Namespace`: "To avoid conflicts with Amazon Web Services service
+/// namespaces, you should not specify a namespace that begins with AWS/").
 pub fn namespace(type_name: &str) -> String {
-    format!("AWS/CloudFormation/{}", type_name.replace("::", "/"))
+    format!("CloudFormation/{}", type_name.replace("::", "/"))
 }
 
 /// The EMF lines of one invocation.
@@ -289,7 +295,7 @@ mod tests {
         let first: Value = serde_json::from_str(&lines[0]).unwrap();
         assert_eq!(
             first["_aws"]["CloudWatchMetrics"][0]["Namespace"],
-            "AWS/CloudFormation/Org/ECS/TaskRun"
+            "CloudFormation/Org/ECS/TaskRun"
         );
         assert_eq!(first["HandlerInvocationDuration"], 1234);
         assert_eq!(first["Action"], "UPDATE");

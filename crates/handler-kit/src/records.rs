@@ -1,5 +1,6 @@
 //! Typed records in a parameter store: one parameter per resource, named
-//! `<path>/<primary identifier>`, holding the record as JSON.
+//! `<path>/<primary identifier>`, holding the record as JSON, deflated when it is larger
+//! than a standard SSM parameter holds.
 
 use std::marker::PhantomData;
 
@@ -8,6 +9,69 @@ use serde::Serialize;
 
 use crate::fault::Fault;
 use crate::store::ParameterStore;
+
+/// What a standard SSM parameter holds: "Standard parameters: 4 KB" (AWS Systems Manager
+/// API Reference, PutParameter, `Value`). A larger value makes the parameter advanced, and
+/// "you can't revert an advanced parameter to a standard parameter" (PutParameter, `Tier`);
+/// advanced parameters are billed per parameter and month (Systems Manager pricing).
+pub const STANDARD_VALUE_BYTES: usize = 4096;
+/// What an advanced SSM parameter holds: "Advanced parameters: 8 KB" (PutParameter, `Value`).
+pub const ADVANCED_VALUE_BYTES: usize = 8192;
+/// The prefix of a deflated record: JSON never begins with it.
+const DEFLATED: &str = "deflate+base64:";
+
+/// The stored form of a record's JSON: the JSON itself while it fits a standard parameter,
+/// else deflated (JSON of task ARNs, properties and messages shrinks to a third or less),
+/// so that a parameter stays standard, and free, as long as it can.
+pub fn encode(json: &str) -> String {
+    use std::io::Write;
+    if json.len() <= STANDARD_VALUE_BYTES {
+        return json.to_string();
+    }
+    let mut deflater = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    let deflated = deflater
+        .write_all(json.as_bytes())
+        .and_then(|()| deflater.finish());
+    match deflated {
+        Ok(bytes) => {
+            use base64::Engine;
+            let value = format!(
+                "{DEFLATED}{}",
+                base64::engine::general_purpose::STANDARD.encode(bytes)
+            );
+            if value.len() < json.len() {
+                value
+            } else {
+                json.to_string()
+            }
+        }
+        Err(_) => json.to_string(),
+    }
+}
+
+/// The JSON of a stored value (see [`encode`]).
+pub fn decode(value: &str) -> Result<String, String> {
+    use std::io::Read;
+    let Some(packed) = value.strip_prefix(DEFLATED) else {
+        return Ok(value.to_string());
+    };
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(packed)
+        .map_err(|e| format!("a deflated record is not base64: {e}"))?;
+    let mut json = String::new();
+    // A record is at most a few hundred KB once inflated; more is not one of ours.
+    flate2::read::DeflateDecoder::new(bytes.as_slice())
+        .take(1 << 20)
+        .read_to_string(&mut json)
+        .map_err(|e| format!("a deflated record does not inflate: {e}"))?;
+    Ok(json)
+}
+
+fn parse<R: DeserializeOwned>(value: &str) -> Result<R, String> {
+    let json = decode(value)?;
+    serde_json::from_str::<R>(&json).map_err(|e| e.to_string())
+}
 
 /// Records of a resource type.
 pub trait Record: Serialize + DeserializeOwned {
@@ -64,17 +128,24 @@ impl<'a, S: ParameterStore, R: Record> Records<'a, S, R> {
         }
         Ok(match self.store.get(&self.name(id), by).await? {
             None => Stored::Absent,
-            Some(text) => match serde_json::from_str::<R>(&text) {
+            Some(text) => match parse::<R>(&text) {
                 Ok(record) => Stored::Record(Box::new(record)),
-                Err(e) => Stored::Unreadable(e.to_string()),
+                Err(why) => Stored::Unreadable(why),
             },
         })
     }
 
     pub async fn put(&self, record: &R, by: f64) -> Result<(), PutError> {
-        let text = record.to_text().map_err(PutError::TooLarge)?;
+        let value = encode(&record.to_text().map_err(PutError::TooLarge)?);
+        if value.len() > ADVANCED_VALUE_BYTES {
+            return Err(PutError::TooLarge(format!(
+                "the record of {} would take {} bytes, more than the {ADVANCED_VALUE_BYTES} an SSM parameter holds",
+                record.id(),
+                value.len()
+            )));
+        }
         self.store
-            .put(&self.name(record.id()), &text, by)
+            .put(&self.name(record.id()), &value, by)
             .await
             .map_err(PutError::Store)
     }
@@ -100,7 +171,7 @@ impl<'a, S: ParameterStore, R: Record> Records<'a, S, R> {
             .await?;
         let records = values
             .iter()
-            .filter_map(|text| match serde_json::from_str::<R>(text) {
+            .filter_map(|text| match parse::<R>(text) {
                 Ok(record) => Some(record),
                 Err(e) => {
                     tracing::warn!(error = %e, "skipping an unreadable record");
@@ -238,5 +309,35 @@ impl<S: ParameterStore, R: Keeps> Records<'_, S, R> {
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_records_are_stored_as_json_large_ones_deflated() {
+        let small = r#"{"id":"x"}"#;
+        assert_eq!(encode(small), small);
+        assert_eq!(decode(small).as_deref(), Ok(small));
+        let large = format!(
+            r#"{{"id":"x","tasks":[{}]}}"#,
+            (0..400)
+                .map(|i| format!("\"task-{i:032x}\""))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        assert!(large.len() > STANDARD_VALUE_BYTES);
+        let stored = encode(&large);
+        assert!(stored.starts_with(DEFLATED), "deflated");
+        assert!(
+            stored.len() <= STANDARD_VALUE_BYTES,
+            "{} bytes",
+            stored.len()
+        );
+        assert_eq!(decode(&stored).as_deref(), Ok(large.as_str()));
+        assert!(decode("deflate+base64:!!!").is_err());
+        assert!(decode("deflate+base64:AAAA").is_err());
     }
 }

@@ -121,6 +121,8 @@ pub fn unknown_links(schema_json: &str) -> Vec<String> {
         Ok(value) => walk(&value, &mut found),
         Err(e) => found.push(format!("(not JSON: {e})")),
     }
+    // In text order or key order, as serde_json's features have it: sorted either way.
+    found.sort();
     found
 }
 

@@ -57,6 +57,12 @@ pub struct MemoryStore {
     pub call_log: Mutex<Vec<&'static str>>,
     /// Set when an injected crash fired: the invocation is to be dropped.
     pub crashed: std::sync::atomic::AtomicBool,
+    /// Parameters that became advanced: a value over 4 KB makes a parameter advanced, and
+    /// it stays so until deleted (SSM API Reference, PutParameter, `Tier`: "you can't revert
+    /// an advanced parameter to a standard parameter"; Intelligent-Tiering picks the tier).
+    pub advanced: Mutex<std::collections::BTreeSet<String>>,
+    /// Every parameter that was ever advanced (a figure for the tests: each one was billed).
+    pub ever_advanced: std::sync::atomic::AtomicU64,
 }
 
 impl MemoryStore {
@@ -138,15 +144,41 @@ impl ParameterStore for MemoryStore {
     }
 
     async fn put(&self, name: &str, value: &str, _by: f64) -> Result<(), Fault> {
+        // SSM API Reference, PutParameter, `Value`: "Standard parameters have a value limit
+        // of 4 KB. Advanced parameters have a value limit of 8 KB."
+        if value.len() > crate::records::ADVANCED_VALUE_BYTES {
+            return Err(Fault::from_service(
+                "ssm:PutParameter",
+                Some("ValidationException"),
+                Some("Parameter value is too large: the limit of an advanced parameter is 8 KB"),
+                Some(400),
+            ));
+        }
         self.call("ssm:PutParameter", |v| {
             v.insert(name.to_string(), value.to_string());
         })
-        .await
+        .await?;
+        if value.len() > crate::records::STANDARD_VALUE_BYTES {
+            if let Ok(mut advanced) = self.advanced.lock() {
+                if advanced.insert(name.to_string()) {
+                    self.ever_advanced
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn delete(&self, name: &str, _by: f64) -> Result<bool, Fault> {
-        self.call("ssm:DeleteParameter", |v| v.remove(name).is_some())
-            .await
+        let deleted = self
+            .call("ssm:DeleteParameter", |v| v.remove(name).is_some())
+            .await?;
+        if deleted {
+            if let Ok(mut advanced) = self.advanced.lock() {
+                advanced.remove(name);
+            }
+        }
+        Ok(deleted)
     }
 
     async fn list(
