@@ -57,11 +57,45 @@ pub struct Launched {
 }
 
 /// What DescribeTasks answered for a batch of ARNs.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Described {
     pub tasks: Vec<TaskState>,
     /// ARNs ECS does not know (never seen, or forgotten about an hour after they stopped).
     pub missing: Vec<String>,
+}
+
+/// A task ListTasks found for a `startedBy`, as DescribeTasks shows it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StartedTask {
+    pub arn: String,
+    /// `createdAt`, epoch seconds.
+    pub created_at: Option<f64>,
+    /// The value of its [`ATTEMPT_TAG`]; `None` when it has none: a task StopTask stopped
+    /// has no tags left ("Any tags associated with the task will be deleted", ECS API
+    /// Reference, StopTask).
+    pub attempt: Option<String>,
+}
+
+/// One GetLogEvents call: the stream, and where in it to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogPageQuery {
+    pub group: String,
+    pub stream: String,
+    pub region: Option<String>,
+    /// Events from this time on (epoch milliseconds): "Set startTime explicitly to
+    /// reduce the chances of empty pages" (CloudWatch Logs API Reference, GetLogEvents).
+    pub start_time_ms: Option<i64>,
+    /// At most this many events (1 to 10,000).
+    pub limit: u32,
+    /// The backward token of the page read before (`None`: from the end).
+    pub token: Option<String>,
+}
+
+/// One page of events, oldest first, and the token of the page before it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogPage {
+    pub messages: Vec<String>,
+    pub backward_token: Option<String>,
 }
 
 /// The tag that marks the tasks of one StartTask attempt: StartTask has no idempotency
@@ -95,15 +129,14 @@ pub trait Ecs: Sync {
         by: f64,
     ) -> impl Future<Output = Result<Launched, Fault>> + Send;
 
-    /// The tasks (running or stopped) started by `started_by`; with `attempt`, only those
-    /// the StartTask attempt with that tag started.
+    /// The tasks (running or stopped) started by `started_by`, with when each was created
+    /// and the value of its attempt tag ([`ATTEMPT_TAG`]).
     fn find_started(
         &self,
         cluster: &str,
         started_by: &str,
-        attempt: Option<&str>,
         by: f64,
-    ) -> impl Future<Output = Result<Vec<String>, Fault>> + Send;
+    ) -> impl Future<Output = Result<Vec<StartedTask>, Fault>> + Send;
 
     /// DescribeTasks for at most 100 ARNs.
     fn describe_tasks(
@@ -121,13 +154,13 @@ pub trait Ecs: Sync {
         by: f64,
     ) -> impl Future<Output = Result<(), Fault>> + Send;
 
-    /// The last lines of a CloudWatch Logs stream, oldest first; `None` when there is no
-    /// such stream (or group).
-    fn log_tail(
+    /// One page of a CloudWatch Logs stream (GetLogEvents), read backward from the end;
+    /// `None` when there is no such stream (or group). See `logs.rs` for the reading.
+    fn log_page(
         &self,
-        query: &crate::machine::LogQuery,
+        query: &LogPageQuery,
         by: f64,
-    ) -> impl Future<Output = Result<Option<Vec<String>>, Fault>> + Send;
+    ) -> impl Future<Output = Result<Option<LogPage>, Fault>> + Send;
 
     /// The tasks started by `started_by` that ECS still wants running.
     fn list_running(

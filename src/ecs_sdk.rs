@@ -3,9 +3,9 @@
 use aws_sdk_ecs::types::{DesiredStatus, LaunchType, PropagateTags, TaskField};
 
 use crate::ecs::{
-    Described, Ecs, Fault, FaultKind, LaunchSpec, Launched, TaskDefinitionInfo, ATTEMPT_TAG,
+    Described, Ecs, Fault, FaultKind, LaunchSpec, Launched, LogPage, LogPageQuery, StartedTask,
+    TaskDefinitionInfo, ATTEMPT_TAG,
 };
-use crate::machine::LogQuery;
 use crate::translator;
 use handler_kit::aws::{by_deadline, fault};
 
@@ -158,18 +158,15 @@ impl Ecs for SdkEcs {
         &self,
         cluster: &str,
         started_by: &str,
-        attempt: Option<&str>,
         by: f64,
-    ) -> Result<Vec<String>, Fault> {
+    ) -> Result<Vec<StartedTask>, Fault> {
         const OP: &str = "ecs:ListTasks";
         by_deadline(OP, by, async {
-            let mut candidates = Vec::new();
-            for status in [DesiredStatus::Running, DesiredStatus::Stopped] {
-                candidates.extend(self.list(cluster, started_by, status).await?);
-            }
-            let Some(attempt) = attempt else {
-                return Ok(candidates);
-            };
+            let mut candidates = self.list(cluster, started_by, None).await?;
+            candidates.extend(
+                self.list(cluster, started_by, Some(DesiredStatus::Stopped))
+                    .await?,
+            );
             let mut found = Vec::new();
             for chunk in candidates.chunks(100) {
                 let out = self
@@ -181,17 +178,18 @@ impl Ecs for SdkEcs {
                     .send()
                     .await
                     .map_err(|e| fault("ecs:DescribeTasks", e))?;
-                found.extend(
-                    out.tasks()
-                        .iter()
-                        .filter(|t| {
-                            t.tags().iter().any(|tag| {
-                                tag.key() == Some(ATTEMPT_TAG) && tag.value() == Some(attempt)
-                            })
-                        })
-                        .filter_map(|t| t.task_arn())
-                        .map(str::to_string),
-                );
+                found.extend(out.tasks().iter().filter_map(|t| {
+                    Some(StartedTask {
+                        arn: t.task_arn()?.to_string(),
+                        created_at: t.created_at().map(|at| at.as_secs_f64()),
+                        attempt: t
+                            .tags()
+                            .iter()
+                            .find(|tag| tag.key() == Some(ATTEMPT_TAG))
+                            .and_then(|tag| tag.value())
+                            .map(str::to_string),
+                    })
+                }));
             }
             Ok(found)
         })
@@ -252,15 +250,18 @@ impl Ecs for SdkEcs {
         .await
     }
 
-    async fn log_tail(&self, query: &LogQuery, by: f64) -> Result<Option<Vec<String>>, Fault> {
+    async fn log_page(&self, query: &LogPageQuery, by: f64) -> Result<Option<LogPage>, Fault> {
         const OP: &str = "logs:GetLogEvents";
         let mut call = self
             .logs
             .get_log_events()
             .log_group_name(&query.group)
             .log_stream_name(&query.stream)
+            // The latest events first, then backward with nextBackwardToken.
             .start_from_head(false)
-            .limit(query.lines.clamp(1, 10_000) as i32)
+            .set_start_time(query.start_time_ms)
+            .set_next_token(query.token.clone())
+            .limit(query.limit.clamp(1, 10_000) as i32)
             .customize();
         // awslogs may write to another region than the one the stack is in.
         if let Some(region) = query
@@ -274,13 +275,15 @@ impl Ecs for SdkEcs {
         }
         by_deadline(OP, by, async {
             match call.send().await {
-                Ok(out) => Ok(Some(
-                    out.events()
+                Ok(out) => Ok(Some(LogPage {
+                    messages: out
+                        .events()
                         .iter()
                         .filter_map(|e| e.message())
                         .map(str::to_string)
                         .collect(),
-                )),
+                    backward_token: out.next_backward_token().map(str::to_string),
+                })),
                 Err(e) => match fault(OP, e) {
                     f if f.kind == FaultKind::NotFound => Ok(None),
                     f => Err(f),
@@ -296,21 +299,23 @@ impl Ecs for SdkEcs {
         started_by: &str,
         by: f64,
     ) -> Result<Vec<String>, Fault> {
-        by_deadline(
-            "ecs:ListTasks",
-            by,
-            self.list(cluster, started_by, DesiredStatus::Running),
-        )
-        .await
+        by_deadline("ecs:ListTasks", by, self.list(cluster, started_by, None)).await
     }
 }
 
 impl SdkEcs {
+    /// ListTasks by `startedBy`. "When you specify startedBy as the filter, it must be the
+    /// only filter that you use" (ECS API Reference, ListTasks): so the running tasks are
+    /// asked for with `startedBy` alone (documented: the default status filter is RUNNING).
+    /// The stopped ones need `desiredStatus: STOPPED` beside it, which the reference does
+    /// not list but ECS accepts (observed: Apache Airflow's ECS operator has sent
+    /// `startedBy` with `desiredStatus` since 2023; the refusal seen in aws-sdk-go-v2#1893
+    /// is for `family`/`launchType` with `startedBy`). Nothing else is ever combined.
     async fn list(
         &self,
         cluster: &str,
         started_by: &str,
-        status: DesiredStatus,
+        status: Option<DesiredStatus>,
     ) -> Result<Vec<String>, Fault> {
         const OP: &str = "ecs:ListTasks";
         let mut arns = Vec::new();
@@ -322,7 +327,7 @@ impl SdkEcs {
                 .list_tasks()
                 .cluster(cluster)
                 .started_by(started_by)
-                .desired_status(status.clone())
+                .set_desired_status(status.clone())
                 .set_next_token(token.take())
                 .send()
                 .await

@@ -84,8 +84,24 @@ impl Held {
         }
     }
 
+    /// The model an answer carries: the one its record keeps (trimmed to fit), so that a
+    /// READ later answers the same, and no answer outgrows Lambda's 6 MB response limit
+    /// however long the tasks' log lines.
     pub fn model(&self) -> Value {
-        record::model(&self.properties, &self.id, &self.run)
+        let mut record = match &self.hold.record {
+            Some(record) => record.clone(),
+            None => RunRecord::new(self.id.clone(), &self.properties, self.run.clone()),
+        };
+        record.run = self.run.clone();
+        record.properties = record::without_read_only(&self.properties);
+        match record.fitted() {
+            Ok(fitted) => fitted.model(),
+            Err(_) => {
+                let mut run = self.run.clone();
+                run.results.clear();
+                record::model(&self.properties, &self.id, &run)
+            }
+        }
     }
 }
 
@@ -173,7 +189,9 @@ impl<E: Ecs, S: ParameterStore, C: Clock> driver::Hands<RunMachine> for RunHands
     }
 
     async fn act(&mut self, next: Next, _by: f64) -> Result<Event, TaskRunError> {
-        self.engine.act(self.held, next).await
+        // Boxed: the calls of one action (up to ten log reads of up to 20 pages each, or
+        // ten RunTask batches) make a large future, kept off the stack.
+        Box::pin(self.engine.act(self.held, next)).await
     }
 }
 
@@ -204,10 +222,14 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Engine<'_, E, S, C> {
     async fn act(&self, held: &mut Held, next: Next) -> Result<Event, TaskRunError> {
         Ok(match next {
             Next::Launch(batches) => Event::Launched(self.launch(held, &batches).await?),
-            Next::Find(batch) => Event::Found {
-                batch,
-                result: self.find(held, batch).await,
-            },
+            Next::Find(batch) => {
+                let attempts = held.run.batches.get(batch).map_or(0, |b| b.attempts);
+                Event::Found {
+                    batch,
+                    attempt: ids::attempt_tag(&held.id, &held.run.token, attempts),
+                    result: self.find(held).await,
+                }
+            }
             Next::Describe => {
                 let described = self.describe(&held.run).await;
                 held.note = Some(note(&held.run, &described));
@@ -216,7 +238,9 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Engine<'_, E, S, C> {
             Next::Stop(arns) => Event::StopsSent(self.stop(held, &arns).await),
             Next::ReadLogs(queries) => {
                 let by = self.budget.call_deadline();
-                let reads = queries.iter().map(|q| self.ecs.log_tail(q, by));
+                let reads = queries
+                    .iter()
+                    .map(|q| crate::logs::read_tail(self.ecs, q, self.clock, by));
                 Event::LogsRead(join_all(reads).await)
             }
             Next::Sweep => Event::Swept(
@@ -304,7 +328,13 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Engine<'_, E, S, C> {
             .map(|r| &r.properties)
             .unwrap_or(&held.properties);
         let model: ResourceModel = crate::model::typed(properties)?;
-        let tags = crate::model::task_tags(&model, self.stack_tags);
+        // StartTask adds its attempt tag to the others.
+        let reserved = usize::from(held.run.plan.mode == LaunchMode::StartTask);
+        let crate::model::TaskTags { tags, left_off } =
+            crate::model::task_tags(&model, self.stack_tags, reserved);
+        if !left_off.is_empty() {
+            tracing::warn!(id = %held.id, left_off = ?left_off, "stack tags left off the tasks");
+        }
         Ok(LaunchSpec {
             cluster: held.run.cluster.clone(),
             task_definition: held.run.plan.task_definition.clone(),
@@ -371,17 +401,10 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Engine<'_, E, S, C> {
         Ok(answers)
     }
 
-    async fn find(&self, held: &Held, batch: usize) -> Result<Vec<String>, Fault> {
-        let attempts = held.run.batches.get(batch).map_or(0, |b| b.attempts);
-        let tag = ids::attempt_tag(&held.id, &held.run.token, attempts);
+    async fn find(&self, held: &Held) -> Result<Vec<crate::ecs::StartedTask>, Fault> {
         tracing::info!(id = %held.id, tag = ATTEMPT_TAG, "looking for what a StartTask attempt started");
         self.ecs
-            .find_started(
-                &held.run.cluster,
-                &held.id,
-                Some(&tag),
-                self.budget.call_deadline(),
-            )
+            .find_started(&held.run.cluster, &held.id, self.budget.call_deadline())
             .await
     }
 
@@ -460,18 +483,33 @@ fn note(run: &Run, described: &Result<Described, Fault>) -> String {
 }
 
 /// The launch spec with FARGATE in place of FARGATE_SPOT in its capacity provider
-/// strategy (the same weights and bases).
+/// strategy. Two FARGATE items would be refused, so they become one, with the weights added
+/// (at least one weight must be above 0: ECS API Reference, CapacityProviderStrategyItem)
+/// and the one base kept.
 pub fn spot_fallback(spec: &LaunchSpec) -> LaunchSpec {
     let mut spec = spec.clone();
     if let Some(strategy) = spec.model.capacity_provider_strategy.as_mut() {
-        for item in strategy.iter_mut() {
+        let mut merged: Vec<crate::model::CapacityProviderStrategyItem> = Vec::new();
+        for mut item in strategy.drain(..) {
             if item.capacity_provider == "FARGATE_SPOT" {
                 item.capacity_provider = "FARGATE".into();
             }
+            match merged
+                .iter_mut()
+                .find(|m| m.capacity_provider == item.capacity_provider)
+            {
+                Some(m) => {
+                    let weight = m.weight.unwrap_or(0) + item.weight.unwrap_or(0);
+                    m.weight = (weight > 0).then_some(weight.min(1000));
+                    m.base = match (m.base, item.base) {
+                        (Some(a), Some(b)) => Some(a.max(b)),
+                        (a, b) => a.or(b),
+                    };
+                }
+                None => merged.push(item),
+            }
         }
-        // Two FARGATE items would be refused: keep the first.
-        let mut seen = std::collections::BTreeSet::new();
-        strategy.retain(|item| seen.insert(item.capacity_provider.clone()));
+        *strategy = merged;
     }
     spec
 }

@@ -12,6 +12,7 @@ pub mod ecs;
 pub mod engine;
 pub mod error;
 pub mod handlers;
+pub mod logs;
 pub mod machine;
 pub mod model;
 pub mod outcome;

@@ -24,10 +24,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ecs::{Described, Fault, FaultKind, Launched};
+use crate::ecs::{Described, Fault, FaultKind, Launched, StartedTask};
 use crate::outcome::{
-    decide, failing_containers, failure_line, failure_message, message_with_tails, retries,
-    task_id, ContainerTail, Tail, TaskState, Verdict,
+    cut_chars, decide, failing_containers, failure_line, failure_message, message_with_tails,
+    retries, task_id, ContainerTail, Tail, TaskState, Verdict, TAIL_LINE_MAX, UNSEEN_GRACE_SECONDS,
 };
 use crate::record::TaskResult;
 use crate::update_policy::Fingerprint;
@@ -36,11 +36,24 @@ use crate::update_policy::Fingerprint;
 pub const RUN_TASK_BATCH: u32 = 10;
 /// Batches started at once: bounded, so that a burst stays under ECS's rate limits.
 pub const LAUNCH_CONCURRENCY: usize = 5;
-/// ECS is eventually consistent: a task may not be described for a while after its start.
-pub const MISSING_GRACE_SECONDS: f64 = 60.0;
-/// How long after a StartTask whose answer was lost to look for what it started
+/// When to look for what a StartTask whose answer was lost started, in seconds after it
+/// was sent: ECS is eventually consistent, and AWS advises to look again "starting with a
+/// couple of seconds of wait time and increasing gradually up to five minutes of wait
+/// time" (ECS API Reference, RunTask and StartTask). Only when the last look finds
+/// nothing is StartTask sent again.
+pub const LOOKUP_DELAYS: [f64; 6] = [5.0, 15.0, 35.0, 75.0, 155.0, 315.0];
+/// A task's `createdAt` (ECS's clock) may be this much earlier than our record of when
+/// its StartTask was sent (our clock).
+pub const CLOCK_SKEW_SECONDS: f64 = 5.0;
+/// How long after stopping began to look for tasks of this TaskRun the run did not record
 /// (ListTasks is eventually consistent too).
-pub const LOOKUP_DELAY_SECONDS: f64 = 15.0;
+pub const SWEEP_DELAY_SECONDS: f64 = 15.0;
+/// A task's last log lines may reach CloudWatch Logs after ECS shows it stopped: a log
+/// without the line looked for is read again until this long after `stoppedAt`.
+pub const LATE_LOG_SECONDS: f64 = 5.0;
+/// ECS shows stopped tasks "for at least one hour" (ECS API Reference, DescribeTasks):
+/// the end of a task stopped this long while others still run is kept in the run.
+pub const REMEMBER_AFTER_SECONDS: f64 = 1800.0;
 /// Pause after a passing fault before trying again.
 pub const RETRY_DELAY_SECONDS: f64 = 2.0;
 /// Pause between two looks at tasks being stopped.
@@ -141,13 +154,14 @@ impl Retry {
     }
 }
 
-/// One log to read: the last `lines` of a stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One log to read: the last `lines` of a stream, from `since` (epoch seconds) on.
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogQuery {
     pub group: String,
     pub stream: String,
     pub region: Option<String>,
     pub lines: u32,
+    pub since: Option<f64>,
 }
 
 /// The marker of the line that carries a run's output.
@@ -167,9 +181,13 @@ pub enum BatchState {
     /// Not started, or started by RunTask whose idempotent answer can be asked again.
     Pending,
     /// A StartTask call was made and its answer is unknown (the process may have died,
-    /// or the call failed after ECS acted). Never sent again blindly.
+    /// or the call failed after ECS acted). Never sent again blindly: looked for at each
+    /// of [`LOOKUP_DELAYS`] first.
     InFlight {
         since: f64,
+        /// Looks made so far.
+        #[serde(default, skip_serializing_if = "is_zero_u8")]
+        lookups: u8,
     },
     Started,
 }
@@ -183,6 +201,16 @@ pub struct Batch {
     pub attempts: u32,
     #[serde(flatten)]
     pub state: BatchState,
+    /// A RunTask was sent (recorded before the call) and its answer is not in yet: the
+    /// process may die waiting, and the call have started tasks nobody recorded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unanswered: bool,
+    /// An earlier RunTask of this batch went unanswered (a 5xx, a timeout, a process that
+    /// died): it may have started tasks the run has not seen. Asked again with the same
+    /// client token, ECS names them; a run that ends before that looks for them
+    /// (ListTasks) before it ends. A refusal of a later call says nothing of them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lost: bool,
     /// A retry of a failed task: its attempt number and whether it falls back from
     /// FARGATE_SPOT to FARGATE.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -224,9 +252,17 @@ pub struct Collect {
     pub reads: Vec<(String, String)>,
     #[serde(default)]
     pub tries: u8,
+    /// Until when a log without the lines looked for is read again (see
+    /// [`LATE_LOG_SECONDS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settle_at: Option<f64>,
 }
 
 fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_u8(n: &u8) -> bool {
     *n == 0
 }
 
@@ -301,7 +337,7 @@ pub struct StopState {
     pub sent_at: Option<f64>,
     /// Whether to look for tasks of this TaskRun that the run did not record (a batch
     /// whose answer was never read): ListTasks by `startedBy`, once ECS can show them
-    /// ([`LOOKUP_DELAY_SECONDS`] after stopping began). The run does not end before.
+    /// ([`SWEEP_DELAY_SECONDS`] after stopping began). The run does not end before.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sweep: bool,
     /// Tasks found by the sweep, to stop and confirm along with the run's own.
@@ -367,6 +403,10 @@ pub struct Run {
     /// that ECS does not show yet may be that recent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launched_at: Option<f64>,
+    /// The ends of tasks that stopped long before the run's last task (see
+    /// [`REMEMBER_AFTER_SECONDS`]): ECS may forget them before the run is decided.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remembered: Vec<TaskResult>,
 }
 
 fn is_zero_usize(n: &usize) -> bool {
@@ -384,10 +424,12 @@ pub enum Event {
     Resumed,
     /// Answers of the batches just started, by batch index.
     Launched(Vec<(usize, Result<Launched, Fault>)>),
-    /// What the lookup of a StartTask attempt found.
+    /// What the lookup of a StartTask attempt found: the tasks of this TaskRun, and the
+    /// attempt tag of the batch's attempt.
     Found {
         batch: usize,
-        result: Result<Vec<String>, Fault>,
+        attempt: String,
+        result: Result<Vec<StartedTask>, Fault>,
     },
     /// DescribeTasks of every task of the run (and of the tasks a sweep found).
     Described(Result<Described, Fault>),
@@ -395,8 +437,9 @@ pub enum Event {
     StopsSent(Vec<(String, Result<(), Fault>)>),
     /// ListTasks by `startedBy`: the tasks of this TaskRun still running.
     Swept(Result<Vec<String>, Fault>),
-    /// Another operation takes over: stop the run (unless it already ended).
-    Abandon { reason: String, by: String },
+    /// Another operation takes over: stop the run (unless it already ended). `operation`
+    /// is the request token of the operation taking over.
+    Abandon { reason: String, operation: String },
     /// The logs asked for, in the order asked: their last lines, or `None` when there is
     /// no such stream.
     LogsRead(Vec<Result<Option<Vec<String>>, Fault>>),
@@ -447,6 +490,8 @@ impl Run {
                 size: plan.count,
                 attempts: 0,
                 state: BatchState::Pending,
+                unanswered: false,
+                lost: false,
                 retry: None,
             }],
             LaunchMode::StartTask => Vec::new(),
@@ -459,6 +504,8 @@ impl Run {
                         size,
                         attempts: 0,
                         state: BatchState::Pending,
+                        unanswered: false,
+                        lost: false,
                         retry: None,
                     });
                     left -= size;
@@ -492,6 +539,7 @@ impl Run {
             collect: None,
             output: None,
             launched_at: None,
+            remembered: Vec::new(),
         }
     }
 
@@ -568,6 +616,8 @@ impl Run {
         self.plan.logs.iter().find(|l| l.container == container)
     }
 
+    /// Keeps a failing container's last lines in the Tasks output, each cut as the
+    /// message cuts it: a log event can be 1 MB, and the answer must stay small.
     fn add_tail(&mut self, task_id: &str, container: &str, lines: &[String]) {
         for result in self
             .results
@@ -575,7 +625,55 @@ impl Run {
             .filter(|r| crate::outcome::task_id(&r.task) == task_id)
         {
             for c in result.containers.iter_mut().filter(|c| c.name == container) {
-                c.log_tail = lines.to_vec();
+                c.log_tail = lines.iter().map(|l| cut_chars(l, TAIL_LINE_MAX)).collect();
+            }
+        }
+    }
+
+    /// Whether a task may have been started unseen: a StartTask whose answer is unknown,
+    /// or a RunTask sent with no answer read since.
+    fn may_have_unseen_tasks(&self) -> bool {
+        self.batches.iter().any(|b| {
+            matches!(b.state, BatchState::InFlight { .. })
+                || (b.state == BatchState::Pending && (b.unanswered || b.lost))
+        })
+    }
+
+    /// The observed tasks with the remembered ends of those ECS no longer shows.
+    fn with_remembered(&self, observed: &Described) -> Described {
+        if self.remembered.is_empty() {
+            return observed.clone();
+        }
+        let mut described = observed.clone();
+        described.missing.retain(|arn| {
+            match self
+                .remembered
+                .iter()
+                .find(|r| format!("{}{}", self.tasks.prefix, r.task) == *arn)
+            {
+                Some(result) => {
+                    described.tasks.push(result.to_state(&self.tasks.prefix));
+                    false
+                }
+                None => true,
+            }
+        });
+        described
+    }
+
+    /// Keeps the ends of the tasks that stopped long ago, before ECS forgets them.
+    fn remember(&mut self, observed: &Described, now: f64) {
+        for task in &observed.tasks {
+            let long_ago = task
+                .stopped_at
+                .is_some_and(|at| now - at >= REMEMBER_AFTER_SECONDS);
+            if !long_ago || !task.is_stopped() {
+                continue;
+            }
+            let mut result = TaskResult::from_state(task, &self.tasks.prefix);
+            result.stopped_at = task.stopped_at;
+            if !self.remembered.iter().any(|r| r.task == result.task) {
+                self.remembered.push(result);
             }
         }
     }
@@ -585,6 +683,8 @@ impl Run {
             size: 1,
             attempts: 0,
             state: BatchState::Pending,
+            unanswered: false,
+            lost: false,
             retry: Some(RetryOf {
                 attempt,
                 fallback: self.plan.retry.spot_fallback,
@@ -709,13 +809,13 @@ pub fn step(run: &Run, event: Event, now: f64) -> Step {
 }
 
 /// Stops the run because another operation takes over.
-fn abandon(run: &mut Run, reason: String, by: String, now: f64) -> Next {
+fn abandon(run: &mut Run, reason: String, operation: String, now: f64) -> Next {
     // Batches not all answered: a task may exist that the run never recorded.
     let sweep = run.batches.iter().any(|b| b.state != BatchState::Started);
     let to_stop = run.tasks.arns();
     run.begin_stopping(Ending::Superseded, reason, to_stop, sweep, now);
     if let Some(state) = run.stopping.as_mut() {
-        state.driver = Some(by);
+        state.driver = Some(operation);
     }
     stopping_next(run, now)
 }
@@ -723,7 +823,7 @@ fn abandon(run: &mut Run, reason: String, by: String, now: f64) -> Next {
 fn launching(run: &mut Run, event: Event, now: f64) -> Next {
     let mut faulted = false;
     match event {
-        Event::Abandon { reason, by } => return abandon(run, reason, by, now),
+        Event::Abandon { reason, operation } => return abandon(run, reason, operation, now),
         Event::Launched(answers) => {
             let mut refused: Option<Fault> = None;
             for (index, answer) in answers {
@@ -760,6 +860,8 @@ fn launching(run: &mut Run, event: Event, now: f64) -> Next {
                             run.add_not_placed(lines, attempt);
                         }
                         run.batches[index].state = BatchState::Started;
+                        run.batches[index].unanswered = false;
+                        run.batches[index].lost = false;
                     }
                     Err(fault) if fault.is_transient() => {
                         faulted = true;
@@ -770,17 +872,22 @@ fn launching(run: &mut Run, event: Event, now: f64) -> Next {
                             _ => BatchState::Pending,
                         };
                         run.batches[index].state = state;
+                        run.batches[index].unanswered = false;
+                        run.batches[index].lost |=
+                            run.plan.mode == LaunchMode::RunTask && fault.may_have_acted;
                     }
                     Err(fault) => {
                         run.batches[index].state = BatchState::Pending;
+                        run.batches[index].unanswered = false;
                         refused.get_or_insert(fault);
                     }
                 }
             }
             if let Some(fault) = refused {
-                // Every answer of this round is in: stop whatever did start. A batch that
-                // never answered may still have started tasks: look for them too.
-                let sweep = run.batches.iter().any(|b| b.state != BatchState::Started);
+                // Every answer of this round is in: stop whatever did start. A batch whose
+                // answer is unknown may have started tasks: look for them too (only then:
+                // a refusal started nothing, and the deploy hears of it at once).
+                let sweep = run.may_have_unseen_tasks();
                 let to_stop = run.tasks.arns();
                 let reason = if to_stop.is_empty() {
                     format!("the tasks could not be started: {fault}")
@@ -800,33 +907,76 @@ fn launching(run: &mut Run, event: Event, now: f64) -> Next {
                 return stopping_next(run, now);
             }
         }
-        Event::Found { batch, result } => match result {
-            Ok(arns) if !arns.is_empty() => {
-                for arn in &arns {
-                    run.tasks.push(arn);
+        Event::Found {
+            batch,
+            attempt,
+            result,
+        } => {
+            let Some(BatchState::InFlight { since, lookups }) =
+                run.batches.get(batch).map(|b| b.state)
+            else {
+                return launching(run, Event::Resumed, now);
+            };
+            match result {
+                Ok(candidates) => {
+                    // The attempt's tasks: tagged with its attempt tag, or without tags (a
+                    // task StopTask stopped has none left) and created since it was sent.
+                    let arns: Vec<String> = candidates
+                        .into_iter()
+                        .filter(|t| match &t.attempt {
+                            Some(tag) => *tag == attempt,
+                            None => {
+                                t.created_at
+                                    .is_some_and(|at| at >= since - CLOCK_SKEW_SECONDS)
+                                    && !run.tasks.contains(&t.arn)
+                            }
+                        })
+                        .map(|t| t.arn)
+                        .collect();
+                    // Every task found is the run's from now on (followed, or stopped). A
+                    // StartTask run has one batch, and an attempt is only made once the one
+                    // before it was found to have started nothing: every task of the run
+                    // is this attempt's.
+                    for arn in &arns {
+                        run.tasks.push(arn);
+                    }
+                    let size = run.batches.get(batch).map_or(0, |b| b.size) as usize;
+                    let found = run.tasks.len();
+                    let last_look = usize::from(lookups) + 1 >= LOOKUP_DELAYS.len();
+                    if found >= size {
+                        if let Some(b) = run.batches.get_mut(batch) {
+                            b.state = BatchState::Started;
+                        }
+                    } else if !last_look {
+                        // Not all of them (or none) yet: ECS may not show them yet. Look
+                        // again later; the ones found are followed meanwhile.
+                        if let Some(b) = run.batches.get_mut(batch) {
+                            b.state = BatchState::InFlight {
+                                since,
+                                lookups: lookups + 1,
+                            };
+                        }
+                    } else if found > 0 {
+                        // Five minutes: the rest were not started.
+                        run.add_not_placed(
+                            vec![format!(
+                                "{} of {size} tasks not started: StartTask's answer was lost and ECS showed no task for them in five minutes",
+                                size - found
+                            )],
+                            0,
+                        );
+                        if let Some(b) = run.batches.get_mut(batch) {
+                            b.state = BatchState::Started;
+                        }
+                    } else if let Some(b) = run.batches.get_mut(batch) {
+                        // Nothing in five minutes: the attempt started nothing; the next
+                        // one may go (with a new attempt tag).
+                        b.state = BatchState::Pending;
+                    }
                 }
-                let size = run.batches.get(batch).map_or(0, |b| b.size) as usize;
-                if arns.len() < size {
-                    run.add_not_placed(
-                        vec![format!(
-                        "{} of {size} tasks not started: StartTask's answer was lost and ECS shows no task for them",
-                        size - arns.len()
-                    )],
-                        0,
-                    );
-                }
-                if let Some(b) = run.batches.get_mut(batch) {
-                    b.state = BatchState::Started;
-                }
+                Err(_) => faulted = true,
             }
-            // Nothing was started: the next attempt may go (with a new attempt tag).
-            Ok(_) => {
-                if let Some(b) = run.batches.get_mut(batch) {
-                    b.state = BatchState::Pending;
-                }
-            }
-            Err(_) => faulted = true,
-        },
+        }
         _ => {}
     }
     if run.plan.count == 0 {
@@ -853,16 +1003,18 @@ fn launching(run: &mut Run, event: Event, now: f64) -> Next {
         return Next::Wait(RETRY_DELAY_SECONDS);
     }
     // A StartTask attempt whose answer was lost: look for its tasks once ECS can show them.
-    if let Some((index, since)) = run
-        .batches
-        .iter()
-        .enumerate()
-        .find_map(|(i, b)| match b.state {
-            BatchState::InFlight { since } => Some((i, since)),
-            _ => None,
-        })
+    if let Some((index, since, lookups)) = run.batches.iter().enumerate().find_map(|(i, b)| match b
+        .state
     {
-        let wait = since + LOOKUP_DELAY_SECONDS - now;
+        BatchState::InFlight { since, lookups } => Some((i, since, lookups)),
+        _ => None,
+    }) {
+        let delay = LOOKUP_DELAYS
+            .get(usize::from(lookups))
+            .or(LOOKUP_DELAYS.last())
+            .copied()
+            .unwrap_or_default();
+        let wait = since + delay - now;
         return if wait > 0.0 {
             Next::Wait(wait)
         } else {
@@ -878,11 +1030,23 @@ fn launching(run: &mut Run, event: Event, now: f64) -> Next {
         .take(LAUNCH_CONCURRENCY)
         .collect();
     if !pending.is_empty() {
+        if run.plan.mode == LaunchMode::RunTask {
+            // Recorded before the call (with the plan, for the first batches: no write of
+            // its own): a send whose answer never comes is known to have been made.
+            for &i in &pending {
+                let batch = &mut run.batches[i];
+                batch.lost |= batch.unanswered;
+                batch.unanswered = true;
+            }
+        }
         if run.plan.mode == LaunchMode::StartTask {
             // Recorded before the call: if its answer is lost, the attempt is looked up.
             for &i in &pending {
                 run.batches[i].attempts += 1;
-                run.batches[i].state = BatchState::InFlight { since: now };
+                run.batches[i].state = BatchState::InFlight {
+                    since: now,
+                    lookups: 0,
+                };
             }
         }
         return Next::Launch(pending);
@@ -904,15 +1068,17 @@ fn launching(run: &mut Run, event: Event, now: f64) -> Next {
 
 fn running(run: &mut Run, event: Event, now: f64) -> Next {
     match event {
-        Event::Abandon { reason, by } => abandon(run, reason, by, now),
+        Event::Abandon { reason, operation } => abandon(run, reason, operation, now),
         Event::Described(Ok(observed)) => {
+            let observed = run.with_remembered(&observed);
+            run.remember(&observed, now);
             // A task that failed for a cause the retry policy names is started again
             // (the run goes back to launching for it) before anything is decided.
             if schedule_retries(run, &observed, now) {
                 run.phase = Phase::Launching;
                 return launching(run, Event::Resumed, now);
             }
-            let may_appear = now - run.last_launch() < MISSING_GRACE_SECONDS;
+            let may_appear = now - run.last_launch() < UNSEEN_GRACE_SECONDS;
             let current: Vec<TaskState> = observed
                 .tasks
                 .iter()
@@ -958,10 +1124,16 @@ fn running(run: &mut Run, event: Event, now: f64) -> Next {
                             .find(|c| run.log_of(c).is_some())
                             .map(|c| (id, c.clone()))
                     });
+                    let settle_at = settle_at(current.iter().take(1));
                     match read {
-                        Some(read) => {
-                            collect(run, Ending::Succeeded, None, Purpose::Output, vec![read])
-                        }
+                        Some(read) => collect(
+                            run,
+                            Ending::Succeeded,
+                            None,
+                            Purpose::Output,
+                            vec![read],
+                            settle_at,
+                        ),
                         None => {
                             run.end(Ending::Succeeded, None, now);
                             Next::Done
@@ -971,14 +1143,21 @@ fn running(run: &mut Run, event: Event, now: f64) -> Next {
                 Verdict::Failed { lines } => {
                     run.set_results(&observed.tasks);
                     let reason = failure_message(&lines, run.total_tasks());
+                    if !missing.is_empty() {
+                        // ECS does not show these tasks: they may run unseen. Stop them
+                        // (in case) before the run ends.
+                        run.begin_stopping(Ending::TasksFailed, reason, missing, false, now);
+                        return stopping_next(run, now);
+                    }
                     // The failing containers' last lines go under each task's line.
                     let mut reads = Vec::new();
+                    let failing: Vec<&TaskState> = current
+                        .iter()
+                        .filter(|t| failure_line(t, &run.plan.deciding).is_some())
+                        .collect();
+                    let settle_at = settle_at(failing.iter().take(TAILED_TASKS).copied());
                     if run.plan.log_tail > 0 {
-                        for task in current
-                            .iter()
-                            .filter(|t| failure_line(t, &run.plan.deciding).is_some())
-                            .take(TAILED_TASKS)
-                        {
+                        for task in failing.iter().take(TAILED_TASKS) {
                             for container in failing_containers(task, &run.plan.deciding) {
                                 reads.push((task_id(&task.arn).to_string(), container));
                             }
@@ -994,6 +1173,7 @@ fn running(run: &mut Run, event: Event, now: f64) -> Next {
                             Some(reason),
                             Purpose::Tails,
                             reads,
+                            settle_at,
                         )
                     }
                 }
@@ -1093,7 +1273,7 @@ fn stopping(run: &mut Run, event: Event, now: f64) -> Next {
                 .map(|t| t.arn.clone())
                 .collect();
             // Just after the start, a task ECS does not show may yet appear (and run).
-            if now - run.last_launch() < MISSING_GRACE_SECONDS {
+            if now - run.last_launch() < UNSEEN_GRACE_SECONDS {
                 running.extend(observed.missing.iter().cloned());
             }
             if running.is_empty() && !state.sweep {
@@ -1143,8 +1323,8 @@ fn stopping(run: &mut Run, event: Event, now: f64) -> Next {
         // Another operation takes the stop over (the one that began it was given up on):
         // the outcome stays, but the newcomer sends StopTask again at once and has its own
         // time to confirm, however long ago the stop began.
-        Event::Abandon { by, .. } if state.driver.as_deref() != Some(by.as_str()) => {
-            state.driver = Some(by);
+        Event::Abandon { operation, .. } if state.driver.as_deref() != Some(operation.as_str()) => {
+            state.driver = Some(operation);
             state.since = now;
             state.sent_at = None;
             run.stopping = Some(state);
@@ -1155,6 +1335,14 @@ fn stopping(run: &mut Run, event: Event, now: f64) -> Next {
     }
 }
 
+/// Until when the logs of these (stopped) tasks may still be receiving their last lines.
+fn settle_at<'a>(tasks: impl Iterator<Item = &'a TaskState>) -> Option<f64> {
+    tasks
+        .filter_map(|t| t.stopped_at)
+        .reduce(f64::max)
+        .map(|at| at + LATE_LOG_SECONDS)
+}
+
 /// Fixes the outcome and goes to read logs.
 fn collect(
     run: &mut Run,
@@ -1162,6 +1350,7 @@ fn collect(
     reason: Option<String>,
     purpose: Purpose,
     reads: Vec<(String, String)>,
+    settle_at: Option<f64>,
 ) -> Next {
     run.phase = Phase::Collecting;
     run.ending = Some(ending);
@@ -1170,6 +1359,7 @@ fn collect(
         purpose,
         reads,
         tries: 0,
+        settle_at,
     });
     collecting_next(run)
 }
@@ -1201,6 +1391,14 @@ fn collecting(run: &mut Run, event: Event, now: f64) -> Next {
         collect.tries += 1;
         run.collect = Some(collect);
         return Next::Wait(RETRY_DELAY_SECONDS);
+    }
+    // Read too early: the lines looked for may not be in CloudWatch Logs yet.
+    if let Some(settle_at) = collect.settle_at.filter(|at| now < *at) {
+        if !has_what_was_looked_for(run, &collect, &answers) {
+            collect.tries = 0;
+            run.collect = Some(collect);
+            return Next::Wait(settle_at - now);
+        }
     }
     let mut answers = answers.into_iter();
     let mut tails = Vec::new();
@@ -1247,6 +1445,11 @@ fn collecting(run: &mut Run, event: Event, now: f64) -> Next {
                 l.find(OUTPUT_MARKER)
                     .map(|at| l[at + OUTPUT_MARKER.len()..].trim().to_string())
             });
+            let stream = collect
+                .reads
+                .first()
+                .map(|(task, container)| format!("{container}/{task}"))
+                .unwrap_or_default();
             let reason = match found {
                 Some(output) if output.len() > MAX_OUTPUT_BYTES => Some(format!(
                     "Output not kept: the {OUTPUT_MARKER} line holds {} bytes, more than the {MAX_OUTPUT_BYTES} an Output may",
@@ -1256,12 +1459,43 @@ fn collecting(run: &mut Run, event: Event, now: f64) -> Next {
                     run.output = Some(output);
                     None
                 }
-                None => None,
+                // Said, so that a template's !GetAtt of Output fails with a reason to read.
+                None => Some(match tails.first().map(|t| &t.tail) {
+                    Some(Tail::Lines(_)) => format!(
+                        "Output not set: no {OUTPUT_MARKER} line among the last {OUTPUT_SEARCH_LINES} lines of the log of {stream}"
+                    ),
+                    Some(Tail::Unavailable(why)) => {
+                        format!("Output not set: the log of {stream} could not be read ({why})")
+                    }
+                    _ => format!("Output not set: no CloudWatch log stream for {stream}"),
+                }),
             };
             run.end(ending, reason, now);
         }
     }
     Next::Done
+}
+
+/// Whether the logs read hold what they were read for: the output line, or every
+/// failing container's lines.
+fn has_what_was_looked_for(
+    run: &Run,
+    collect: &Collect,
+    answers: &[Result<Option<Vec<String>>, Fault>],
+) -> bool {
+    let readable = collect
+        .reads
+        .iter()
+        .filter(|(_, container)| run.log_of(container).is_some())
+        .count();
+    match collect.purpose {
+        Purpose::Output => answers.iter().any(
+            |a| matches!(a, Ok(Some(lines)) if lines.iter().any(|l| l.contains(OUTPUT_MARKER))),
+        ),
+        // A tail cannot tell it is whole: its last lines (the ones saying why) may be
+        // the late ones. Read again once they are in.
+        Purpose::Tails => answers.len() < readable,
+    }
 }
 
 fn collecting_next(run: &Run) -> Next {
@@ -1282,6 +1516,9 @@ fn collecting_next(run: &Run) -> Next {
                 stream: format!("{}/{container}/{task}", log.prefix),
                 region: log.region.clone(),
                 lines,
+                // A minute before the run began (clocks differ), to spare CloudWatch
+                // Logs the pages before it.
+                since: Some(run.started_at - 60.0),
             })
         })
         .collect();
@@ -1345,7 +1582,7 @@ fn stopping_next(run: &Run, now: f64) -> Next {
     }
     if state.sweep {
         // ListTasks may not show a task started just before: look once ECS can show it.
-        let wait = state.since + LOOKUP_DELAY_SECONDS - now;
+        let wait = state.since + SWEEP_DELAY_SECONDS - now;
         return if wait > 0.0 {
             Next::Wait(wait)
         } else {

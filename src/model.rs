@@ -11,9 +11,13 @@ use crate::error::TaskRunError;
 
 pub const DEFAULT_COUNT: u32 = 1;
 pub const DEFAULT_TIMEOUT_SECONDS: u32 = 3600;
-/// The longest Timeout: what the Registry allows a handler (timeoutInMinutes 2160, 36 h),
-/// less 10 minutes for starting, stopping and confirming.
-pub const MAX_TIMEOUT_SECONDS: u32 = 2160 * 60 - 600;
+/// The longest Timeout: what the Registry allows an operation (timeoutInMinutes 2160, 36 h,
+/// for the whole operation, callbacks included), less what an operation may spend outside
+/// the run's Timeout: an update first stops the run it replaces (up to
+/// `STOP_CONFIRM_LIMIT_SECONDS`, 10 min), the tasks still running when Timeout passes are
+/// stopped and confirmed (10 min more), and 10 min for DescribeTaskDefinition, the launch,
+/// the log reads and the callbacks' own latency.
+pub const MAX_TIMEOUT_SECONDS: u32 = 2160 * 60 - 3 * 600;
 pub const DEFAULT_POLL_INTERVAL_SECONDS: u32 = 15;
 /// The names of the read-only properties: never taken from input, always recomputed.
 pub const READ_ONLY: [&str; 8] = [
@@ -29,9 +33,10 @@ pub const READ_ONLY: [&str; 8] = [
 pub const DEFAULT_LOG_TAIL: u32 = 20;
 /// What a retry policy retries when it does not say: the passing causes. A non-zero exit
 /// is not among them: a failed migration must not run twice unless the user says so.
-pub const DEFAULT_RETRY_ON: [&str; 6] = [
+pub const DEFAULT_RETRY_ON: [&str; 7] = [
     "SpotInterruption",
     "TerminationNotice",
+    "InfrastructureHealth",
     "ServiceSchedulerInitiated",
     "CannotPullContainerError",
     "ResourceInitializationError",
@@ -149,22 +154,151 @@ pub fn typed(properties: &Value) -> Result<ResourceModel, TaskRunError> {
     })
 }
 
-/// The tags of every task: the stack's, then the TaskRun's own (which win), without
-/// the `aws:` keys ECS reserves.
+/// ECS's limit of tags per task: "Maximum number of tags per resource - 50" (ECS API
+/// Reference, RunTask, `tags`). Tags ECS adds itself (`aws:ecs:*`, with
+/// EnableECSManagedTags) do not count.
+pub const MAX_TASK_TAGS: usize = 50;
+
+/// The tags of a run's tasks, and the stack tags left off them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskTags {
+    pub tags: Vec<(String, String)>,
+    /// Stack tags ECS would refuse or that did not fit, each with why (keys only: a value
+    /// could be anything).
+    pub left_off: Vec<String>,
+}
+
+/// The tags of every task: the TaskRun's own `Tags`, then as many of the stack's as ECS
+/// takes. CloudFormation stack tags have no character rule of ECS's ("Key: 1-128, Value:
+/// 1-256", CloudFormation API Reference, "Tag"), so a stack tag ECS would refuse (another
+/// character, a key or value beginning with `aws:`, too long) is left off rather than fail
+/// every RunTask; so are the stack tags beyond ECS's 50 tags per task, less `reserved`
+/// (StartTask's attempt tag), the TaskRun's own tags first. The stack's come in key order,
+/// so the same stack tags are kept every time.
 pub fn task_tags(
     model: &ResourceModel,
     stack_tags: Option<&BTreeMap<String, String>>,
-) -> Vec<(String, String)> {
-    let mut merged: BTreeMap<String, String> = stack_tags
-        .into_iter()
+    reserved: usize,
+) -> TaskTags {
+    let own: BTreeMap<String, String> = model
+        .tags
+        .iter()
         .flatten()
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .filter(|t| !is_reserved(&t.key))
+        .map(|t| (t.key.clone(), t.value.clone()))
         .collect();
-    for tag in model.tags.iter().flatten() {
-        merged.insert(tag.key.clone(), tag.value.clone());
+    let mut tags: Vec<(String, String)> = own.clone().into_iter().collect();
+    let room = MAX_TASK_TAGS.saturating_sub(reserved);
+    let mut left_off = Vec::new();
+    for (key, value) in stack_tags.into_iter().flatten() {
+        if own.contains_key(key) {
+            continue;
+        }
+        // CloudFormation passes its own aws:cloudformation:* tags along: ECS reserves them.
+        if is_reserved(key) {
+            continue;
+        }
+        if !crate::schema::ecs_accepts_tag(key, value) {
+            left_off.push(format!(
+                "{}: ECS does not accept it (tag keys 1-128 and values 0-256 characters of letters, digits, spaces and _ . : / = + - @, not beginning with aws:)",
+                printable(key)
+            ));
+            continue;
+        }
+        if tags.len() >= room {
+            left_off.push(format!(
+                "{}: a task takes at most {MAX_TASK_TAGS} tags",
+                printable(key)
+            ));
+            continue;
+        }
+        tags.push((key.clone(), value.clone()));
     }
-    merged.retain(|k, _| !k.to_ascii_lowercase().starts_with("aws:"));
-    merged.into_iter().collect()
+    TaskTags { tags, left_off }
+}
+
+/// ECS API Reference, RunTask, `tags`: "Do not use aws:, AWS:, or any upper or lowercase
+/// combination of such as a prefix for either keys or values as it is reserved for AWS use."
+pub fn is_reserved(text: &str) -> bool {
+    text.get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case("aws:"))
+}
+
+/// A key as a log line may show it: at most 64 characters, control characters dropped.
+fn printable(text: &str) -> String {
+    let shown: String = text.chars().filter(|c| !c.is_control()).take(64).collect();
+    format!("{shown:?}")
+}
+
+/// The JSON of the task override as ECS receives it (camelCase), for its size limit.
+fn override_json(overrides: &Value) -> String {
+    fn camel(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| {
+                        let mut key = k.clone();
+                        if let Some(first) = key.get(..1) {
+                            key.replace_range(..1, &first.to_ascii_lowercase());
+                        }
+                        (key, camel(v))
+                    })
+                    .collect(),
+            ),
+            Value::Array(items) => Value::Array(items.iter().map(camel).collect()),
+            other => other.clone(),
+        }
+    }
+    camel(overrides).to_string()
+}
+
+/// ECS API Reference, RunTask and StartTask, `overrides`: "A total of 8192 characters are
+/// allowed for overrides. This limit includes the JSON formatting characters of the
+/// override structure."
+pub const MAX_OVERRIDE_CHARACTERS: usize = 8192;
+
+/// The rules ECS applies that the schema cannot express (JSON Schema draft 7 has no
+/// "at most one item such that"), checked before anything starts so that a deploy fails
+/// at once with a message naming the property, not later with ECS's.
+pub fn check(properties: &Value, model: &ResourceModel) -> Result<(), TaskRunError> {
+    let mut problems = Vec::new();
+    if let Some(items) = &model.capacity_provider_strategy {
+        // ECS API Reference, CapacityProviderStrategyItem: "If no weight value is
+        // specified, the default value of 0 is used. ... at least one of the capacity
+        // providers must have a weight value greater than zero"; "Only one capacity
+        // provider in a capacity provider strategy can have a base defined."
+        if !items.is_empty() && items.iter().all(|i| i.weight.unwrap_or(0) == 0) {
+            problems.push("/CapacityProviderStrategy: at least one capacity provider needs a Weight greater than 0 (an omitted Weight is 0)".to_string());
+        }
+        if items.iter().filter(|i| i.base.unwrap_or(0) > 0).count() > 1 {
+            problems.push(
+                "/CapacityProviderStrategy: only one capacity provider may have a Base".to_string(),
+            );
+        }
+    }
+    if let Some(overrides) = properties.get("Overrides") {
+        let size = override_json(overrides).chars().count();
+        if size > MAX_OVERRIDE_CHARACTERS {
+            problems.push(format!(
+                "/Overrides: {size} characters of JSON as ECS receives them, more than the {MAX_OVERRIDE_CHARACTERS} ECS allows"
+            ));
+        }
+    }
+    let own_tags = model.tags.as_ref().map_or(0, Vec::len);
+    if model.task_count() > 0
+        && model.instances.as_ref().is_some_and(|i| !i.is_empty())
+        && own_tags >= MAX_TASK_TAGS
+    {
+        problems.push(format!(
+            "/Tags: with Instances at most {} tags: StartTask adds one of its own to find its tasks",
+            MAX_TASK_TAGS - 1
+        ));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(TaskRunError::InvalidModel(problems))
+    }
 }
 
 /// The containers whose exit codes decide: the model's `DecidingContainers` (each must be

@@ -19,7 +19,7 @@ pub struct ContainerState {
 }
 
 /// One task, as DescribeTasks reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct TaskState {
     pub arn: String,
     pub last_status: String,
@@ -27,12 +27,19 @@ pub struct TaskState {
     pub stopped_reason: Option<String>,
     /// Whether ECS ever reported the task as started (`startedAt`).
     pub started: bool,
+    /// When it stopped (`stoppedAt`, epoch seconds), once it did.
+    pub stopped_at: Option<f64>,
     pub containers: Vec<ContainerState>,
 }
 
 impl TaskState {
+    /// Whether the task has stopped for good. `DELETED` comes after `STOPPED`: "DELETED —
+    /// This is a transition state when a task stops. This state is not displayed in the
+    /// console, but is displayed in describe-tasks." (Amazon ECS Developer Guide, "Amazon ECS
+    /// task lifecycle"). `DEPROVISIONING` (awsvpc tasks, while the network interface is
+    /// detached) is not yet stopped: the task counts as stopped once ECS says so.
     pub fn is_stopped(&self) -> bool {
-        self.last_status == "STOPPED"
+        matches!(self.last_status.as_str(), "STOPPED" | "DELETED")
     }
 }
 
@@ -56,9 +63,13 @@ pub fn task_id(arn: &str) -> &str {
 
 /// Decides a run.
 /// - `placement_failures`: lines made from RunTask/StartTask `failures[]`: these tasks never existed.
-/// - `missing`: task ARNs DescribeTasks does not know.
-/// - `missing_may_appear`: whether a missing task may still show up (ECS is eventually
-///   consistent just after a start); then it counts as unfinished.
+/// - `missing`: task ARNs DescribeTasks does not show (`failures[]`, reason MISSING). ECS
+///   does not tell "not visible yet" from "forgotten" (ECS API Reference, "API failure
+///   reasons"); the run remembers the ends of tasks that stopped long ago, so a task
+///   missing here has not been seen stopped: it may appear, or run unseen.
+/// - `missing_may_appear`: whether a missing task may still show up (its start is recent,
+///   see [`UNSEEN_GRACE_SECONDS`]); then it counts as unfinished, else it fails the run
+///   (and the run stops it, in case it runs).
 /// - `deciding`: the containers whose exit codes count; empty means every container.
 ///
 /// A run is decided only once every task that exists has stopped: a migration that is
@@ -82,11 +93,12 @@ pub fn decide(
         return Verdict::Pending { unfinished };
     }
     let mut lines: Vec<String> = placement_failures.to_vec();
-    lines.extend(
-        missing
-            .iter()
-            .map(|arn| format!("task {}: ECS no longer knows this task", task_id(arn))),
-    );
+    lines.extend(missing.iter().map(|arn| {
+        format!(
+            "task {}: ECS does not show this task (not seen stopped; stopped in case it runs)",
+            task_id(arn)
+        )
+    }));
     lines.extend(tasks.iter().filter_map(|t| failure_line(t, deciding)));
     if lines.is_empty() {
         Verdict::Succeeded
@@ -94,6 +106,11 @@ pub fn decide(
         Verdict::Failed { lines }
     }
 }
+
+/// How long a task ECS has never shown may still appear: "run the DescribeTasks command
+/// repeatedly, starting with a couple of seconds of wait time and increasing gradually up
+/// to five minutes of wait time" (ECS API Reference, RunTask, on eventual consistency).
+pub const UNSEEN_GRACE_SECONDS: f64 = 300.0;
 
 fn stop_summary(task: &TaskState) -> String {
     match (&task.stop_code, &task.stopped_reason) {
@@ -193,13 +210,19 @@ pub fn cause(task: &TaskState, deciding: &[String]) -> Option<&'static str> {
         }
         return Some("TaskFailedToStart");
     }
+    // The stop codes of the ECS API Reference, "Task" (`stopCode`): seven of them.
     Some(match task.stop_code.as_deref() {
         Some(NORMAL_STOP_CODE) => "NonZeroExit",
         Some("SpotInterruption") => "SpotInterruption",
         Some("TerminationNotice") => "TerminationNotice",
         Some("ServiceSchedulerInitiated") => "ServiceSchedulerInitiated",
         Some("UserInitiated") => "UserInitiated",
-        _ => "TaskFailedToStart",
+        // ECS stopped the task because the infrastructure under it was unhealthy: a
+        // passing cause, like a termination notice.
+        Some("InfrastructureHealth") => "InfrastructureHealth",
+        Some("TaskFailedToStart") => "TaskFailedToStart",
+        // A stop code ECS added since: retried only by a policy that names it.
+        _ => "OtherStopCode",
     })
 }
 
@@ -250,19 +273,39 @@ pub struct ContainerTail {
     pub tail: Tail,
 }
 
-/// Longest log line quoted in a message.
-const TAIL_LINE_MAX: usize = 300;
+/// Longest log line quoted in a message (and kept in the Tasks output).
+pub const TAIL_LINE_MAX: usize = 300;
+/// Longest line of one failing task in a message.
+const FAILURE_LINE_MAX: usize = 320;
+/// Failing tasks a message names one by one; the rest are counted.
+const SHOWN: usize = 10;
+/// Said when a tail (or part of one) did not fit the message.
+const MORE_IN_TASKS: &str = "(more log lines in the Tasks output)";
 
-/// `base` (a failed run's message, one line per task) with the log tails of its failing
-/// containers under each task's line, within `budget` characters: the first failing task's tail whole, then
-/// as many others as fit; the rest are in the Tasks output.
+/// `line` cut to at most `max` characters (ending with " …" when cut).
+pub fn cut_chars(line: &str, max: usize) -> String {
+    if line.chars().count() <= max {
+        return line.to_string();
+    }
+    let mut cut: String = line.chars().take(max.saturating_sub(2)).collect();
+    cut.push_str(" …");
+    cut
+}
+
+/// `base` (a failed run's message, one line per task, see [`failure_message`]) with the
+/// log tails of its failing containers under each task's line, within `budget`
+/// characters. The parts are fitted, not cut from the end: every line of `base` stays
+/// whole; tails go in the order of their tasks (the first failing task's first), each
+/// with as many of its *last* lines as fit, since the last lines say why a program
+/// stopped; what did not fit is in the Tasks output, and the message says so.
 pub fn message_with_tails(base: &str, tails: &[ContainerTail], budget: usize) -> String {
     if tails.is_empty() {
         return base.to_string();
     }
-    let mut out = String::new();
+    let reserve = MORE_IN_TASKS.chars().count() + 1;
+    let mut used = base.chars().count() + reserve;
     let mut left_out = false;
-    let mut first = true;
+    let mut out = String::new();
     for line in base.lines() {
         push_line(&mut out, line);
         let id = line
@@ -273,21 +316,22 @@ pub fn message_with_tails(base: &str, tails: &[ContainerTail], budget: usize) ->
             continue;
         }
         for tail in tails.iter().filter(|t| t.task_id == id) {
-            let block = tail_block(tail);
-            // The first task's tail always goes in (cut to the budget only if it alone
-            // is over it): it is what the person looking at the deploy needs first.
-            if first || out.chars().count() + block.chars().count() + 80 <= budget {
-                out.push_str(&block);
-            } else {
-                left_out = true;
+            let room = budget.saturating_sub(used);
+            match fit_block(tail, room) {
+                Some((block, whole)) => {
+                    used += block.chars().count();
+                    out.push_str(&block);
+                    left_out |= !whole;
+                }
+                None => left_out = true,
             }
         }
-        first = false;
     }
     if left_out {
-        push_line(&mut out, "(more log lines in the Tasks output)");
+        push_line(&mut out, MORE_IN_TASKS);
     }
     let mut message = out.trim_end().to_string();
+    // Only when `base` alone is over the budget (it never is: see failure_message).
     cfn_protocol::progress::cap_message(&mut message, budget);
     message
 }
@@ -297,35 +341,64 @@ fn push_line(out: &mut String, line: &str) {
     out.push('\n');
 }
 
-fn tail_block(tail: &ContainerTail) -> String {
+/// The block of one tail within `room` characters, and whether it is whole; `None` when
+/// not even its first line fits.
+fn fit_block(tail: &ContainerTail, room: usize) -> Option<(String, bool)> {
+    let fits = |block: String| (block.chars().count() <= room).then_some(block);
     match &tail.tail {
-        Tail::NoStream => format!(
+        Tail::NoStream => fits(format!(
             "  no CloudWatch log stream for container {}\n",
             tail.container
-        ),
-        Tail::Unavailable(why) => {
-            format!("  log of container {} not read: {why}\n", tail.container)
-        }
+        ))
+        .map(|b| (b, true)),
+        Tail::Unavailable(why) => fits(format!(
+            "  log of container {} not read: {}\n",
+            tail.container,
+            cut_chars(why, TAIL_LINE_MAX)
+        ))
+        .map(|b| (b, true)),
         Tail::Lines(lines) if lines.is_empty() => {
-            format!("  container {} logged nothing\n", tail.container)
+            fits(format!("  container {} logged nothing\n", tail.container)).map(|b| (b, true))
         }
         Tail::Lines(lines) => {
-            let mut block = format!("  {} log, last {} lines:\n", tail.container, lines.len());
-            for line in lines {
-                let cut: String = line.chars().take(TAIL_LINE_MAX).collect();
-                let more = if cut.len() < line.len() { " …" } else { "" };
-                block.push_str(&format!("  | {cut}{more}\n"));
+            let quoted: Vec<String> = lines
+                .iter()
+                .map(|l| format!("  | {}\n", cut_chars(l, TAIL_LINE_MAX)))
+                .collect();
+            // The most lines, counted from the last, that fit with their heading.
+            let mut kept = 0;
+            let mut size = 0;
+            for line in quoted.iter().rev() {
+                let heading = heading(&tail.container, kept + 1).chars().count();
+                let next = size + line.chars().count();
+                if heading + next > room {
+                    break;
+                }
+                size = next;
+                kept += 1;
             }
-            block
+            if kept == 0 {
+                return None;
+            }
+            let mut block = heading(&tail.container, kept);
+            for line in &quoted[quoted.len() - kept..] {
+                block.push_str(line);
+            }
+            Some((block, kept == quoted.len()))
         }
     }
 }
 
-/// The message of a failed run: one line per failure, capped so it fits a stack event.
+fn heading(container: &str, lines: usize) -> String {
+    format!("  {container} log, last {lines} lines:\n")
+}
+
+/// The message of a failed run: one line per failure (each at most 320 characters, so
+/// that ten of them and the count of the rest always fit a stack event), the first ten
+/// named, the rest counted.
 pub fn failure_message(lines: &[String], total_tasks: usize) -> String {
-    const SHOWN: usize = 10;
     let mut message = if lines.len() == 1 && total_tasks <= 1 {
-        lines[0].clone()
+        cut_chars(&lines[0], FAILURE_LINE_MAX)
     } else {
         let mut head = format!(
             "{} of {} tasks failed:",
@@ -334,7 +407,7 @@ pub fn failure_message(lines: &[String], total_tasks: usize) -> String {
         );
         for line in lines.iter().take(SHOWN) {
             head.push('\n');
-            head.push_str(line);
+            head.push_str(&cut_chars(line, FAILURE_LINE_MAX));
         }
         head
     };
@@ -363,6 +436,7 @@ mod tests {
             stop_code: Some(stop_code.into()),
             stopped_reason: Some("Essential container in task exited".into()),
             started: true,
+            stopped_at: None,
             containers,
         }
     }
@@ -372,6 +446,7 @@ mod tests {
             arn: format!("arn:aws:ecs:us-east-1:123456789012:task/c/{id}"),
             last_status: "RUNNING".into(),
             started: true,
+            stopped_at: None,
             containers: vec![container("app", None, None)],
             ..Default::default()
         }
@@ -384,6 +459,7 @@ mod tests {
             stop_code: Some("TaskFailedToStart".into()),
             stopped_reason: Some("CannotPullContainerError: pull access denied".into()),
             started: false,
+            stopped_at: None,
             containers: vec![container(
                 "app",
                 None,
@@ -473,7 +549,7 @@ mod tests {
             Case {
                 name: "task forgotten by ECS",
                 tasks: vec![], missing: vec!["arn:aws:ecs:us-east-1:1:task/c/gone".into()], placement: vec![], deciding: app(),
-                want: Verdict::Failed { lines: vec!["task gone: ECS no longer knows this task".into()] },
+                want: Verdict::Failed { lines: vec!["task gone: ECS does not show this task (not seen stopped; stopped in case it runs)".into()] },
             },
             Case {
                 name: "deciding container named but absent",
@@ -684,5 +760,86 @@ mod tests {
         let message = failure_message(&many, 30);
         assert_eq!(message.lines().count(), 12, "{message}");
         assert!(message.ends_with("... and 20 more"));
+    }
+
+    /// Row 18 (issue 15): a failing task with 40 log lines of ~280 characters showed lines
+    /// 21-33 under "last 20 lines" and dropped `rails aborted!`; with 12 failing tasks the
+    /// 9th was cut mid-ID and "and 2 more" was gone. The parts are fitted, last lines first.
+    #[test]
+    fn messages_keep_the_last_lines_and_every_task_line_whole() {
+        let mut log: Vec<String> = (1..40)
+            .map(|i| format!("line {i:02} {}", "y".repeat(272)))
+            .collect();
+        log.push("rails aborted!".into());
+        let base = failure_message(&["task t1: container app exited with code 1".into()], 1);
+        let tail = ContainerTail {
+            task_id: "t1".into(),
+            container: "app".into(),
+            tail: Tail::Lines(log.clone()),
+        };
+        let message = message_with_tails(&base, &[tail], 3904);
+        assert!(message.chars().count() <= 3904);
+        assert!(
+            message.ends_with("(more log lines in the Tasks output)"),
+            "{message}"
+        );
+        assert!(message.contains("rails aborted!"), "the last line is kept");
+        let shown: Vec<&str> = message.lines().filter(|l| l.starts_with("  | ")).collect();
+        let heading = format!("last {} lines", shown.len());
+        assert!(
+            message.contains(&heading),
+            "the heading counts what is shown: {message}"
+        );
+        assert!(shown.len() < 40 && shown.len() > 5);
+        let lines: Vec<String> = (0..12)
+            .map(|i| format!("task {i:032x}: container app exited with code 1 (stopped: EssentialContainerExited: {})", "z".repeat(400)))
+            .collect();
+        let message = failure_message(&lines, 12);
+        assert!(message.chars().count() < 3904);
+        assert!(message.ends_with("... and 2 more"), "{message}");
+        for i in 0..10 {
+            assert!(
+                message.contains(&format!("task {i:032x}: container app")),
+                "task {i} whole"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 64,
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+        /// Whatever the lines and tails: within the budget; every line of the base whole
+        /// and in order; each tail shown is the end of its log, under a heading that
+        /// counts it; what was left out is said.
+        #[test]
+        fn messages_fit_their_budget(
+            lines in proptest::collection::vec("[a-z ]{0,500}", 1..30),
+            tails in proptest::collection::vec((0usize..30, proptest::collection::vec("[a-z]{0,400}", 0..60)), 0..12),
+            budget in 3600usize..4000,
+        ) {
+            let lines: Vec<String> = lines.iter().enumerate().map(|(i, l)| format!("task t{i}: {l}")).collect();
+            let base = failure_message(&lines, lines.len());
+            proptest::prop_assert!(base.chars().count() <= 3600, "base {}", base.chars().count());
+            let tails: Vec<ContainerTail> = tails
+                .into_iter()
+                .map(|(task, log)| ContainerTail { task_id: format!("t{task}"), container: "app".into(), tail: Tail::Lines(log) })
+                .collect();
+            let message = message_with_tails(&base, &tails, budget);
+            proptest::prop_assert!(message.chars().count() <= budget);
+            let mut at = 0;
+            for line in base.lines().map(str::trim_end) {
+                let found = message[at..].find(line);
+                proptest::prop_assert!(found.is_some(), "{line:?} missing or out of order");
+                at += found.unwrap_or_default() + line.len();
+            }
+            for block in message.split("  app log, last ").skip(1) {
+                let (count, rest) = block.split_once(" lines:\n").unwrap_or_default();
+                let shown: Vec<&str> = rest.lines().take_while(|l| l.starts_with("  | ")).collect();
+                proptest::prop_assert_eq!(count.parse::<usize>().ok(), Some(shown.len()));
+            }
+        }
     }
 }

@@ -12,7 +12,8 @@ use crate::outcome::TaskState;
 use crate::update_policy::Fingerprint;
 
 pub const RECORD_VERSION: u32 = 2;
-/// SSM's limit for an advanced (Intelligent-Tiering) parameter value, less some headroom.
+/// SSM's limit for an advanced parameter value, less some headroom, for the record as
+/// stored (deflated when over 4 KB: see `handler_kit::records::encode`).
 pub const MAX_RECORD_BYTES: usize = 8000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,6 +45,12 @@ pub struct TaskResult {
     pub stopped_reason: Option<String>,
     #[serde(default)]
     pub containers: Vec<ContainerResult>,
+    /// ECS never reported it started (`startedAt`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub never_started: bool,
+    /// When it stopped (epoch seconds); kept only for the ends a run remembers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<f64>,
 }
 
 fn is_zero(n: &u8) -> bool {
@@ -70,6 +77,29 @@ impl TaskResult {
                     exit_code: c.exit_code,
                     reason: c.reason.clone(),
                     log_tail: Vec::new(),
+                })
+                .collect(),
+            never_started: !task.started,
+            stopped_at: None,
+        }
+    }
+
+    /// The task as DescribeTasks showed it when it stopped (for a remembered end).
+    pub fn to_state(&self, prefix: &str) -> TaskState {
+        TaskState {
+            arn: format!("{prefix}{}", self.task),
+            last_status: "STOPPED".into(),
+            stop_code: self.stop_code.clone(),
+            stopped_reason: self.stopped_reason.clone(),
+            started: !self.never_started,
+            stopped_at: self.stopped_at,
+            containers: self
+                .containers
+                .iter()
+                .map(|c| crate::outcome::ContainerState {
+                    name: c.name.clone(),
+                    exit_code: c.exit_code,
+                    reason: c.reason.clone(),
                 })
                 .collect(),
         }
@@ -147,15 +177,35 @@ impl RunRecord {
         model(&self.properties, &self.id, &self.run)
     }
 
-    /// The parameter value, trimmed to fit SSM's size limit: task detail goes first, then
-    /// the length of the reason; when the properties and task ARNs alone are too large
-    /// the record cannot be kept.
+    /// The parameter value, trimmed to fit SSM's size limit (see [`RunRecord::fitted`]).
     pub fn to_parameter_value(&self) -> Result<String, String> {
+        let record = self.fitted()?;
+        serde_json::to_string(&record).map_err(|e| e.to_string())
+    }
+
+    /// The record as it is kept: trimmed until it fits SSM's size limit once stored —
+    /// log tails go first (the last task's first), then task detail, then the length of
+    /// the reason; when the properties and task ARNs alone are too large the record
+    /// cannot be kept. What CREATE and UPDATE answer is this record's model too, so a
+    /// READ answers what they did, and no answer grows with the size of log lines.
+    pub fn fitted(&self) -> Result<RunRecord, String> {
         let mut record = self.clone();
         loop {
             let text = serde_json::to_string(&record).map_err(|e| e.to_string())?;
-            if text.len() <= MAX_RECORD_BYTES {
-                return Ok(text);
+            let stored = handler_kit::records::encode(&text).len();
+            if stored <= MAX_RECORD_BYTES {
+                return Ok(record);
+            }
+            if let Some(container) = record
+                .run
+                .results
+                .iter_mut()
+                .rev()
+                .flat_map(|r| r.containers.iter_mut().rev())
+                .find(|c| !c.log_tail.is_empty())
+            {
+                container.log_tail.clear();
+                continue;
             }
             if record.run.results.pop().is_some() {
                 continue;
@@ -171,9 +221,8 @@ impl RunRecord {
                 }
                 _ => {
                     return Err(format!(
-                        "the run record of {} would take {} bytes, more than the {MAX_RECORD_BYTES} SSM keeps: the properties are too large",
+                        "the run record of {} would take {stored} bytes, more than the {MAX_RECORD_BYTES} SSM keeps: the properties are too large",
                         record.id,
-                        text.len()
                     ))
                 }
             }
@@ -278,6 +327,7 @@ mod tests {
             stop_code: Some("EssentialContainerExited".into()),
             stopped_reason: Some("Essential container in task exited".into()),
             started: true,
+            stopped_at: None,
             containers: vec![ContainerState {
                 name: "app".into(),
                 exit_code: Some(exit),
@@ -391,9 +441,53 @@ mod tests {
         run.reason = Some("x".repeat(20_000));
         let record = RunRecord::new("id".into(), &json!({"Cluster": "c"}), run);
         let text = record.to_parameter_value().unwrap();
-        assert!(text.len() <= MAX_RECORD_BYTES, "{}", text.len());
-        let back: RunRecord = serde_json::from_str(&text).unwrap();
+        let stored = handler_kit::records::encode(&text);
+        assert!(stored.len() <= MAX_RECORD_BYTES, "{}", stored.len());
+        let back: RunRecord =
+            serde_json::from_str(&handler_kit::records::decode(&stored).unwrap()).unwrap();
         assert_eq!(back.run.tasks.arns().len(), 100);
         assert_eq!(back.run.tasks.arns()[5], tasks[5].arn);
+    }
+
+    /// A record over 4 KB makes its SSM parameter advanced for good, billed per month
+    /// (SSM API Reference, PutParameter, `Tier`): deflated, a hundred-task run stays a
+    /// standard parameter.
+    #[test]
+    fn a_hundred_task_run_stays_a_standard_parameter() {
+        let tasks: Vec<TaskState> = (0..100).map(|i| task(i, i32::from(i % 3 == 0))).collect();
+        let mut run = run(100);
+        for t in &tasks {
+            run.tasks.push(&t.arn);
+        }
+        run.results = tasks
+            .iter()
+            .filter(|t| t.containers[0].exit_code != Some(0))
+            .map(|t| TaskResult::from_state(t, &run.tasks.prefix))
+            .collect();
+        run.reason = Some(crate::outcome::failure_message(
+            &tasks
+                .iter()
+                .filter_map(|t| crate::outcome::failure_line(t, &["app".to_string()]))
+                .collect::<Vec<_>>(),
+            100,
+        ));
+        let record = RunRecord::new(
+            "Migrate-0123456789abcdef".into(),
+            &json!({"Cluster": "production", "TaskDefinition": "migrate", "Count": 100}),
+            run,
+        );
+        let text = record.to_parameter_value().unwrap();
+        assert!(
+            text.len() > handler_kit::records::STANDARD_VALUE_BYTES,
+            "{}",
+            text.len()
+        );
+        let stored = handler_kit::records::encode(&text);
+        assert!(
+            stored.len() <= handler_kit::records::STANDARD_VALUE_BYTES,
+            "{} bytes deflated ({} as JSON)",
+            stored.len(),
+            text.len()
+        );
     }
 }

@@ -31,6 +31,24 @@ pub fn prepare(properties: Value) -> Result<Value, TaskRunError> {
         .map_err(TaskRunError::InvalidModel)
 }
 
+/// Whether ECS takes `key`/`value` as a tag: the schema's own `Tag` rules (ECS's lengths,
+/// its pattern and the reserved `aws:` prefix), so that stack tags, which CloudFormation
+/// does not hold to ECS's rules, are checked by the one rule the TaskRun's `Tags` are.
+pub fn ecs_accepts_tag(key: &str, value: &str) -> bool {
+    static TAG: OnceLock<Option<jsonschema::Validator>> = OnceLock::new();
+    let validator = TAG.get_or_init(|| {
+        let schema = schema().ok()?;
+        let tag = serde_json::json!({
+            "definitions": schema.get("definitions")?,
+            "$ref": "#/definitions/Tag",
+        });
+        jsonschema::draft7::options().build(&tag).ok()
+    });
+    validator
+        .as_ref()
+        .is_some_and(|v| v.is_valid(&serde_json::json!({"Key": key, "Value": value})))
+}
+
 /// Whether schema.json is usable, or what is wrong with it, where, and what to do.
 pub fn check_embedded() -> Result<(), String> {
     Schema::compile(SCHEMA_JSON).map(|_| ())

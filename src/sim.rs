@@ -5,8 +5,13 @@
 //!
 //! What it models: RunTask with idempotency tokens and placement failures, StartTask on
 //! instances (no token), DescribeTasks (with tasks not yet visible and tasks forgotten
-//! after they stopped), StopTask, ListTasks by `startedBy`, and per call: a fault before
-//! or after acting, a slow answer, or the calling process dying right after ECS acted.
+//! after they stopped), StopTask, ListTasks by `startedBy`, GetLogEvents, and per call: a
+//! fault before or after acting, a slow answer, or the calling process dying right after
+//! ECS acted. Beyond that, AWS as it answers ([`Adversity`], switched on per scenario; each
+//! names the AWS page it comes from): DEPROVISIONING and DELETED states, ListTasks later
+//! than DescribeTasks, tags gone after StopTask, partial and empty GetLogEvents pages and
+//! late log lines, RunTask refused for the PROVISIONING quota, a client token reused with
+//! other parameters refused.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -15,8 +20,8 @@ use cfn_protocol::HandlerRequest;
 
 use crate::clock::Clock;
 use crate::ecs::{
-    ContainerInfo, Described, Ecs, Fault, FaultKind, LaunchSpec, Launched, TaskDefinitionInfo,
-    ATTEMPT_TAG,
+    ContainerInfo, Described, Ecs, Fault, FaultKind, LaunchSpec, Launched, LogPage, LogPageQuery,
+    StartedTask, TaskDefinitionInfo,
 };
 use crate::error::TaskRunError;
 use crate::outcome::{ContainerState, TaskState};
@@ -71,6 +76,90 @@ impl Default for TaskScript {
     }
 }
 
+/// AWS as it answers, beyond the basics: each behaviour can be switched on per scenario
+/// (the property tests pick them at random) and is counted in [`Hits`] when it changes
+/// an answer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Adversity {
+    /// Seconds a stopped task shows `DEPROVISIONING` before `STOPPED`: awsvpc tasks go
+    /// STOPPING → DEPROVISIONING → STOPPED while their network interface is detached
+    /// (Amazon ECS Developer Guide, "Amazon ECS task lifecycle").
+    pub deprovisioning: f64,
+    /// Seconds after `STOPPED` from which DescribeTasks shows `DELETED`: "DELETED — This is
+    /// a transition state when a task stops. This state is not displayed in the console,
+    /// but is displayed in describe-tasks." (same page).
+    pub deleted_after: Option<f64>,
+    /// Seconds ListTasks lags behind DescribeTasks in showing a new task: "The Amazon ECS
+    /// API follows an eventual consistency model" (ECS API Reference, RunTask).
+    pub list_lag: f64,
+    /// GetLogEvents pages hold at most this many events: "A returned page might only be
+    /// partially full, or even empty" (CloudWatch Logs API Reference, GetLogEvents).
+    pub log_page: Option<usize>,
+    /// Empty pages GetLogEvents answers before each one with events (same page).
+    pub empty_pages: u32,
+    /// Seconds after a task stopped before its last log line can be read (CloudWatch
+    /// Logs ingests asynchronously; unverified how long, so random in the tests).
+    pub late_lines: f64,
+    /// RunTask calls to refuse with the managed-scaling PROVISIONING quota's
+    /// ClientException (ECS API Reference, RunTask, Errors).
+    pub provisioning_refusals: u32,
+}
+
+/// How often each behaviour of [`Adversity`] (and the ones always on) changed an answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hits {
+    pub deprovisioning: u64,
+    pub deleted: u64,
+    pub list_lag: u64,
+    pub partial_pages: u64,
+    pub empty_pages: u64,
+    pub late_lines: u64,
+    pub provisioning_refusals: u64,
+    /// A task that lost its tags to StopTask was seen without them.
+    pub tags_gone: u64,
+    /// A client token reused with other parameters (ConflictException).
+    pub token_conflicts: u64,
+    /// A task ECS does not show yet (DescribeTasks MISSING, StopTask not found).
+    pub not_visible: u64,
+}
+
+impl Hits {
+    /// Each counter with its name, for a test's report.
+    pub fn named(&self) -> [(&'static str, u64); 10] {
+        [
+            ("DEPROVISIONING shown", self.deprovisioning),
+            ("DELETED shown", self.deleted),
+            ("ListTasks behind DescribeTasks", self.list_lag),
+            ("partial GetLogEvents pages", self.partial_pages),
+            ("empty GetLogEvents pages", self.empty_pages),
+            ("late log lines", self.late_lines),
+            (
+                "RunTask refused: PROVISIONING quota",
+                self.provisioning_refusals,
+            ),
+            ("tags gone after StopTask", self.tags_gone),
+            (
+                "client token reused with other parameters",
+                self.token_conflicts,
+            ),
+            ("task not visible yet", self.not_visible),
+        ]
+    }
+
+    pub fn add(&mut self, other: &Hits) {
+        self.deprovisioning += other.deprovisioning;
+        self.deleted += other.deleted;
+        self.list_lag += other.list_lag;
+        self.partial_pages += other.partial_pages;
+        self.empty_pages += other.empty_pages;
+        self.late_lines += other.late_lines;
+        self.provisioning_refusals += other.provisioning_refusals;
+        self.tags_gone += other.tags_gone;
+        self.token_conflicts += other.token_conflicts;
+        self.not_visible += other.not_visible;
+    }
+}
+
 /// A task as the simulation knows it.
 #[derive(Debug, Clone)]
 pub struct SimTask {
@@ -79,6 +168,10 @@ pub struct SimTask {
     pub started_by: String,
     /// The client token or StartTask attempt tag of the call that started it.
     pub launched_by: String,
+    /// Its attempt tag (StartTask), until StopTask deletes its tags.
+    pub attempt_tag: Option<String>,
+    /// Whether it was started with an attempt tag.
+    pub tagged_at_start: bool,
     pub created_at: f64,
     pub script: TaskScript,
     pub stop_requested_at: Option<f64>,
@@ -147,31 +240,87 @@ impl SimTask {
         now < self.end().at
     }
 
+    /// Its `app` container's log as GetLogEvents shows it at `now`: (time, line), oldest
+    /// first, and whether lines were held back (late). The lines but the last are logged
+    /// just after the start; the last one and the exit line when it ends, readable only
+    /// `late_lines` seconds later.
+    fn log_events(&self, now: f64, world: &Adversity) -> (Vec<(f64, String)>, bool) {
+        let end = self.end();
+        let mut lines = if self.script.logs.is_empty() {
+            vec!["app starting".to_string()]
+        } else {
+            self.script.logs.clone()
+        };
+        let code = end
+            .exits
+            .iter()
+            .find(|(n, _)| n == "app")
+            .and_then(|(_, e)| *e);
+        lines.push(format!("app exited with code {code:?}"));
+        let last = lines.len() - 1;
+        let mut events = Vec::new();
+        let mut late = false;
+        for (i, line) in lines.into_iter().enumerate() {
+            let at = if i + 1 >= last && (i == last || world.late_lines > 0.0) {
+                end.at
+            } else {
+                self.created_at + 0.001 * (i as f64 + 1.0)
+            };
+            let readable = if at >= end.at {
+                at + world.late_lines
+            } else {
+                at
+            };
+            if now >= readable {
+                events.push((at, line));
+            } else if now >= end.at {
+                late = true;
+            }
+        }
+        (events, late)
+    }
+
     /// DescribeTasks' view at `now`; `None` when it does not know the task.
-    fn observe(&self, now: f64) -> Option<TaskState> {
+    fn observe(&self, now: f64, world: &Adversity, hits: &mut Hits) -> Option<TaskState> {
         if !self.is_visible_at(now) {
+            hits.not_visible += 1;
             return None;
         }
         let end = self.end();
+        // ECS's own STOPPED comes after deprovisioning; the containers stopped at end.at.
+        let stopped_at = end.at + world.deprovisioning;
         if let Some(forget) = self.script.forgotten_after {
-            if now >= end.at + forget {
+            if now >= stopped_at + forget {
                 return None;
             }
         }
-        let stopped = now >= end.at;
+        let ended = now >= end.at;
+        let status = if now >= stopped_at {
+            match world.deleted_after {
+                Some(after) if now >= stopped_at + after => {
+                    hits.deleted += 1;
+                    "DELETED"
+                }
+                _ => "STOPPED",
+            }
+        } else if ended {
+            hits.deprovisioning += 1;
+            "DEPROVISIONING"
+        } else if self.script.never_starts {
+            "PENDING"
+        } else {
+            "RUNNING"
+        };
+        // While deprovisioning, the stop code and exit codes are already known (shown as
+        // for STOPPED: unverified whether ECS shows them before STOPPED).
+        let stopped = ended;
         Some(TaskState {
             arn: self.arn.clone(),
-            last_status: if stopped {
-                "STOPPED"
-            } else if self.script.never_starts {
-                "PENDING"
-            } else {
-                "RUNNING"
-            }
-            .into(),
+            last_status: status.into(),
             stop_code: stopped.then(|| end.stop_code.clone()),
             stopped_reason: stopped.then(|| format!("{} (simulated)", end.stop_code)),
             started: end.started,
+            stopped_at: (now >= stopped_at).then_some(stopped_at),
             containers: end
                 .exits
                 .iter()
@@ -191,7 +340,12 @@ pub struct SimState {
     pub tasks: Vec<SimTask>,
     pub clusters: Vec<String>,
     pub definitions: BTreeMap<String, TaskDefinitionInfo>,
-    tokens: BTreeMap<String, Vec<String>>,
+    /// The tasks each client token started, and a digest of the parameters it came with.
+    tokens: BTreeMap<String, (Vec<String>, String)>,
+    pub world: Adversity,
+    pub hits: Hits,
+    /// Every launch request (RunTask and StartTask), as sent.
+    pub launches: Vec<LaunchSpec>,
     /// Scripts for the next tasks started, in order; then `default_script`.
     pub scripts: VecDeque<TaskScript>,
     pub default_script: TaskScript,
@@ -336,13 +490,32 @@ impl SimEcs {
         spec: &LaunchSpec,
         count: u32,
         launched_by: &str,
+        attempt_tag: Option<&str>,
         now: f64,
     ) -> Result<Launched, Fault> {
+        state.launches.push(spec.clone());
         if !state.clusters.contains(&spec.cluster) {
-            return Err(Fault::new(
+            return Err(Fault::from_service(
                 "ecs:RunTask",
-                FaultKind::ClusterNotFound,
-                "ClusterNotFoundException: Cluster not found.",
+                Some("ClusterNotFoundException"),
+                Some("Cluster not found."),
+                Some(400),
+            ));
+        }
+        let tags = match attempt_tag {
+            Some(tag) => {
+                let mut tags = spec.tags.clone();
+                tags.push((crate::ecs::ATTEMPT_TAG.to_string(), tag.to_string()));
+                tags
+            }
+            None => spec.tags.clone(),
+        };
+        if let Some(why) = refusal(spec, &tags, count) {
+            return Err(Fault::from_service(
+                "ecs:RunTask",
+                Some("InvalidParameterException"),
+                Some(&why),
+                Some(400),
             ));
         }
         let skip = state.not_placed.pop_front().unwrap_or(0).min(count);
@@ -367,6 +540,8 @@ impl SimEcs {
                 cluster: spec.cluster.clone(),
                 started_by: spec.started_by.clone(),
                 launched_by: launched_by.to_string(),
+                attempt_tag: attempt_tag.map(str::to_string),
+                tagged_at_start: attempt_tag.is_some(),
                 created_at: now,
                 script,
                 stop_requested_at: None,
@@ -414,16 +589,41 @@ impl Ecs for SimEcs {
         by: f64,
     ) -> Result<Launched, Fault> {
         self.call("ecs:RunTask", by, |state, now| {
-            if let Some(arns) = state.tokens.get(client_token) {
+            let parameters = parameters_digest(spec, count);
+            if let Some((arns, digest)) = state.tokens.get(client_token) {
+                if *digest != parameters {
+                    // ECS API Reference, RunTask, Errors, ConflictException: "The RunTask
+                    // request could not be processed due to conflicts. The provided
+                    // clientToken is already in use with a different RunTask request. The
+                    // resourceIds are the existing task ARNs which are already associated
+                    // with the clientToken." The SDK gateway reads the ARNs of such an
+                    // answer as the tasks the token started; so does this twin.
+                    state.hits.token_conflicts += 1;
+                }
                 return Ok(Launched {
                     task_arns: arns.clone(),
                     not_placed: Vec::new(),
                 });
             }
-            let launched = Self::start(state, spec, count, client_token, now)?;
-            state
-                .tokens
-                .insert(client_token.to_string(), launched.task_arns.clone());
+            if state.world.provisioning_refusals > 0 {
+                state.world.provisioning_refusals -= 1;
+                state.hits.provisioning_refusals += 1;
+                // ECS API Reference, RunTask, Errors: "If you get a ClientException error,
+                // the RunTask could not be processed because you use managed scaling and
+                // there is a capacity error because the quota of tasks in the PROVISIONING
+                // per cluster has been reached." (The message's wording is unverified.)
+                return Err(Fault::from_service(
+                    "ecs:RunTask",
+                    Some("ClientException"),
+                    Some("The quota of tasks in the PROVISIONING state per cluster has been reached."),
+                    Some(400),
+                ));
+            }
+            let launched = Self::start(state, spec, count, client_token, None, now)?;
+            state.tokens.insert(
+                client_token.to_string(),
+                (launched.task_arns.clone(), parameters),
+            );
             Ok(launched)
         })
         .await
@@ -437,7 +637,14 @@ impl Ecs for SimEcs {
         by: f64,
     ) -> Result<Launched, Fault> {
         self.call("ecs:StartTask", by, |state, now| {
-            Self::start(state, spec, instances.len() as u32, attempt, now)
+            Self::start(
+                state,
+                spec,
+                instances.len() as u32,
+                attempt,
+                Some(attempt),
+                now,
+            )
         })
         .await
     }
@@ -446,19 +653,31 @@ impl Ecs for SimEcs {
         &self,
         cluster: &str,
         started_by: &str,
-        attempt: Option<&str>,
         by: f64,
-    ) -> Result<Vec<String>, Fault> {
-        let _ = ATTEMPT_TAG;
+    ) -> Result<Vec<StartedTask>, Fault> {
         self.call("ecs:ListTasks", by, |state, now| {
-            Ok(state
+            let lag = state.world.list_lag;
+            let mut found = Vec::new();
+            for task in state
                 .tasks
                 .iter()
                 .filter(|t| t.cluster == cluster && t.started_by == started_by)
-                .filter(|t| attempt.is_none_or(|a| t.launched_by == a))
                 .filter(|t| t.is_visible_at(now))
-                .map(|t| t.arn.clone())
-                .collect())
+            {
+                if !task.is_visible_at(now - lag) {
+                    state.hits.list_lag += 1;
+                    continue;
+                }
+                if task.attempt_tag.is_none() && task.tagged_at_start {
+                    state.hits.tags_gone += 1;
+                }
+                found.push(StartedTask {
+                    arn: task.arn.clone(),
+                    created_at: Some(task.created_at),
+                    attempt: task.attempt_tag.clone(),
+                });
+            }
+            Ok(found)
         })
         .await
     }
@@ -481,12 +700,14 @@ impl Ecs for SimEcs {
                 ));
             }
             let mut described = Described::default();
+            let SimState {
+                tasks, world, hits, ..
+            } = state;
             for arn in arns {
-                match state
-                    .tasks
+                match tasks
                     .iter()
                     .find(|t| &t.arn == arn)
-                    .and_then(|t| t.observe(now))
+                    .and_then(|t| t.observe(now, world, hits))
                 {
                     Some(task) => described.tasks.push(task),
                     None => described.missing.push(arn.clone()),
@@ -501,34 +722,45 @@ impl Ecs for SimEcs {
         &self,
         _cluster: &str,
         arn: &str,
-        _reason: &str,
+        reason: &str,
         by: f64,
     ) -> Result<(), Fault> {
         self.call("ecs:StopTask", by, |state, now| {
-            let task = state
+            // ECS API Reference, StopTask, `reason`: "Up to 255 characters are allowed in
+            // this message."
+            if reason.chars().count() > 255 {
+                return Err(Fault::from_service(
+                    "ecs:StopTask",
+                    Some("InvalidParameterException"),
+                    Some("reason: at most 255 characters"),
+                    Some(400),
+                ));
+            }
+            let Some(task) = state
                 .tasks
                 .iter_mut()
                 .find(|t| t.arn == arn && t.is_visible_at(now))
-                .ok_or_else(|| {
-                    Fault::new(
-                        "ecs:StopTask",
-                        FaultKind::BadRequest,
-                        "InvalidParameterException: The referenced task was not found.",
-                    )
-                })?;
+            else {
+                state.hits.not_visible += 1;
+                return Err(Fault::from_service(
+                    "ecs:StopTask",
+                    Some("InvalidParameterException"),
+                    Some("The referenced task was not found."),
+                    Some(400),
+                ));
+            };
             if task.is_running_at(now) && task.stop_requested_at.is_none() {
                 task.stop_requested_at = Some(now);
             }
+            // ECS API Reference, StopTask: "Any tags associated with the task will be
+            // deleted."
+            task.attempt_tag = None;
             Ok(())
         })
         .await
     }
 
-    async fn log_tail(
-        &self,
-        query: &crate::machine::LogQuery,
-        by: f64,
-    ) -> Result<Option<Vec<String>>, Fault> {
+    async fn log_page(&self, query: &LogPageQuery, by: f64) -> Result<Option<LogPage>, Fault> {
         self.call("logs:GetLogEvents", by, |state, now| {
             // <prefix>/<container>/<task id>, as awslogs names streams.
             let mut parts = query.stream.rsplitn(3, '/');
@@ -550,22 +782,20 @@ impl Ecs for SimEcs {
             {
                 return Ok(None);
             }
-            let end = task.end();
-            let mut lines = if task.script.logs.is_empty() {
-                vec!["app starting".to_string()]
-            } else {
-                task.script.logs.clone()
-            };
-            if now >= end.at {
-                let code = end
-                    .exits
-                    .iter()
-                    .find(|(n, _)| n == "app")
-                    .and_then(|(_, e)| *e);
-                lines.push(format!("app exited with code {code:?}"));
+            let world = state.world.clone();
+            let (events, late) = task.log_events(now, &world);
+            if late {
+                state.hits.late_lines += 1;
             }
-            let keep = (query.lines as usize).min(lines.len());
-            Ok(Some(lines.split_off(lines.len() - keep)))
+            let since = query
+                .start_time_ms
+                .map_or(f64::MIN, |ms| ms as f64 / 1000.0);
+            let events: Vec<String> = events
+                .into_iter()
+                .filter(|(at, _)| *at >= since)
+                .map(|(_, line)| line)
+                .collect();
+            Ok(Some(read_page(&events, query, &world, &mut state.hits)))
         })
         .await
     }
@@ -582,12 +812,132 @@ impl Ecs for SimEcs {
                 .iter()
                 .filter(|t| t.cluster == cluster && t.started_by == started_by)
                 .filter(|t| {
-                    t.is_visible_at(now) && t.is_running_at(now) && t.stop_requested_at.is_none()
+                    t.is_visible_at(now - state.world.list_lag)
+                        && t.is_running_at(now)
+                        && t.stop_requested_at.is_none()
                 })
                 .map(|t| t.arn.clone())
                 .collect())
         })
         .await
+    }
+}
+
+/// Why ECS would refuse this launch, if it would: the rules of ECS's own that a handler
+/// must respect (the same the emulator's validator enforces on the wire, from the ECS
+/// service model and the API reference; see `emulator/aws_rules.py`).
+fn refusal(spec: &LaunchSpec, tags: &[(String, String)], count: u32) -> Option<String> {
+    // ECS API Reference, RunTask, `count`: "You can specify up to 10 tasks for each call";
+    // StartTask, `containerInstances`: "You can specify up to 10 container instances."
+    if !(1..=10).contains(&count) {
+        return Some(format!("count {count} is not within 1 to 10"));
+    }
+    // ECS API Reference, RunTask, `tags`: "Maximum number of tags per resource - 50";
+    // "Maximum key length - 128 Unicode characters"; "Maximum value length - 256 Unicode
+    // characters"; "Do not use aws:, AWS:, or any upper or lowercase combination of such
+    // as a prefix for either keys or values"; the ECS service model's TagKey/TagValue
+    // pattern `^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$`.
+    if tags.len() > 50 {
+        return Some(format!("{} tags: at most 50 per resource", tags.len()));
+    }
+    static PATTERN: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
+    let pattern =
+        PATTERN.get_or_init(|| regex::Regex::new(r"^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$").ok());
+    let allowed = |text: &str| pattern.as_ref().is_some_and(|p| p.is_match(text));
+    for (key, value) in tags {
+        let reserved = |t: &str| t.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:"));
+        let length = key.chars().count();
+        if !(1..=128).contains(&length) || value.chars().count() > 256 {
+            return Some("a tag key or value is too long".into());
+        }
+        if !allowed(key) || !allowed(value) || reserved(key) || reserved(value) {
+            return Some(
+                "a tag key or value has characters ECS does not allow, or the aws: prefix".into(),
+            );
+        }
+    }
+    // ECS API Reference, CapacityProviderStrategyItem: "If no weight value is specified,
+    // the default value of 0 is used ... at least one of the capacity providers must have
+    // a weight value greater than zero"; "Only one capacity provider in a capacity
+    // provider strategy can have a base defined"; RunTask: "If a capacityProviderStrategy
+    // is specified, the launchType parameter must be omitted."
+    if let Some(items) = &spec.model.capacity_provider_strategy {
+        if !items.is_empty() && items.iter().all(|i| i.weight.unwrap_or(0) == 0) {
+            return Some(
+                "at least one capacity provider must have a weight greater than zero".into(),
+            );
+        }
+        if items
+            .iter()
+            .filter(|i| i.base.is_some_and(|b| b > 0))
+            .count()
+            > 1
+        {
+            return Some("only one capacity provider can have a base".into());
+        }
+        let mut names: Vec<&str> = items.iter().map(|i| i.capacity_provider.as_str()).collect();
+        names.sort_unstable();
+        if names.windows(2).any(|w| w[0] == w[1]) {
+            return Some("a capacity provider is named twice".into());
+        }
+        if !items.is_empty() && spec.model.launch_type.is_some() {
+            return Some("launchType and capacityProviderStrategy exclude each other".into());
+        }
+    }
+    None
+}
+
+/// A digest of what a RunTask asked for, to tell a client token reused with other
+/// parameters.
+fn parameters_digest(spec: &LaunchSpec, count: u32) -> String {
+    use sha2::Digest;
+    let text = format!(
+        "{}|{}|{}|{}|{:?}|{:?}",
+        spec.cluster, spec.task_definition, spec.started_by, count, spec.tags, spec.model
+    );
+    format!("{:x}", sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// One GetLogEvents page of `events` (oldest first), read backward as `query` asks, with
+/// the partial and empty pages `world` asks for. Tokens are `b<end>-<empties>`: the page
+/// ends before event `end`, and `empties` empty pages were answered there already. At the
+/// beginning the token comes back unchanged, as AWS says it does.
+fn read_page(
+    events: &[String],
+    query: &LogPageQuery,
+    world: &Adversity,
+    hits: &mut Hits,
+) -> LogPage {
+    let (end, empties) = query
+        .token
+        .as_deref()
+        .and_then(|t| t.strip_prefix('b'))
+        .and_then(|t| t.split_once('-'))
+        .and_then(|(e, n)| Some((e.parse::<usize>().ok()?, n.parse::<u32>().ok()?)))
+        .unwrap_or((events.len(), 0));
+    let end = end.min(events.len());
+    if end == 0 {
+        return LogPage {
+            messages: Vec::new(),
+            backward_token: Some(query.token.clone().unwrap_or_else(|| "b0-0".into())),
+        };
+    }
+    if empties < world.empty_pages {
+        hits.empty_pages += 1;
+        return LogPage {
+            messages: Vec::new(),
+            backward_token: Some(format!("b{end}-{}", empties + 1)),
+        };
+    }
+    let wanted = query.limit.clamp(1, 10_000) as usize;
+    let size = world.log_page.map_or(wanted, |p| p.clamp(1, wanted));
+    if size < wanted && end > size {
+        hits.partial_pages += 1;
+    }
+    let start = end.saturating_sub(size);
+    LogPage {
+        messages: events[start..end].to_vec(),
+        backward_token: Some(format!("b{start}-0")),
     }
 }
 

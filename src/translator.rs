@@ -119,10 +119,14 @@ pub fn capacity_provider_strategy(
             items
                 .iter()
                 .map(|i| {
+                    // Only what the user gave: an omitted weight and base are 0 to ECS
+                    // anyway, and "only one capacity provider in a capacity provider
+                    // strategy can have a base defined" (ECS API Reference,
+                    // CapacityProviderStrategyItem), so a base of 0 is not sent.
                     ecs::CapacityProviderStrategyItem::builder()
                         .capacity_provider(i.capacity_provider.clone())
-                        .weight(i.weight.unwrap_or(0))
-                        .base(i.base.unwrap_or(0))
+                        .set_weight(i.weight)
+                        .set_base(i.base.filter(|b| *b > 0))
                         .build()
                         .map_err(|e| invalid("CapacityProviderStrategy", e))
                 })
@@ -216,6 +220,7 @@ pub fn observe(task: &ecs::Task) -> TaskState {
         stop_code: task.stop_code().map(|c| c.as_str().to_string()),
         stopped_reason: task.stopped_reason().map(str::to_string),
         started: task.started_at().is_some(),
+        stopped_at: task.stopped_at().map(|at| at.as_secs_f64()),
         containers: task
             .containers()
             .iter()

@@ -69,7 +69,7 @@ fn logs_and_metrics_go_to_the_provider_log_group() {
         assert_eq!(metrics.len(), 1, "{text}");
         assert_eq!(
             metrics[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"],
-            "AWS/CloudFormation/Org/ECS/TaskRun"
+            "CloudFormation/Org/ECS/TaskRun"
         );
         assert_eq!(metrics[0]["Action"], "CREATE");
         assert_eq!(metrics[0]["HandlerInvocationCount"], 1);

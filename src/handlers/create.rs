@@ -53,8 +53,11 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
             // tasks again rather than start more.
             let earlier = self
                 .ecs
-                .find_started(&run.cluster, &id, None, self.budget.call_deadline())
-                .await?;
+                .find_started(&run.cluster, &id, self.budget.call_deadline())
+                .await?
+                .into_iter()
+                .map(|t| t.arn)
+                .collect::<Vec<_>>();
             if !earlier.is_empty() {
                 tracing::warn!(id = %id, tasks = earlier.len(), "redelivered CREATE whose run already ended: following its tasks again");
                 // As the answer of the one StartTask batch: the instances without a task

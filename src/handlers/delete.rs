@@ -35,7 +35,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
                         &mut held,
                         Event::Abandon {
                             reason,
-                            by: self.operation_token(),
+                            operation: self.operation_token(),
                         },
                     )
                     .await?;
@@ -70,7 +70,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
                         &mut held,
                         Event::Abandon {
                             reason,
-                            by: self.operation_token(),
+                            operation: self.operation_token(),
                         },
                     )
                     .await?;

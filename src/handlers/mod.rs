@@ -198,6 +198,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
     fn desired(&self) -> Result<(Value, ResourceModel), TaskRunError> {
         let properties = crate::schema::prepare(self.request.desired_properties())?;
         let model = crate::model::typed(&properties)?;
+        crate::model::check(&properties, &model)?;
         Ok((properties, model))
     }
 
@@ -357,6 +358,20 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
                         .clone()
                         .unwrap_or_else(|| "the run failed".into());
                     tracing::info!(id = %held.id, ?ending, reason = %reason, "run ended without success");
+                    if self.request.action == cfn_protocol::Action::Create
+                        && self.request.callback_context.is_none()
+                        && held.run.plan.mode == LaunchMode::StartTask
+                        && held.stored.is_some()
+                        && !held.run.tasks.is_empty()
+                    {
+                        // StartTask has no idempotency token: were this answer lost, the
+                        // CREATE delivered again would find no record and start the tasks
+                        // again (ListTasks, which it asks first, may not show the earlier
+                        // ones yet: ECS is eventually consistent). The FAILED answer, and
+                        // the record's removal, wait for a callback: CloudFormation only
+                        // calls back once it has this answer.
+                        return Ok(self.in_progress(&held, Stage::Run, 1.0));
+                    }
                     if self.request.action == cfn_protocol::Action::Create {
                         if let Err(fault) = self
                             .records()

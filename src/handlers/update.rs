@@ -48,7 +48,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
                     &mut held,
                     Event::Abandon {
                         reason,
-                        by: self.operation_token(),
+                        operation: self.operation_token(),
                     },
                 )
                 .await?;
@@ -85,7 +85,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
                 &mut held,
                 Event::Abandon {
                     reason,
-                    by: self.operation_token(),
+                    operation: self.operation_token(),
                 },
             )
             .await?;

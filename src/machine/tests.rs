@@ -51,11 +51,20 @@ fn task(i: u32, status: &str, stop_code: Option<&str>, exit: Option<i32>) -> Tas
         stop_code: stop_code.map(Into::into),
         stopped_reason: stop_code.map(|c| format!("{c} reason")),
         started: true,
+        stopped_at: None,
         containers: vec![ContainerState {
             name: "app".into(),
             exit_code: exit,
             reason: None,
         }],
+    }
+}
+
+fn started(i: u32, attempt: Option<&str>) -> crate::ecs::StartedTask {
+    crate::ecs::StartedTask {
+        arn: arn(i),
+        created_at: Some(T0),
+        attempt: attempt.map(Into::into),
     }
 }
 
@@ -157,7 +166,12 @@ fn starting_the_tasks() {
     in_flight.batches[0] = Batch {
         size: 2,
         attempts: 1,
-        state: BatchState::InFlight { since: T0 },
+        state: BatchState::InFlight {
+            since: T0,
+            lookups: 0,
+        },
+        unanswered: false,
+        lost: false,
         retry: None,
     };
     check(vec![
@@ -258,7 +272,7 @@ fn starting_the_tasks() {
             name: "a StartTask whose answer was lost is looked up once ECS can show it",
             run: in_flight.clone(),
             event: Event::Resumed,
-            now: T0 + LOOKUP_DELAY_SECONDS,
+            now: T0 + LOOKUP_DELAYS[0],
             phase: Phase::Launching,
             ending: None,
             next: Next::Find(0),
@@ -267,10 +281,10 @@ fn starting_the_tasks() {
             name: "... not before",
             run: in_flight.clone(),
             event: Event::Resumed,
-            now: T0 + 5.0,
+            now: T0 + 2.0,
             phase: Phase::Launching,
             ending: None,
-            next: Next::Wait(LOOKUP_DELAY_SECONDS - 5.0),
+            next: Next::Wait(LOOKUP_DELAYS[0] - 2.0),
         },
         Case {
             name: "a StartTask that failed after ECS may have acted is never sent again",
@@ -286,7 +300,8 @@ fn starting_the_tasks() {
             run: in_flight.clone(),
             event: Event::Found {
                 batch: 0,
-                result: Ok(vec![arn(0), arn(1)]),
+                attempt: "tag-1".into(),
+                result: Ok(vec![started(0, Some("tag-1")), started(1, Some("tag-1"))]),
             },
             now: T0 + 20.0,
             phase: Phase::Running,
@@ -298,7 +313,7 @@ fn starting_the_tasks() {
             run: all_started.clone(),
             event: Event::Abandon {
                 reason: "deleted".into(),
-                by: "op-2".into(),
+                operation: "op-2".into(),
             },
             now: T0,
             phase: Phase::Stopping,
@@ -331,7 +346,13 @@ fn start_task_attempts_are_recorded_before_the_call_and_never_repeated_blindly()
     let Step { run, next } = step(&run, Event::Resumed, T0);
     assert_eq!(next, Next::Launch(vec![0]));
     assert_eq!(run.batches[0].attempts, 1);
-    assert_eq!(run.batches[0].state, BatchState::InFlight { since: T0 });
+    assert_eq!(
+        run.batches[0].state,
+        BatchState::InFlight {
+            since: T0,
+            lookups: 0
+        }
+    );
     // The answer was lost: nothing is started before the lookup said there is nothing.
     let Step { run, next } = step(
         &run,
@@ -341,23 +362,36 @@ fn start_task_attempts_are_recorded_before_the_call_and_never_repeated_blindly()
     assert_eq!(next, Next::Wait(RETRY_DELAY_SECONDS));
     let Step { run, next } = step(&run, Event::Resumed, T0 + 3.0);
     assert!(matches!(next, Next::Wait(_)), "{next:?}");
-    let Step { run, next } = step(&run, Event::Resumed, T0 + LOOKUP_DELAY_SECONDS);
-    assert_eq!(next, Next::Find(0));
-    let Step { run, next } = step(
-        &run,
-        Event::Found {
-            batch: 0,
-            result: Ok(vec![]),
-        },
-        T0 + 16.0,
-    );
-    assert_eq!(next, Next::Launch(vec![0]));
+    // Looked for with backoff over five minutes: nothing found until the last look
+    // says nothing was started.
+    let mut run = run;
+    for (look, delay) in LOOKUP_DELAYS.iter().enumerate() {
+        let Step { run: r, next } = step(&run, Event::Resumed, T0 + delay - 0.5);
+        assert!(matches!(next, Next::Wait(_)), "look {look}: {next:?}");
+        let Step { run: r, next } = step(&r, Event::Resumed, T0 + delay);
+        assert_eq!(next, Next::Find(0), "look {look}");
+        let Step { run: r, next } = step(
+            &r,
+            Event::Found {
+                batch: 0,
+                attempt: "tag-1".into(),
+                result: Ok(vec![]),
+            },
+            T0 + delay + 0.5,
+        );
+        if look + 1 < LOOKUP_DELAYS.len() {
+            assert!(matches!(next, Next::Wait(_)), "look {look}: {next:?}");
+        } else {
+            assert_eq!(next, Next::Launch(vec![0]));
+        }
+        run = r;
+    }
     assert_eq!(run.batches[0].attempts, 2, "a new attempt, with a new tag");
     // A throttled StartTask certainly did nothing: it may go again at once.
     let Step { run, .. } = step(
         &run,
         Event::Launched(vec![(0, Err(throttled()))]),
-        T0 + 17.0,
+        T0 + 400.0,
     );
     assert_eq!(run.batches[0].state, BatchState::Pending);
 }
@@ -448,23 +482,24 @@ fn following_the_tasks() {
             next: Next::Wait(1.0),
         },
         Case {
-            name: "unknown to ECS long after the start: failed",
+            name:
+                "not shown by ECS five minutes after the start: failed, and stopped in case it runs",
             run: running(1),
             event: Event::Described(Ok(Described {
                 tasks: vec![],
                 missing: vec![arn(0)],
             })),
-            now: T0 + MISSING_GRACE_SECONDS,
-            phase: Phase::Ended,
+            now: T0 + UNSEEN_GRACE_SECONDS,
+            phase: Phase::Stopping,
             ending: Some(Ending::TasksFailed),
-            next: Next::Done,
+            next: Next::Stop(vec![arn(0)]),
         },
         Case {
             name: "superseded while running",
             run: running(2),
             event: Event::Abandon {
                 reason: "superseded by an update".into(),
-                by: "op-2".into(),
+                operation: "op-2".into(),
             },
             now: T0 + 5.0,
             phase: Phase::Stopping,
@@ -543,7 +578,7 @@ fn stopping_never_redecides_from_our_own_stop() {
             run: timed_out.clone(),
             event: Event::Abandon {
                 reason: "deleted".into(),
-                by: "op-2".into(),
+                operation: "op-2".into(),
             },
             now: T0 + 601.0,
             phase: Phase::Stopping,
@@ -555,7 +590,7 @@ fn stopping_never_redecides_from_our_own_stop() {
             run: driven_by(timed_out.clone(), "op-2"),
             event: Event::Abandon {
                 reason: "deleted".into(),
-                by: "op-2".into(),
+                operation: "op-2".into(),
             },
             now: T0 + 601.0,
             phase: Phase::Stopping,
@@ -583,12 +618,12 @@ fn a_sweep_adds_stray_tasks_to_stop_and_confirm() {
     let Step { run, next } = step(&run, Event::Resumed, T0);
     assert_eq!(
         next,
-        Next::Wait(LOOKUP_DELAY_SECONDS),
+        Next::Wait(SWEEP_DELAY_SECONDS),
         "a task started just before may not be listed yet"
     );
     let Step { run, next } = step(&run, described(vec![done(0, 0)]), T0 + 2.0);
     assert_ne!(next, Next::Done, "no end before the sweep");
-    let Step { run, next } = step(&run, Event::Resumed, T0 + LOOKUP_DELAY_SECONDS);
+    let Step { run, next } = step(&run, Event::Resumed, T0 + SWEEP_DELAY_SECONDS);
     assert_eq!(next, Next::Sweep);
     let Step { run, next } = step(&run, Event::Swept(Ok(vec![arn(0), arn(7)])), T0 + 16.0);
     assert_eq!(next, Next::Stop(vec![arn(0), arn(7)]));
@@ -614,7 +649,7 @@ fn an_ended_run_never_changes() {
         Event::Resumed,
         Event::Abandon {
             reason: "x".into(),
-            by: "op-2".into(),
+            operation: "op-2".into(),
         },
         described(vec![live(0)]),
     ] {
@@ -806,7 +841,8 @@ fn a_failed_run_reads_the_failing_containers_last_lines() {
             group: "/ecs/m".into(),
             stream: format!("m/app/{:032x}", 0),
             region: None,
-            lines: 20
+            lines: 20,
+            since: Some(T0 - 60.0),
         }]
     );
     let Step { run, next } = step(
@@ -852,7 +888,11 @@ fn a_successful_run_reads_its_output_line() {
             Some("{\"schemaVersion\": 42}".to_string()),
             None,
         ),
-        (vec!["no marker here".to_string()], None, None),
+        (
+            vec!["no marker here".to_string()],
+            None,
+            Some("Output not set"),
+        ),
         (
             vec![format!("TASKRUN_OUTPUT {}", "x".repeat(5000))],
             None,
@@ -875,8 +915,10 @@ fn a_successful_run_reads_its_output_line() {
         assert_eq!(
             run.reason
                 .as_deref()
-                .map(|r| r.starts_with("Output not kept")),
-            note.map(|_| true)
+                .and_then(|r| note.map(|n| r.starts_with(n))),
+            note.map(|_| true),
+            "{:?}",
+            run.reason
         );
     }
 }
@@ -889,7 +931,7 @@ fn collecting_ends_when_another_operation_takes_over() {
         &run,
         Event::Abandon {
             reason: "deleted".into(),
-            by: "op-2".into(),
+            operation: "op-2".into(),
         },
         T0 + 11.0,
     );
@@ -909,7 +951,7 @@ fn each_operation_that_takes_a_stop_over_gets_its_own_time_to_confirm_it() {
         &old,
         Event::Abandon {
             reason: "deleted".into(),
-            by: "delete".into(),
+            operation: "delete".into(),
         },
         late,
     );

@@ -140,6 +140,7 @@ impl World {
         Cfn {
             stack_id: self.stack_id.clone(),
             logical_id: logical_id.to_string(),
+            stack_tags: json!({"team": "platform"}),
         }
     }
 
@@ -210,6 +211,8 @@ impl Operation {
 pub struct Cfn {
     pub stack_id: String,
     pub logical_id: String,
+    /// The stack's tags, as CloudFormation passes them (`requestData.stackTags`).
+    pub stack_tags: Value,
 }
 
 static TOKENS: AtomicU64 = AtomicU64::new(0);
@@ -237,7 +240,7 @@ impl Cfn {
             "providerLogGroupName": "taskrun-provider-logs",
             "logicalResourceId": self.logical_id,
             "systemTags": {"aws:cloudformation:stack-id": self.stack_id, "aws:cloudformation:logical-id": self.logical_id},
-            "stackTags": {"team": "platform"},
+            "stackTags": self.stack_tags,
         });
         if let Some(p) = properties {
             request_data["resourceProperties"] = as_cloudformation_sends(p);
