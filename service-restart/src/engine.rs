@@ -33,7 +33,7 @@ impl driver::Machine for RestartMachine {
         match next {
             Next::Done => Flow::Done,
             Next::Wait(seconds) => Flow::Wait(*seconds),
-            Next::Look | Next::Update => Flow::Act,
+            Next::Look | Next::Update | Next::Inspect(_) => Flow::Act,
         }
     }
 
@@ -134,6 +134,37 @@ impl<G: Services, S: ParameterStore, C: Clock> driver::Hands<RestartMachine>
                         .force_new_deployment(&run.cluster, &run.service, by)
                         .await,
                 )
+            }
+            Next::Inspect(arn) => {
+                let found = services.describe_service_deployment(&arn, by).await;
+                let id = &self.held.hold.id;
+                match &found {
+                    Ok(deployment) => {
+                        let waiting = deployment.as_ref().and_then(machine::HookWait::of);
+                        // Said once per hook it waits at, not at every poll.
+                        if let Some(w) = waiting
+                            .as_ref()
+                            .filter(|w| run.waiting.as_ref() != Some(*w))
+                        {
+                            tracing::warn!(
+                                id = %id,
+                                service = %run.service,
+                                service_deployment = %w.service_deployment,
+                                stage = %w.stage,
+                                hook_id = %w.hook_id,
+                                hook_type = %w.kind,
+                                hook_status = %w.status,
+                                "{}",
+                                w.describe()
+                            );
+                        }
+                    }
+                    Err(fault) if !fault.is_transient() => {
+                        tracing::warn!(id = %id, service = %run.service, error = %fault, "the deployment's lifecycle hooks cannot be read (ecs:DescribeServiceDeployments); a wait at a hook will not be reported");
+                    }
+                    Err(_) => {}
+                }
+                Event::Inspected(found)
             }
             Next::Wait(_) | Next::Done => Event::Resumed,
         })

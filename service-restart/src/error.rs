@@ -23,6 +23,9 @@ pub enum RestartError {
     CorruptRecord { id: String, why: String },
     #[error("{0}")]
     Superseded(String),
+    /// A passing fault went on until the operation's give-up time.
+    #[error("{0}")]
+    GaveUp(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -52,6 +55,11 @@ impl HandlerError for RestartError {
             Self::Aws(fault) => fault_code(fault.kind),
             Self::CorruptRecord { .. } | Self::Internal(_) => HandlerErrorCode::InternalFailure,
             Self::Superseded(_) => HandlerErrorCode::GeneralServiceException,
+            // Never a retriable code: CloudFormation answers one by starting the operation
+            // over ("Resource type handler error codes": NetworkFailure, Throttling and
+            // ServiceInternalError are "Type: Retriable"), which here is restarting the
+            // service again.
+            Self::GaveUp(_) => HandlerErrorCode::NotStabilized,
         }
     }
 }

@@ -34,18 +34,52 @@ pub struct Properties {
 
 impl Properties {
     /// The cluster given, else the one a service ARN names (`Ref` of an
-    /// `AWS::ECS::Service` is its ARN, `.../service/<cluster>/<name>`), else `default`.
-    pub fn cluster(&self) -> &str {
-        if let Some(cluster) = self.cluster.as_deref().filter(|c| !c.is_empty()) {
-            return cluster;
+    /// `AWS::ECS::Service` is its ARN, `.../service/<cluster>/<name>`), else, for a
+    /// service given by name, `default` (as ECS assumes: DescribeServices, "If you do not
+    /// specify a cluster, the default cluster is assumed").
+    ///
+    /// A short service ARN without `Cluster` is refused: services created before 2021
+    /// keep `arn:aws:ecs:<region>:<account>:service/<name>`, which names no cluster, and
+    /// `Ref` of one stays that short ARN (ECS Developer Guide, "Migrate an Amazon ECS
+    /// short service ARN to a long ARN": "When the AWS CloudFormation stack's
+    /// PhysicalResourceId represents the service ARN, the value doesn't change and
+    /// continues as the short service ARN"). Taking `default` then looked for the service
+    /// in a cluster it is most often not in; nothing else tells the cluster.
+    pub fn cluster(&self) -> Result<&str, RestartError> {
+        match (self.named_cluster(), self.service_arn_path()) {
+            (Some(cluster), _) => Ok(cluster),
+            (None, Some(_)) => Err(RestartError::InvalidRequest(format!(
+                "Service {} is a short service ARN (the format of services created before 2021, arn:aws:ecs:<region>:<account>:service/<name>), which names no cluster; Ref of such a service stays short even after its ARN is migrated. Set Cluster to the service's cluster (for example Cluster: !Ref MyCluster, or Cluster: default when it runs there)",
+                self.service
+            ))),
+            (None, None) => Ok(DEFAULT_CLUSTER),
         }
+    }
+
+    /// The cluster as the restart's inputs name it, for telling whether they changed (a
+    /// short ARN without `Cluster`, which `cluster` refuses, compares as `default`, as it
+    /// always did).
+    pub fn cluster_for_comparison(&self) -> &str {
+        self.named_cluster().unwrap_or(DEFAULT_CLUSTER)
+    }
+
+    /// `Cluster`, else the cluster of a long service ARN.
+    fn named_cluster(&self) -> Option<&str> {
+        if let Some(cluster) = self.cluster.as_deref().filter(|c| !c.is_empty()) {
+            return Some(cluster);
+        }
+        self.service_arn_path()
+            .and_then(|path| path.split_once('/'))
+            .map(|(cluster, _)| cluster)
+            .filter(|cluster| !cluster.is_empty())
+    }
+
+    /// What follows `:service/` when the service is given by ARN.
+    fn service_arn_path(&self) -> Option<&str> {
         self.service
             .strip_prefix("arn:")
             .and_then(|arn| arn.split_once(":service/"))
-            .and_then(|(_, path)| path.split_once('/'))
-            .map(|(cluster, _)| cluster)
-            .filter(|cluster| !cluster.is_empty())
-            .unwrap_or(DEFAULT_CLUSTER)
+            .map(|(_, path)| path)
     }
 
     pub fn wait_for(&self) -> WaitFor {
@@ -95,29 +129,34 @@ mod tests {
     #[test]
     fn the_cluster_comes_from_the_property_then_the_service_arn_then_default() {
         let arn = "arn:aws:ecs:us-east-1:123456789012:service/prod/api";
+        let short = "arn:aws:ecs:us-east-1:123456789012:service/api";
         let cases = [
-            (Some("given"), arn, "given"),
-            (None, arn, "prod"),
-            (Some(""), arn, "prod"),
-            (None, "api", "default"),
-            // An old-style ARN (no cluster in it) names the default cluster.
-            (
-                None,
-                "arn:aws:ecs:us-east-1:123456789012:service/api",
-                "default",
-            ),
+            (Some("given"), arn, Some("given")),
+            (None, arn, Some("prod")),
+            (Some(""), arn, Some("prod")),
+            (None, "api", Some("default")),
+            // A short (pre-2021) ARN names no cluster: refused, asking for Cluster.
+            (None, short, None),
+            (Some(""), short, None),
             (
                 None,
                 "arn:aws:ecs:us-east-1:123456789012:service//api",
-                "default",
+                None,
             ),
+            (Some("prod"), short, Some("prod")),
         ];
         for (cluster, service, want) in cases {
-            assert_eq!(
-                of(cluster, service).cluster(),
-                want,
-                "{cluster:?} {service}"
-            );
+            let got = of(cluster, service).cluster().map(str::to_string);
+            match (got, want) {
+                (Ok(got), Some(want)) => assert_eq!(got, want, "{cluster:?} {service}"),
+                (Err(RestartError::InvalidRequest(why)), None) => {
+                    assert!(why.contains("Set Cluster"), "{why}");
+                    assert!(why.contains(service), "{why}");
+                }
+                (got, want) => panic!("{cluster:?} {service}: {got:?}, want {want:?}"),
+            }
         }
+        // Change detection keeps comparing a short ARN alone as in the default cluster.
+        assert_eq!(of(None, short).cluster_for_comparison(), "default");
     }
 }

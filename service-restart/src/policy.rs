@@ -26,7 +26,10 @@ impl Fingerprint {
             _ => Value::Null,
         };
         Self {
-            target: digest(&json!([properties.cluster(), properties.service])),
+            target: digest(&json!([
+                properties.cluster_for_comparison(),
+                properties.service
+            ])),
             triggers: digest(&triggers),
         }
     }

@@ -10,7 +10,10 @@ use serde_json::Value;
 
 use crate::error::RestartError;
 use crate::resource::{Backend, ServiceRestart};
-use crate::services::{Deployment, Fault, FaultKind, ServiceEvent, ServiceState, Services};
+use crate::services::{
+    Deployment, Fault, FaultKind, LifecycleHook, ServiceDeploymentState, ServiceEvent,
+    ServiceState, Services,
+};
 
 #[derive(Clone, Debug)]
 pub struct SdkServices {
@@ -45,6 +48,48 @@ fn state(service: &aws_sdk_ecs::types::Service) -> ServiceState {
             .map(|e| ServiceEvent {
                 at: seconds(e.created_at()).unwrap_or_default(),
                 message: e.message().unwrap_or_default().to_string(),
+            })
+            .collect(),
+        controller: service
+            .deployment_controller()
+            .map(|c| c.r#type().as_str().to_string()),
+        classic_load_balancers: service
+            .load_balancers()
+            .iter()
+            .filter_map(|lb| lb.load_balancer_name())
+            .map(str::to_string)
+            .collect(),
+        lifecycle_hooks: service
+            .deployment_configuration()
+            .is_some_and(|c| !c.lifecycle_hooks().is_empty()),
+        current_service_deployment: service.current_service_deployment().map(str::to_string),
+    }
+}
+
+fn service_deployment(d: &aws_sdk_ecs::types::ServiceDeployment) -> ServiceDeploymentState {
+    ServiceDeploymentState {
+        arn: d.service_deployment_arn().unwrap_or_default().to_string(),
+        status: d
+            .status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        lifecycle_stage: d.lifecycle_stage().map(|s| s.as_str().to_string()),
+        hooks: d
+            .lifecycle_hook_details()
+            .iter()
+            .map(|h| LifecycleHook {
+                id: h.hook_id().unwrap_or_default().to_string(),
+                target_type: h
+                    .target_type()
+                    .map(|t| t.as_str().to_string())
+                    .unwrap_or_default(),
+                target_arn: h.target_arn().map(str::to_string),
+                status: h
+                    .status()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+                expires_at: seconds(h.expires_at()),
+                timeout_action: h.timeout_action().map(|a| a.as_str().to_string()),
             })
             .collect(),
     }
@@ -105,6 +150,30 @@ impl Services for SdkServices {
                     "UpdateService answered without the service",
                 )
             })
+        })
+        .await
+    }
+
+    async fn describe_service_deployment(
+        &self,
+        arn: &str,
+        by: f64,
+    ) -> Result<Option<ServiceDeploymentState>, Fault> {
+        const OP: &str = "ecs:DescribeServiceDeployments";
+        by_deadline(OP, by, async {
+            let out = self
+                .client
+                .describe_service_deployments()
+                .service_deployment_arns(arn)
+                .send()
+                .await
+                .map_err(|e| fault(OP, e))?;
+            // One it does not know comes back in `failures` (reason MISSING).
+            Ok(out
+                .service_deployments()
+                .iter()
+                .find(|d| d.service_deployment_arn() == Some(arn))
+                .map(service_deployment))
         })
         .await
     }

@@ -14,6 +14,8 @@ use crate::services::Services;
 impl<G: Services, S: ParameterStore, C: Clock> Env<'_, G, S, C> {
     pub(super) async fn create_first(&self) -> Result<ProgressEvent, RestartError> {
         let (properties, typed) = self.desired()?;
+        // Refused before anything is recorded or asked of ECS.
+        typed.cluster()?;
         let token = self.operation_token();
         let id = self.new_id();
         match records(self.store)
@@ -39,7 +41,7 @@ impl<G: Services, S: ParameterStore, C: Clock> Env<'_, G, S, C> {
             }
             Stored::Absent => {}
         }
-        let mut restart = self.plan(token, &typed);
+        let mut restart = self.plan(token, &typed)?;
         restart.fingerprint = Some(Fingerprint::of(&typed));
         let record = RestartRecord::new(id, &properties, restart.clone());
         let properties = record.properties.clone();
@@ -54,15 +56,19 @@ impl<G: Services, S: ParameterStore, C: Clock> Env<'_, G, S, C> {
         .await
     }
 
-    pub(super) fn plan(&self, token: String, typed: &crate::model::Properties) -> Restart {
-        Restart::new(
+    pub(super) fn plan(
+        &self,
+        token: String,
+        typed: &crate::model::Properties,
+    ) -> Result<Restart, RestartError> {
+        Ok(Restart::new(
             token,
-            typed.cluster().to_string(),
+            typed.cluster()?.to_string(),
             typed.service.clone(),
             typed.wait_for(),
             self.clock.now(),
             typed.timeout_seconds(),
             typed.poll_interval_seconds(),
-        )
+        ))
     }
 }

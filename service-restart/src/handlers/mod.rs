@@ -166,24 +166,37 @@ impl<G: Services, S: ParameterStore, C: Clock> Env<'_, G, S, C> {
             // callback is the same, even once a failed CREATE's record is gone.
             restart: (held.hold.run.phase != Phase::Starting).then(|| held.hold.run.clone()),
         };
-        ProgressEvent::in_progress(
+        let event = ProgressEvent::in_progress(
             Some(held.model()),
             context.to_value(),
             delay.ceil().clamp(1.0, 600.0) as u32,
-        )
+        );
+        match &held.hold.run.waiting {
+            Some(waiting) => event.with_message(waiting.describe()),
+            None => event,
+        }
     }
 
     /// A passing fault answers IN_PROGRESS with a context to try again (the first step
-    /// is idempotent by the request token), until the give-up time.
+    /// is idempotent by the request token), until the give-up time; then NotStabilized,
+    /// never the fault's retriable code (as TaskRun's `ride_out`): CloudFormation would
+    /// start the operation over, restarting the service again.
     fn ride_out(
         &self,
         context: CallbackContext,
         result: Result<ProgressEvent, RestartError>,
     ) -> Result<ProgressEvent, RestartError> {
         match result {
-            Err(RestartError::Aws(fault))
-                if fault.is_transient() && self.clock.now() < context.give_up_at =>
-            {
+            Err(RestartError::Aws(fault)) if fault.is_transient() => {
+                if self.clock.now() >= context.give_up_at {
+                    tracing::error!(id = %context.id, error = %fault, "passing fault until the give-up time; giving up");
+                    return Err(RestartError::GaveUp(format!(
+                        "ServiceRestart {}: the restart's record could not be reached until well past the deadline ({fault}); a deployment it may have started goes on as ECS runs it, and the record {}/{} may remain",
+                        context.id,
+                        crate::record::PARAMETER_PATH,
+                        context.id
+                    )));
+                }
                 tracing::warn!(id = %context.id, error = %fault, "passing fault; trying again at the next callback");
                 let model = (self.request.action != cfn_protocol::Action::Delete).then(|| {
                     let mut model = self.request.desired_properties();

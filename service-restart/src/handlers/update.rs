@@ -62,8 +62,12 @@ impl<G: Services, S: ParameterStore, C: Clock> Env<'_, G, S, C> {
             }
             Decision::Restart(why) => {
                 tracing::info!(id = %id, why = %why, "update restarts the service");
-                let mut restart = self.plan(token, &typed);
+                let mut restart = self.plan(token, &typed)?;
                 restart.fingerprint = Some(desired);
+                // The previous restarts' deployments are not this one's, even when
+                // DescribeServices does not show them yet (it is eventually consistent)
+                // and would let them pass for new once it does.
+                restart.known = machine::known_after(&record.restart);
                 let properties = record.properties.clone();
                 self.run_and_answer(
                     Held {
