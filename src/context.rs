@@ -38,6 +38,13 @@ pub struct CallbackContext {
     /// The run, while its tasks run (nothing else needs it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<Run>,
+    /// Passing faults that were throttling, in a row: the callback backs off.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub throttled: u8,
+}
+
+fn is_zero(n: &u8) -> bool {
+    *n == 0
 }
 
 impl CallbackContext {

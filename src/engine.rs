@@ -27,6 +27,12 @@ use handler_kit::records::{Hold, KeepError};
 pub const DESCRIBE_BATCH: usize = 100;
 /// StopTask calls in flight at once.
 pub const STOP_CONCURRENCY: usize = 10;
+/// StopTask calls one invocation sends per second at most: a DELETE of a Count-100 run
+/// takes 5 s rather than draining the account's "cluster resource modify" bucket (burst
+/// 100, 40 a second, shared with every RunTask and StopTask of the account: ECS API
+/// Reference, "Request throttling"), so that five such DELETEs at once do not throttle
+/// each other (and everyone else) for seconds.
+pub const STOPS_PER_SECOND: f64 = 20.0;
 /// ECS's limit for a stop reason.
 const STOP_REASON_MAX: usize = 255;
 
@@ -150,6 +156,29 @@ impl driver::Machine for RunMachine {
     fn resumed() -> Event {
         Event::Resumed
     }
+
+    /// What must be in the record before the next thing is done (issue 16: one write
+    /// where several were, SSM taking about 3 writes a second per account):
+    /// - before a call that acts on ECS (RunTask, StartTask, StopTask): their sends, and a
+    ///   stop's fixed outcome, are recorded first;
+    /// - a run that begins stopping (its outcome is fixed, whatever comes next);
+    /// - every change of a StartTask run (StartTask has no idempotency token).
+    ///
+    /// Not before a look (DescribeTasks, ListTasks, GetLogEvents): what a RunTask answered
+    /// is answered again for its client token, what DescribeTasks showed is shown again,
+    /// and a run that is taken over sweeps for the tasks of unanswered batches. Such
+    /// changes are written with the next durable one, or at the end of the invocation
+    /// unless the callback context carries the run (see [`driver::Machine::carried`]).
+    fn must_record(before: &Run, after: &Run, next: &Next) -> bool {
+        after.plan.mode == LaunchMode::StartTask
+            || matches!(next, Next::Launch(_) | Next::Stop(_))
+            || (after.phase == machine::Phase::Stopping && before.phase != machine::Phase::Stopping)
+    }
+
+    /// A running run travels in the callback context (see `handlers::in_progress`).
+    fn carried(run: &Run) -> bool {
+        run.phase == machine::Phase::Running
+    }
 }
 
 /// An invocation's hold on a run: the engine's I/O for the driver.
@@ -167,6 +196,10 @@ impl<E: Ecs, S: ParameterStore, C: Clock> driver::Hands<RunMachine> for RunHands
 
     fn stored(&self) -> bool {
         self.held.stored.is_some()
+    }
+
+    fn hold(&mut self, run: Run) {
+        self.held.hold.run = run;
     }
 
     async fn persist(&mut self, run: Run) -> Result<Persisted, TaskRunError> {
@@ -454,8 +487,24 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Engine<'_, E, S, C> {
         }
         let by = self.budget.call_deadline();
         let reason = &reason;
-        stream::iter(arns.iter().cloned())
-            .map(|arn| async move {
+        let began = self.clock.now();
+        stream::iter(arns.iter().cloned().enumerate())
+            .map(|(i, arn)| async move {
+                let due = began + i as f64 / STOPS_PER_SECOND;
+                let wait = due - self.clock.now();
+                if wait > 0.0 {
+                    self.clock.sleep(wait).await;
+                }
+                if !self.budget.may_act(self.clock.now()) {
+                    // No time left in this invocation: sent at the next one.
+                    let mut fault = Fault::new(
+                        "ecs:StopTask",
+                        crate::ecs::FaultKind::Network,
+                        "not sent: no time left in this invocation",
+                    );
+                    fault.may_have_acted = false;
+                    return (arn, Err(fault));
+                }
                 let answer = self.ecs.stop_task(cluster, &arn, reason, by).await;
                 match &answer {
                     Ok(()) => tracing::info!(task = task_id(&arn), "stop requested"),

@@ -22,6 +22,7 @@
 //! feeds the result back as the next event. Because the outcome of a run is fixed and
 //! recorded before its tasks are stopped, a run is never decided from our own StopTask.
 
+use handler_kit::pace;
 use serde::{Deserialize, Serialize};
 
 use crate::ecs::{Described, Fault, FaultKind, Launched, StartedTask};
@@ -48,14 +49,21 @@ pub const CLOCK_SKEW_SECONDS: f64 = 5.0;
 /// How long after stopping began to look for tasks of this TaskRun the run did not record
 /// (ListTasks is eventually consistent too).
 pub const SWEEP_DELAY_SECONDS: f64 = 15.0;
-/// A task's last log lines may reach CloudWatch Logs after ECS shows it stopped: a log
-/// without the line looked for is read again until this long after `stoppedAt`.
-pub const LATE_LOG_SECONDS: f64 = 5.0;
+/// A task's last log lines may reach CloudWatch Logs after ECS shows it stopped (the
+/// awslogs driver sends in batches; ingestion takes a moment; unverified how long): a log
+/// without the line looked for is read again until this long after the containers
+/// stopped (`executionStoppedAt`). On Fargate, deprovisioning usually outlasts it; else a
+/// run whose task prints no output line answers this much later.
+pub const LATE_LOG_SECONDS: f64 = 2.0;
 /// ECS shows stopped tasks "for at least one hour" (ECS API Reference, DescribeTasks):
 /// the end of a task stopped this long while others still run is kept in the run.
 pub const REMEMBER_AFTER_SECONDS: f64 = 1800.0;
 /// Pause after a passing fault before trying again.
 pub const RETRY_DELAY_SECONDS: f64 = 2.0;
+/// A run whose looks are throttled when its Timeout passes goes on trying to see its
+/// tasks this much longer before it takes them as timed out: throttling alone does not
+/// time a run out whose tasks ended within their Timeout.
+pub const THROTTLED_GRACE_SECONDS: f64 = 300.0;
 /// Pause between two looks at tasks being stopped.
 pub const STOP_CHECK_SECONDS: f64 = 2.0;
 /// StopTask is sent again to a task still running this long after the last request.
@@ -174,6 +182,9 @@ pub const OUTPUT_SEARCH_LINES: u32 = 200;
 pub const TAILED_TASKS: usize = 10;
 /// Tries to read logs before the run ends without them.
 pub const LOG_TRIES: u8 = 3;
+/// Throttled log reads in a row before the run ends without the logs (about five minutes
+/// of backoff): CloudWatch Logs' GetLogEvents quota is the account's, shared.
+pub const THROTTLED_LOG_READS: u8 = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "camelCase")]
@@ -407,6 +418,9 @@ pub struct Run {
     /// [`REMEMBER_AFTER_SECONDS`]): ECS may forget them before the run is decided.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub remembered: Vec<TaskResult>,
+    /// Calls throttled in a row: the next pause backs off (see [`Run::backoff`]).
+    #[serde(default, skip_serializing_if = "is_zero_u8")]
+    pub throttled: u8,
 }
 
 fn is_zero_usize(n: &usize) -> bool {
@@ -540,6 +554,7 @@ impl Run {
             output: None,
             launched_at: None,
             remembered: Vec::new(),
+            throttled: 0,
         }
     }
 
@@ -555,9 +570,34 @@ impl Run {
 
     /// The pause before the next look at running tasks: a tenth of the time the run has
     /// been going, at least 1 s and at most PollInterval. A short task is seen finished
-    /// within a second or two; a long one costs a look every PollInterval.
+    /// within a second or two; a long one costs a look every PollInterval. Jittered by
+    /// ±25 % (at least 1 s), so that runs started together do not look in the same second.
     pub fn poll_delay(&self, now: f64) -> f64 {
-        ((now - self.started_at) / 10.0).clamp(1.0, f64::from(self.poll_interval.max(1)))
+        let poll = f64::from(self.poll_interval.max(1));
+        let base = ((now - self.started_at) / 10.0).clamp(1.0, poll);
+        pace::spread(base, self.jitter(now))
+    }
+
+    /// The pause after the latest of [`Run::throttled`] throttled calls in a row.
+    pub fn backoff(&self, now: f64) -> f64 {
+        pace::backoff(self.throttled, self.jitter(now))
+    }
+
+    /// This run's jitter at `now` (see `handler_kit::pace::jitter`).
+    pub fn jitter(&self, now: f64) -> f64 {
+        pace::jitter(&self.token, now, self.throttled)
+    }
+
+    /// Counts a throttled call (`throttled`) or an answered one, and says how long to
+    /// pause: the backoff when throttled, else `otherwise`.
+    fn pause_after(&mut self, throttled: bool, otherwise: f64, now: f64) -> f64 {
+        if throttled {
+            self.throttled = self.throttled.saturating_add(1);
+            self.backoff(now)
+        } else {
+            self.throttled = 0;
+            otherwise
+        }
     }
 
     pub fn is_ended(&self) -> bool {
@@ -822,6 +862,8 @@ fn abandon(run: &mut Run, reason: String, operation: String, now: f64) -> Next {
 
 fn launching(run: &mut Run, event: Event, now: f64) -> Next {
     let mut faulted = false;
+    // Whether every passing fault of this round was throttling (then: back off).
+    let mut only_throttled = true;
     match event {
         Event::Abandon { reason, operation } => return abandon(run, reason, operation, now),
         Event::Launched(answers) => {
@@ -865,6 +907,7 @@ fn launching(run: &mut Run, event: Event, now: f64) -> Next {
                     }
                     Err(fault) if fault.is_transient() => {
                         faulted = true;
+                        only_throttled &= fault.kind == FaultKind::Throttled;
                         // A StartTask that may have acted is looked up, never repeated;
                         // a RunTask is asked again with the same token.
                         let state = match (run.plan.mode, fault.may_have_acted) {
@@ -974,7 +1017,10 @@ fn launching(run: &mut Run, event: Event, now: f64) -> Next {
                         b.state = BatchState::Pending;
                     }
                 }
-                Err(_) => faulted = true,
+                Err(fault) => {
+                    faulted = true;
+                    only_throttled &= fault.kind == FaultKind::Throttled;
+                }
             }
         }
         _ => {}
@@ -1000,8 +1046,10 @@ fn launching(run: &mut Run, event: Event, now: f64) -> Next {
         return stopping_next(run, now);
     }
     if faulted {
-        return Next::Wait(RETRY_DELAY_SECONDS);
+        let delay = run.pause_after(only_throttled, RETRY_DELAY_SECONDS, now);
+        return Next::Wait(delay);
     }
+    run.throttled = 0;
     // A StartTask attempt whose answer was lost: look for its tasks once ECS can show them.
     if let Some((index, since, lookups)) = run.batches.iter().enumerate().find_map(|(i, b)| match b
         .state
@@ -1070,6 +1118,7 @@ fn running(run: &mut Run, event: Event, now: f64) -> Next {
     match event {
         Event::Abandon { reason, operation } => abandon(run, reason, operation, now),
         Event::Described(Ok(observed)) => {
+            run.throttled = 0;
             let observed = run.with_remembered(&observed);
             run.remember(&observed, now);
             // A task that failed for a cause the retry policy names is started again
@@ -1180,8 +1229,17 @@ fn running(run: &mut Run, event: Event, now: f64) -> Next {
             }
         }
         Event::Described(Err(fault)) if fault.is_transient() => {
-            if now < run.deadline {
-                Next::Wait(run.poll_delay(now))
+            let throttled = fault.kind == FaultKind::Throttled;
+            let delay = run.pause_after(throttled, run.poll_delay(now), now);
+            // Throttled when Timeout passes: the tasks may well have ended in time; go on
+            // trying to see them a while before taking them as timed out.
+            let grace = if throttled {
+                THROTTLED_GRACE_SECONDS
+            } else {
+                0.0
+            };
+            if now < run.deadline + grace {
+                Next::Wait(delay)
             } else {
                 let reason = format!(
                     "timed out after {} s: the tasks could not be read ({fault}); stopped them all",
@@ -1241,7 +1299,14 @@ fn stopping(run: &mut Run, event: Event, now: f64) -> Next {
         Event::Swept(Err(fault))
             if fault.is_transient() && now - state.since < STOP_CONFIRM_LIMIT_SECONDS =>
         {
-            Next::Wait(RETRY_DELAY_SECONDS)
+            let throttled = fault.kind == FaultKind::Throttled;
+            let delay = run.pause_after(throttled, RETRY_DELAY_SECONDS, now);
+            if throttled {
+                // Only time in which ECS answers counts toward giving up.
+                state.since += delay;
+            }
+            run.stopping = Some(state);
+            Next::Wait(delay)
         }
         Event::Swept(Err(_)) => {
             // Nothing more can be learnt that way; the recorded tasks are still stopped.
@@ -1250,6 +1315,11 @@ fn stopping(run: &mut Run, event: Event, now: f64) -> Next {
             stopping_next(run, now)
         }
         Event::StopsSent(answers) => {
+            let throttled = answers
+                .iter()
+                .filter(|(_, a)| matches!(a, Err(f) if f.kind == FaultKind::Throttled))
+                .count();
+            let all_throttled = throttled > 0 && throttled == answers.len();
             let again: Vec<String> = answers
                 .into_iter()
                 .filter(|(_, answer)| matches!(answer, Err(fault) if fault.is_transient()))
@@ -1258,14 +1328,21 @@ fn stopping(run: &mut Run, event: Event, now: f64) -> Next {
             state.to_send = run.positions(&again);
             state.sent_at = Some(now);
             let retry = !state.to_send.is_empty();
-            run.stopping = Some(state);
-            Next::Wait(if retry {
-                RETRY_DELAY_SECONDS
+            let delay = if retry {
+                run.pause_after(throttled > 0, RETRY_DELAY_SECONDS, now)
             } else {
+                run.throttled = 0;
                 STOP_CHECK_SECONDS
-            })
+            };
+            if all_throttled {
+                // Only time in which ECS answers counts toward giving up.
+                state.since += delay;
+            }
+            run.stopping = Some(state);
+            Next::Wait(delay)
         }
         Event::Described(Ok(observed)) => {
+            run.throttled = 0;
             let mut running: Vec<String> = observed
                 .tasks
                 .iter()
@@ -1314,10 +1391,17 @@ fn stopping(run: &mut Run, event: Event, now: f64) -> Next {
                 run.end(ending, reason, now);
                 return Next::Done;
             }
+            let throttled = fault.kind == FaultKind::Throttled;
+            let delay = run.pause_after(throttled, STOP_CHECK_SECONDS, now);
+            if throttled {
+                // Only time in which ECS answers counts toward giving up.
+                state.since += delay;
+                run.stopping = Some(state.clone());
+            }
             if now - state.since >= STOP_CONFIRM_LIMIT_SECONDS {
                 Next::GiveUp
             } else {
-                Next::Wait(STOP_CHECK_SECONDS)
+                Next::Wait(delay)
             }
         }
         // Another operation takes the stop over (the one that began it was given up on):
@@ -1383,15 +1467,23 @@ fn collecting(run: &mut Run, event: Event, now: f64) -> Next {
         }
         _ => return collecting_next(run),
     };
+    let throttled = answers
+        .iter()
+        .any(|a| matches!(a, Err(f) if f.kind == FaultKind::Throttled));
     if answers
         .iter()
         .any(|a| matches!(a, Err(f) if f.is_transient()))
-        && collect.tries + 1 < LOG_TRIES
+        && (collect.tries + 1 < LOG_TRIES || (throttled && run.throttled < THROTTLED_LOG_READS))
     {
-        collect.tries += 1;
+        // Throttling does not use up the tries: only passing faults of other kinds do.
+        if !throttled {
+            collect.tries += 1;
+        }
         run.collect = Some(collect);
-        return Next::Wait(RETRY_DELAY_SECONDS);
+        let delay = run.pause_after(throttled, RETRY_DELAY_SECONDS, now);
+        return Next::Wait(delay);
     }
+    run.throttled = 0;
     // Read too early: the lines looked for may not be in CloudWatch Logs yet.
     if let Some(settle_at) = collect.settle_at.filter(|at| now < *at) {
         if !has_what_was_looked_for(run, &collect, &answers) {

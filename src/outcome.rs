@@ -27,7 +27,8 @@ pub struct TaskState {
     pub stopped_reason: Option<String>,
     /// Whether ECS ever reported the task as started (`startedAt`).
     pub started: bool,
-    /// When it stopped (`stoppedAt`, epoch seconds), once it did.
+    /// When its containers stopped (`executionStoppedAt`, else `stoppedAt`; epoch
+    /// seconds): what its log lines can be late after.
     pub stopped_at: Option<f64>,
     pub containers: Vec<ContainerState>,
 }

@@ -220,7 +220,10 @@ pub fn observe(task: &ecs::Task) -> TaskState {
         stop_code: task.stop_code().map(|c| c.as_str().to_string()),
         stopped_reason: task.stopped_reason().map(str::to_string),
         started: task.started_at().is_some(),
-        stopped_at: task.stopped_at().map(|at| at.as_secs_f64()),
+        stopped_at: task
+            .execution_stopped_at()
+            .or(task.stopped_at())
+            .map(|at| at.as_secs_f64()),
         containers: task
             .containers()
             .iter()

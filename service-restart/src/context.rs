@@ -20,6 +20,13 @@ pub struct CallbackContext {
     pub give_up_at: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<Restart>,
+    /// Passing faults that were throttling, in a row: the callback backs off.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub throttled: u8,
+}
+
+fn is_zero(n: &u8) -> bool {
+    *n == 0
 }
 
 impl CallbackContext {

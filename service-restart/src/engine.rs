@@ -40,6 +40,18 @@ impl driver::Machine for RestartMachine {
     fn resumed() -> Event {
         Event::Resumed
     }
+
+    /// Recorded first: UpdateService's send (it has no idempotency token: a send whose
+    /// answer is lost is looked for, never repeated blindly). A look changes nothing a
+    /// redelivered invocation cannot learn again by looking; a deployment followed
+    /// travels in the callback context (see `handlers::in_progress`).
+    fn must_record(_before: &Restart, _after: &Restart, next: &Next) -> bool {
+        matches!(next, Next::Update)
+    }
+
+    fn carried(restart: &Restart) -> bool {
+        restart.phase != machine::Phase::Starting
+    }
 }
 
 /// What an invocation holds of a restart.
@@ -78,6 +90,10 @@ impl<G: Services, S: ParameterStore, C: Clock> driver::Hands<RestartMachine>
 
     fn stored(&self) -> bool {
         self.held.hold.stored.is_some()
+    }
+
+    fn hold(&mut self, run: Restart) {
+        self.held.hold.run = run;
     }
 
     async fn persist(&mut self, run: Restart) -> Result<Persisted, RestartError> {

@@ -30,6 +30,7 @@
 //! as it is now and what to do next. No I/O: the shared driver (`handler_kit::driver`)
 //! writes every change to the record before acting on it.
 
+use handler_kit::pace;
 use serde::{Deserialize, Serialize};
 
 use crate::services::{
@@ -135,6 +136,13 @@ pub struct Restart {
     /// at one last time (the reason then says where the deployment waits at the end).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closing: Option<String>,
+    /// Calls throttled in a row: the next pause backs off.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub throttled: u8,
+}
+
+fn is_zero(n: &u8) -> bool {
+    *n == 0
 }
 
 /// A deployment waiting at a lifecycle hook (ECS Developer Guide, "Lifecycle hooks for
@@ -272,6 +280,7 @@ impl Restart {
             waiting: None,
             hooks_unreadable: false,
             closing: None,
+            throttled: 0,
         }
     }
 
@@ -279,9 +288,27 @@ impl Restart {
         self.phase == Phase::Ended
     }
 
-    /// A tenth of the time the restart has been going, at least 1 s, at most PollInterval.
+    /// A tenth of the time the restart has been going, at least 1 s, at most PollInterval,
+    /// jittered by ±25 % so that restarts started together do not look in the same second.
     pub fn poll_delay(&self, now: f64) -> f64 {
-        ((now - self.started_at) / 10.0).clamp(1.0, f64::from(self.poll_interval))
+        let base = ((now - self.started_at) / 10.0).clamp(1.0, f64::from(self.poll_interval));
+        pace::spread(base, pace::jitter(&self.token, now, self.throttled))
+    }
+
+    /// Counts a throttled call or an answered one, and says how long to pause: a backoff
+    /// with full jitter when throttled (DescribeServices and UpdateService buckets are the
+    /// account's: 20 and 5 a second, shared with every caller), else `otherwise`.
+    fn pause_after(&mut self, throttled: bool, otherwise: f64, now: f64) -> f64 {
+        if throttled {
+            self.throttled = self.throttled.saturating_add(1);
+            pace::backoff(
+                self.throttled,
+                pace::jitter(&self.token, now, self.throttled),
+            )
+        } else {
+            self.throttled = 0;
+            otherwise
+        }
     }
 
     fn end(&mut self, ending: Ending, reason: Option<String>, now: f64) -> Next {
@@ -412,22 +439,26 @@ fn starting(restart: &mut Restart, event: Event, now: f64) -> Next {
         // A look that failed changes nothing: look again later (the restart may have
         // been sent; only a look can tell).
         Event::Looked(Err(fault)) if fault.is_transient() => {
-            if now >= restart.deadline {
+            let throttled = fault.kind == FaultKind::Throttled;
+            let delay = restart.pause_after(throttled, RETRY_DELAY_SECONDS, now);
+            if now >= restart.deadline + throttled_grace(throttled) {
                 return restart.timed_out_starting(now);
             }
-            Next::Wait(RETRY_DELAY_SECONDS)
+            Next::Wait(delay)
         }
         Event::Updated(Err(fault)) if fault.is_transient() => {
-            if now >= restart.deadline {
+            let throttled = fault.kind == FaultKind::Throttled;
+            if now >= restart.deadline + throttled_grace(throttled) {
                 return restart.timed_out_starting(now);
             }
             // An UpdateService that may have acted is looked up, not repeated; one that
-            // certainly did not (throttled) may go again.
+            // certainly did not (throttled) may go again, once the backoff passed.
             if fault.may_have_acted {
                 return Next::Wait(LOOKUP_DELAY_SECONDS);
             }
             restart.sent_at = None;
-            Next::Wait(RETRY_DELAY_SECONDS)
+            let delay = restart.pause_after(throttled, RETRY_DELAY_SECONDS, now);
+            Next::Wait(delay)
         }
         Event::Looked(Err(fault)) | Event::Updated(Err(fault)) => {
             let reason = format!(
@@ -502,10 +533,25 @@ fn send(restart: &mut Restart, now: f64) -> Next {
     Next::Update
 }
 
+/// A restart whose looks are throttled when its Timeout passes goes on trying this long:
+/// throttling alone does not time out a deployment that completed in time.
+pub const THROTTLED_GRACE_SECONDS: f64 = 300.0;
+
+fn throttled_grace(throttled: bool) -> f64 {
+    if throttled {
+        THROTTLED_GRACE_SECONDS
+    } else {
+        0.0
+    }
+}
+
 fn following(restart: &mut Restart, event: Event, now: f64) -> Next {
     let id = restart.deployment.clone().unwrap_or_default();
     match event {
-        Event::Looked(Ok(Some(service))) => look_at(restart, &id, &service, now),
+        Event::Looked(Ok(Some(service))) => {
+            restart.throttled = 0;
+            look_at(restart, &id, &service, now)
+        }
         Event::Looked(Ok(None)) => {
             let reason = format!(
                 "service {} no longer exists in cluster {}",
@@ -514,14 +560,16 @@ fn following(restart: &mut Restart, event: Event, now: f64) -> Next {
             restart.end(Ending::Failed, Some(reason), now)
         }
         Event::Looked(Err(fault)) if fault.is_transient() => {
-            if now >= restart.deadline {
+            let throttled = fault.kind == FaultKind::Throttled;
+            let delay = restart.pause_after(throttled, restart.poll_delay(now), now);
+            if now >= restart.deadline + throttled_grace(throttled) {
                 let reason = format!(
                     "timed out after {} s: service {} could not be read ({fault}); deployment {id} was left as ECS runs it",
                     restart.timeout, restart.service
                 );
                 return end_timed_out(restart, reason, "when last seen, ", now);
             }
-            Next::Wait(restart.poll_delay(now))
+            Next::Wait(delay)
         }
         Event::Looked(Err(fault)) => {
             let reason = format!(

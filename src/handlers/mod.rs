@@ -18,8 +18,7 @@ use crate::ecs::{Ecs, TaskDefinitionInfo};
 use crate::engine::{Engine, Held, Outcome};
 use crate::error::TaskRunError;
 use crate::machine::{
-    ContainerLog, Ending, LaunchMode, Phase, Plan, Retry, Run, RETRY_DELAY_SECONDS,
-    STOP_CONFIRM_LIMIT_SECONDS,
+    ContainerLog, Ending, LaunchMode, Phase, Plan, Retry, Run, STOP_CONFIRM_LIMIT_SECONDS,
 };
 use crate::model::ResourceModel;
 use crate::record::RunRecord;
@@ -95,6 +94,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
             revision: 0,
             give_up_at: self.clock.now() + STOP_CONFIRM_LIMIT_SECONDS,
             run: None,
+            throttled: 0,
         }
     }
 
@@ -125,12 +125,17 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
                     }
                     model
                 });
-                Ok(ProgressEvent::in_progress(
-                    model,
-                    context.to_value(),
-                    RETRY_DELAY_SECONDS as u32,
-                )
-                .with_message(format!("will try again: {fault}")))
+                // Throttled: back off (with every other TaskRun of the account); else a
+                // short jittered pause.
+                let mut context = context.clone();
+                let delay = handler_kit::pace::retry_delay(
+                    &mut context.throttled,
+                    fault.kind == crate::ecs::FaultKind::Throttled,
+                    &context.id,
+                    self.clock.now(),
+                );
+                Ok(ProgressEvent::in_progress(model, context.to_value(), delay)
+                    .with_message(format!("will try again: {fault}")))
             }
             other => other,
         }
@@ -413,6 +418,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
             // Only a run whose tasks are followed travels: nothing else needs it.
             run: (stage == Stage::Run && held.run.phase == Phase::Running)
                 .then(|| held.run.clone()),
+            throttled: 0,
         };
         let model = (self.request.action != cfn_protocol::Action::Delete).then(|| held.model());
         ProgressEvent::in_progress(

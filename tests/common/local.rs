@@ -189,6 +189,9 @@ pub fn run<F: std::future::Future>(future: F) -> F::Output {
         .get_or_init(|| {
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
+                // The handler runs on the workers (see `invoke_handler`): a debug build's
+                // futures want more than the 2 MiB a thread gets by default.
+                .thread_stack_size(16 << 20)
                 .enable_all()
                 .build()
                 .expect("tokio runtime")

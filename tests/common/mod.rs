@@ -365,7 +365,11 @@ pub const LAMBDA_TIMEOUT: Duration = Duration::from_secs(20);
 /// One invocation of the real handler, as the Lambda runtime makes it.
 pub async fn invoke_handler(event: Value) -> Value {
     let deadline = std::time::SystemTime::now() + LAMBDA_TIMEOUT;
-    taskrun::handle(event.to_string().as_bytes(), Some(deadline)).await
+    let payload = event.to_string();
+    // On a worker of the tests' runtime (large stacks), not on the test's own thread.
+    tokio::spawn(async move { taskrun::handle(payload.as_bytes(), Some(deadline)).await })
+        .await
+        .unwrap_or_else(|e| serde_json::json!({"status": "FAILED", "message": e.to_string()}))
 }
 
 /// `cfn test` rejects explicit nulls: no event may carry one, at any depth.

@@ -52,6 +52,11 @@ pub async fn base_config() -> &'static SdkConfig {
             .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
                 "unset", "unset", None, None, "unset",
             )))
+            // Standard, not adaptive: the adaptive mode's client-side limiter, once it has
+            // met throttling, holds calls back for longer than an invocation has (seen:
+            // DescribeTasks cut at the invocation's deadline). Throttling beyond the SDK's
+            // three attempts is backed off by the lifecycles themselves, with full jitter
+            // across callbacks (`handler_kit::pace`).
             .retry_config(RetryConfig::standard().with_max_attempts(3))
             .timeout_config(
                 TimeoutConfig::builder()

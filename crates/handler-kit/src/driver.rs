@@ -3,9 +3,13 @@
 //! for one invocation:
 //!
 //! 1. step the run with what just happened;
-//! 2. if the run changed (or was never stored), write it first: nothing is done about a
-//!    change before the record has it (a record that moved on without this invocation
-//!    is adopted, and stepping starts again from it);
+//! 2. if the run changed in a way that must be durable before the next action (or was
+//!    never stored), write it first: nothing is done about such a change before the
+//!    record has it (a record that moved on without this invocation is adopted, and
+//!    stepping starts again from it). Other changes (what a look saw, a task's ARN a
+//!    replayable call returned) are held and written with the next durable one, or when
+//!    the invocation ends if the callback context does not carry the run: one record
+//!    write where there would be several (SSM takes about 3 writes a second per account);
 //! 3. then do what the step asked, and feed the result back in, until the run is over,
 //!    must wait longer than this invocation may, or the invocation's budget is spent.
 
@@ -37,6 +41,16 @@ pub trait Machine {
     fn flow(next: &Self::Next) -> Flow;
     /// The event of an invocation that begins, or of a wait that ended.
     fn resumed() -> Self::Event;
+    /// Whether the change from `before` to `after` must be in the record before `next`
+    /// is done. By default every change is.
+    fn must_record(_before: &Self::Run, _after: &Self::Run, _next: &Self::Next) -> bool {
+        true
+    }
+    /// Whether the callback context carries `run` to the next invocation, so that a
+    /// change not yet recorded need not be written when this invocation ends.
+    fn carried(_run: &Self::Run) -> bool {
+        false
+    }
 }
 
 /// What a write of the run found.
@@ -71,6 +85,8 @@ pub trait Hands<M: Machine>: Send {
         &mut self,
         run: M::Run,
     ) -> impl Future<Output = Result<Persisted, Self::Error>> + Send;
+    /// Holds `run` without writing it: the record keeps the run as last written.
+    fn hold(&mut self, run: M::Run);
     /// The record could not be written: what the invocation answers (and does) then.
     /// `unrecorded` is the run as it would have been written.
     fn persist_failed(
@@ -98,32 +114,55 @@ where
     H: Hands<M>,
     C: Clock,
 {
+    // A change held, not written yet (a run never stored is one).
+    let mut unwritten = !hands.stored();
     loop {
         let now = clock.now();
         let (run, next) = M::step(hands.run(), event, now);
-        if run != *hands.run() || !hands.stored() {
+        let changed = run != *hands.run();
+        let ending = matches!(M::flow(&next), Flow::Done | Flow::GiveUp);
+        if ((changed || unwritten) && (ending || M::must_record(hands.run(), &run, &next)))
+            || (unwritten && ending)
+        {
             // Record first.
             match hands.persist(run.clone()).await {
-                Ok(Persisted::Written) => {}
+                Ok(Persisted::Written) => unwritten = false,
                 Ok(Persisted::Adopted) => {
+                    unwritten = false;
                     event = M::resumed();
                     continue;
                 }
                 Err(error) => return hands.persist_failed(&run, error).await,
             }
+        } else if changed {
+            hands.hold(run);
+            unwritten = true;
         }
-        event = match M::flow(&next) {
+        // The invocation answers IN_PROGRESS: what it holds unwritten goes into the record
+        // unless the callback context carries it.
+        let pending = match M::flow(&next) {
             Flow::Done => return Ok(Outcome::Ended),
             Flow::GiveUp => return Ok(Outcome::GaveUp),
-            Flow::Wait(seconds) => {
-                if !budget.may_wait(now, seconds) {
-                    return Ok(Outcome::Pending { delay: seconds });
+            Flow::Wait(seconds) if !budget.may_wait(now, seconds) => Some(seconds),
+            Flow::Act if !budget.may_act(now) => Some(1.0),
+            _ => None,
+        };
+        if let Some(delay) = pending {
+            if unwritten && !M::carried(hands.run()) {
+                let run = hands.run().clone();
+                match hands.persist(run.clone()).await {
+                    Ok(_) => {}
+                    Err(error) => return hands.persist_failed(&run, error).await,
                 }
+            }
+            return Ok(Outcome::Pending { delay });
+        }
+        event = match M::flow(&next) {
+            Flow::Wait(seconds) => {
                 clock.sleep(seconds).await;
                 M::resumed()
             }
-            Flow::Act if !budget.may_act(now) => return Ok(Outcome::Pending { delay: 1.0 }),
-            Flow::Act => hands.act(next, budget.call_deadline()).await?,
+            _ => hands.act(next, budget.call_deadline()).await?,
         };
     }
 }

@@ -8,6 +8,7 @@
 //!   and typed records in it;
 //! - `schema`: a resource schema compiled once, and properties checked against it;
 //! - `ids`: identifiers derived from the request (the same for a redelivered invocation);
+//! - `pace`: pauses jittered without a random source, and backed off when AWS throttles;
 //! - with feature `aws`: `aws` (clients acting with the caller's credentials, error
 //!   classification, call deadlines), `ssm` (the store over SSM Parameter Store),
 //!   `logging` (structured logs, captured per invocation), `provider_log` (the handler's
@@ -19,6 +20,7 @@ pub mod clock;
 pub mod driver;
 pub mod fault;
 pub mod ids;
+pub mod pace;
 pub mod records;
 pub mod schema;
 pub mod store;

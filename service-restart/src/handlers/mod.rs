@@ -165,6 +165,7 @@ impl<G: Services, S: ParameterStore, C: Clock> Env<'_, G, S, C> {
             // Following: a poll needs nothing else. Ended: the answer of a redelivered
             // callback is the same, even once a failed CREATE's record is gone.
             restart: (held.hold.run.phase != Phase::Starting).then(|| held.hold.run.clone()),
+            throttled: 0,
         };
         let event = ProgressEvent::in_progress(
             Some(held.model()),
@@ -205,7 +206,16 @@ impl<G: Services, S: ParameterStore, C: Clock> Env<'_, G, S, C> {
                     }
                     model
                 });
-                Ok(ProgressEvent::in_progress(model, context.to_value(), 2)
+                // Throttled: back off (with every other restart of the account); else a
+                // short jittered pause.
+                let mut context = context;
+                let delay = handler_kit::pace::retry_delay(
+                    &mut context.throttled,
+                    fault.kind == handler_kit::fault::FaultKind::Throttled,
+                    &context.id,
+                    self.clock.now(),
+                );
+                Ok(ProgressEvent::in_progress(model, context.to_value(), delay)
                     .with_message(format!("will try again: {fault}")))
             }
             other => other,
@@ -226,6 +236,7 @@ impl<G: Services, S: ParameterStore, C: Clock> Env<'_, G, S, C> {
             start: true,
             give_up_at: self.clock.now() + GIVE_UP_AFTER_DEADLINE_SECONDS,
             restart: None,
+            throttled: 0,
         }
     }
 

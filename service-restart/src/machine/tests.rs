@@ -141,7 +141,12 @@ fn a_lost_answer_is_looked_up_never_sent_again_blindly() {
         Event::Updated(Err(throttled)),
         T0 + 1.0,
     );
-    assert_eq!((next, r.sent_at), (Next::Wait(RETRY_DELAY_SECONDS), None));
+    // ... with a backoff: full jitter, at least 1 s, at most 4 s after one throttle.
+    assert!(
+        matches!(next, Next::Wait(d) if (1.0..=4.0).contains(&d)),
+        "{next:?}"
+    );
+    assert_eq!((r.sent_at, r.throttled), (None, 1));
 }
 
 #[test]
