@@ -6,7 +6,8 @@ help:
 	@echo "            (first run builds the handler: a few minutes; later runs: seconds)"
 	@echo "make test   every test (lint, unit, end-to-end, property, contract, ...), one line per"
 	@echo "            step, logs in .tmp/test-logs/; VERBOSE=1 make test streams everything"
-	@echo "make bench  the benchmark of issue 10 (scripts/bench.md): figures against their goals"
+	@echo "make bench  the benchmark: the shipped handler's figures against their goals and"
+	@echo "            beside the previous handler's (scripts/bench.md; builds both: several minutes)"
 
 # A local demo: the debug handler (the build make test uses too) behind a local Lambda
 # Invoke API, against the emulator.

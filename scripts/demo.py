@@ -3,9 +3,10 @@
 through the Lambda Invoke API, re-invoked with the returned callbackContext after
 callbackDelaySeconds, with properties as strings (as CloudFormation sends them).
 
-Two resource types, each served by its own real handler binary: Org::ECS::TaskRun (a
-migration, a seed job, a report on Fargate Spot) and Org::ECS::ServiceRestart (a service
-restarted after a secret rotation)."""
+Two stacks and two resource types, each type served by its own real handler binary:
+shop-backend (a migration, a report on Fargate Spot, a service restarted after a secret
+rotation) is created, updated, updated again with a failure CloudFormation rolls back,
+and deleted; shop-seed's creation fails on its seed job and is rolled back."""
 import argparse
 import json
 import sys
@@ -41,14 +42,20 @@ def strings(value):
 
 
 class Stack:
-    def __init__(self, services):
-        # resource type -> its function's Invoke URL
-        self.urls = {t: f"{url}/2015-03-31/functions/{name}/invocations" for t, (name, url) in services.items()}
+    """One CloudFormation stack: its resources' operations, played as CloudFormation plays
+    them, each resource type served by its own handler."""
 
-    def operate(self, title, action, type_name, logical_id, props, previous=None, rollback=False):
+    def __init__(self, name, services):
+        self.name = name
+        self.id = f"arn:aws:cloudformation:us-east-1:123456789012:stack/{name}/6f1b2c3d-demo"
+        # resource type -> its function's Invoke URL
+        self.urls = {t: f"{url}/2015-03-31/functions/{fn}/invocations" for t, (fn, url) in services.items()}
+
+    def heading(self, operation, what):
+        print(f"\n=== stack {self.name}: {operation}: {what}")
+
+    def operate(self, action, type_name, logical_id, props, previous=None, rollback=False):
         """One CloudFormation operation, to its end; prints one line per progress event."""
-        if title:
-            print(f"\n--- {title}")
         token = str(uuid.uuid4())
         context = None
         started = time.monotonic()
@@ -58,7 +65,7 @@ class Stack:
             if previous is not None:
                 data["previousResourceProperties"] = strings(previous)
             event = {"action": action, "awsAccountId": "123456789012", "bearerToken": token, "region": REGION,
-                     "resourceType": type_name, "stackId": STACK, "requestData": data}
+                     "resourceType": type_name, "stackId": self.id, "requestData": data}
             if rollback:
                 event["rollback"] = True
             if context is not None:
@@ -119,12 +126,20 @@ def main():
         with urllib.request.urlopen(f"{args.emulator_url}/_taskrun/{path}", timeout=30) as resp:
             return json.loads(resp.read())
 
-    stack = Stack({"Org::ECS::TaskRun": ("TaskRun", args.taskrun_url),
-                   "Org::ECS::ServiceRestart": ("ServiceRestart", args.servicerestart_url)})
+    services = {"Org::ECS::TaskRun": ("TaskRun", args.taskrun_url),
+                "Org::ECS::ServiceRestart": ("ServiceRestart", args.servicerestart_url)}
+    backend = Stack("shop-backend", services)
+    seed_stack = Stack("shop-seed", services)
     task_run, restart = "Org::ECS::TaskRun", "Org::ECS::ServiceRestart"
-    print("A stack deploy with three TaskRuns (a database migration, a seed data job, a report on")
-    print("Fargate Spot) and a ServiceRestart of the api service after a secret rotation.")
+    print("Two stacks, as CloudFormation plays them. shop-backend has a database migration and a")
+    print("monthly report on Fargate Spot (TaskRuns) and a restart of the api service after a secret")
+    print("rotation (ServiceRestart); it is created, updated twice (the second update fails and is")
+    print("rolled back), then deleted. shop-seed has a seed data job that fails, so its creation is")
+    print("rolled back. One line per answer of the handler; IN_PROGRESS lines are what CloudFormation")
+    print("hears between callbacks (stack events show the FAILED messages).")
 
+    # --- shop-backend: created
+    backend.heading("CREATE", "every resource is created; the stack reaches CREATE_COMPLETE")
     # The migration takes 4 s and prints its schema version with the output marker.
     control("outcomes", {"family": "shop-migrate", "outcome": {
         "kind": "exit", "afterSeconds": 4,
@@ -134,22 +149,10 @@ def main():
                "UpdateCriteria": [{"Container": "app", "EnvironmentKeys": ["DB_HOST"]}],
                "Overrides": {"ContainerOverrides": [{"Name": "app", "Command": ["bin/rails", "db:migrate"],
                                                      "Environment": [{"Name": "RAILS_ENV", "Value": "production"}]}]}}
-    created = stack.operate("create: the migration succeeds and hands its schema version to the stack (Fn::GetAtt Output)",
-                            "CREATE", task_run, "MigrateDatabase", migrate)
+    print("    MigrateDatabase: the migration succeeds and hands its schema version to the stack (!GetAtt Output)")
+    created = backend.operate("CREATE", task_run, "MigrateDatabase", migrate)
     run_id = created.get("resourceModel", {}).get("Id")
     show(created, "Id", "Status", "Output")
-
-    # The seed job fails after a few lines of its own.
-    control("outcomes", {"family": "shop-migrate", "count": 1, "outcome": {
-        "kind": "exit", "afterSeconds": 3, "containers": {"app": {"exitCode": 3}},
-        "logs": {"app": ["Seeding products...", "  inserted 1200 products", "Seeding users...",
-                         'PG::UniqueViolation: ERROR:  duplicate key value violates unique constraint "users_email_key"',
-                         "DETAIL:  Key (email)=(admin@shop.example) already exists.", "rails aborted!"]}}})
-    seed = dict(migrate, LogTail=4,
-                Overrides={"ContainerOverrides": [{"Name": "app", "Command": ["bin/rails", "db:seed"]}]})
-    seed.pop("UpdateCriteria")
-    stack.operate("create: the seed job exits 3; the stack event says why, with the last lines of its log",
-                  "CREATE", task_run, "SeedData", seed)
 
     # The report's first attempt loses its Spot capacity (and exits 0 on SIGTERM).
     control("outcomes", {"family": "shop-report", "default": {"kind": "exit", "afterSeconds": 3}})
@@ -160,8 +163,8 @@ def main():
               "CapacityProviderStrategy": [{"CapacityProvider": "FARGATE_SPOT", "Weight": 1}],
               "NetworkConfiguration": {"AwsvpcConfiguration": {"Subnets": ["subnet-0a1b2c3d"]}},
               "Retry": {"Attempts": 2, "SpotFallback": True}}
-    reported = stack.operate("create: the report's Spot task is interrupted (exit 0 on SIGTERM is no success); "
-                             "retried on FARGATE", "CREATE", task_run, "MonthlyReport", report)
+    print("    MonthlyReport: its Spot task is interrupted (exit 0 on SIGTERM is no success) and retried on FARGATE")
+    reported = backend.operate("CREATE", task_run, "MonthlyReport", report)
     for task in reported.get("resourceModel", {}).get("Tasks", []):
         attempt = f"retry {task['Attempt']}" if task.get("Attempt") else "first attempt"
         then = f", retried because of {task['RetriedBecause']}" if task.get("RetriedBecause") else ""
@@ -173,37 +176,69 @@ def main():
     # ServiceRestart: the api service's tasks read the database password at start.
     control("deployment-outcomes", {"service": "api", "count": 1, "outcome": {"kind": "completed", "afterSeconds": 3}})
     restart_props = {"Cluster": "shop", "Service": "api", "Triggers": ["secret-version-1"], "PollInterval": 5}
-    restarted = stack.operate("create: the database password rotated; restart the api service and wait for steady state",
-                              "CREATE", restart, "RestartApi", restart_props)
+    print("    RestartApi: restart the api service (it reads the rotated password at start) and wait for steady state")
+    restarted = backend.operate("CREATE", restart, "RestartApi", restart_props)
     restart_id = restarted.get("resourceModel", {}).get("Id")
     show(restarted, "DeploymentId", "Status")
 
+    # --- shop-backend: updated, nothing to run
+    backend.heading("UPDATE", "only the migration's Timeout changed; the stack reaches UPDATE_COMPLETE")
     changed = dict(migrate, Timeout=600)
-    stack.operate("update: only Timeout changed, DB_HOST did not: the migration is not run again",
-                  "UPDATE", task_run, "MigrateDatabase", dict(changed, Id=run_id), previous=dict(migrate, Id=run_id))
+    print("    MigrateDatabase: DB_HOST did not change: the migration is not run again")
+    backend.operate("UPDATE", task_run, "MigrateDatabase", dict(changed, Id=run_id), previous=dict(migrate, Id=run_id))
 
+    # --- shop-backend: an update that fails and is rolled back
+    backend.heading("UPDATE", "a new database host and a rotated password; the new api tasks crash, so the "
+                              "update fails and is rolled back")
+    control("outcomes", {"family": "shop-migrate", "count": 1, "outcome": {
+        "kind": "exit", "afterSeconds": 3,
+        "logs": {"app": ["== 20261201 MoveToNewHost: migrated (1.2s)", 'TASKRUN_OUTPUT {"schemaVersion": 43}']}}})
+    moved = dict(changed, Overrides={"ContainerOverrides": [{"Name": "app", "Command": ["bin/rails", "db:migrate"],
+                                                             "Environment": [{"Name": "RAILS_ENV", "Value": "production"},
+                                                                             {"Name": "DB_HOST", "Value": "db2.shop.internal"}]}]})
+    print("    MigrateDatabase: DB_HOST changed: the migration runs")
+    backend.operate("UPDATE", task_run, "MigrateDatabase", dict(moved, Id=run_id), previous=dict(changed, Id=run_id))
     control("deployment-outcomes", {"service": "api", "count": 1, "outcome": {
         "kind": "failed", "afterSeconds": 3, "failedTasks": 3}})
     rotated = dict(restart_props, Triggers=["secret-version-2"], Id=restart_id)
-    stack.operate("update: the password rotated again, but the new api tasks crash: the circuit breaker rolls back",
-                  "UPDATE", restart, "RestartApi", rotated, previous=dict(restart_props, Id=restart_id))
+    print("    RestartApi: the new deployment's tasks fail; ECS's circuit breaker rolls the service back")
+    backend.operate("UPDATE", restart, "RestartApi", rotated, previous=dict(restart_props, Id=restart_id))
+    print("    CloudFormation rolls the whole update back, newest change first (requests with rollback: true):")
+    backend.operate("UPDATE", restart, "RestartApi", dict(restart_props, Id=restart_id), previous=rotated,
+                    rollback=True)
+    backend.operate("UPDATE", task_run, "MigrateDatabase", dict(changed, Id=run_id), previous=dict(moved, Id=run_id),
+                    rollback=True)
+    print(f"{INDENT}the stack is UPDATE_ROLLBACK_COMPLETE (a migration is not run backwards: RunOnRollback is false)")
 
-    print("\n    CloudFormation rolls the stack back:")
-    stack.operate(None, "UPDATE", restart, "RestartApi", dict(restart_props, Id=restart_id),
-                  previous=rotated, rollback=True)
-    stack.operate(None, "UPDATE", task_run, "MigrateDatabase", dict(migrate, Id=run_id),
-                  previous=dict(changed, Id=run_id), rollback=True)
+    # --- shop-seed: a creation that fails and is rolled back
+    seed_stack.heading("CREATE", "the seed data job fails; CloudFormation rolls the stack's creation back")
+    control("outcomes", {"family": "shop-migrate", "count": 1, "outcome": {
+        "kind": "exit", "afterSeconds": 3, "containers": {"app": {"exitCode": 3}},
+        "logs": {"app": ["Seeding products...", "  inserted 1200 products", "Seeding users...",
+                         'PG::UniqueViolation: ERROR:  duplicate key value violates unique constraint "users_email_key"',
+                         "DETAIL:  Key (email)=(admin@shop.example) already exists.", "rails aborted!"]}}})
+    seed = dict(migrate, LogTail=4,
+                Overrides={"ContainerOverrides": [{"Name": "app", "Command": ["bin/rails", "db:seed"]}]})
+    seed.pop("UpdateCriteria")
+    print("    SeedData: the job exits 3; the stack event says why, with the last lines of its log")
+    seed_stack.operate("CREATE", task_run, "SeedData", seed)
+    print(f"{INDENT}nothing to delete: a failed CREATE leaves no task and no record; "
+          "the stack is ROLLBACK_COMPLETE")
 
-    stack.operate("delete: the stack goes away (a ServiceRestart leaves its service alone)",
-                  "DELETE", task_run, "MigrateDatabase", dict(migrate, Id=run_id))
-    stack.operate(None, "DELETE", task_run, "MonthlyReport", dict(report, Id=reported.get("resourceModel", {}).get("Id")))
-    stack.operate(None, "DELETE", restart, "RestartApi", dict(restart_props, Id=restart_id))
+    # --- shop-backend: deleted
+    backend.heading("DELETE", "the stack goes away (a ServiceRestart leaves its service alone)")
+    backend.operate("DELETE", task_run, "MigrateDatabase", dict(changed, Id=run_id))
+    backend.operate("DELETE", task_run, "MonthlyReport", dict(report, Id=reported.get("resourceModel", {}).get("Id")))
+    backend.operate("DELETE", restart, "RestartApi", dict(restart_props, Id=restart_id))
 
     stopped = ecs.list_tasks(cluster="shop", desiredStatus="STOPPED")["taskArns"]
     running = ecs.list_tasks(cluster="shop", desiredStatus="RUNNING")["taskArns"]
     service = ecs.describe_services(cluster="shop", services=["api"])["services"][0]
-    print(f"\nService api: {service['runningCount']} of {service['desiredCount']} tasks running, "
-          f"{len(service['deployments'])} deployment(s), the PRIMARY one {service['deployments'][0]['rolloutState']}.")
+    primary = next((d for d in service["deployments"] if d["status"] == "PRIMARY"), {})
+    failed = [d for d in service["deployments"] if d.get("rolloutState") == "FAILED"]
+    print(f"\nService api: {service['runningCount']} of {service['desiredCount']} tasks running on the PRIMARY "
+          f"deployment ({primary.get('rolloutState')}, the one the circuit breaker rolled back to)"
+          + (f"; the failed one is still listed, {failed[0]['status']}, until the next deployment." if failed else "."))
     if running:
         print(f"ECS ran {len(stopped) + len(running)} one-off task(s) in all; {len(running)} still running:")
         for arn in running:

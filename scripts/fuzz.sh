@@ -41,6 +41,7 @@ before=$(count "$artifacts")
 
 # No sanitizer: the code under test is safe Rust; what is hunted is panics and invalid
 # answers, and executions are 2-3 times faster without ASan.
+echo "fuzz: building the target with nightly (the first time: a few minutes), then running for $seconds s" >&2
 set +e
 PATH="$tools/bin:$PATH" cargo +nightly fuzz run --sanitizer none dispatch "$corpus" -- \
   -dict="$root/fuzz/dispatch.dict" -max_total_time="$seconds" -jobs="$jobs" -workers="$jobs" \

@@ -5,8 +5,11 @@
 # generated-docs check and offline CloudFormation contract tests, the example templates'
 # lint, and the fuzzer when scripts/fuzz.sh exists.
 #
-# Quiet by default: one line per step (PASS/FAIL, time, a short figure); each step's full
-# output is in .tmp/test-logs/<step>.log, and a failing step shows the end of its log.
+# Quiet by default: a line when a step starts, a progress line every 30 s while it runs
+# (elapsed time and what it is doing: the crate being compiled, the test binary running,
+# the scenarios played so far), and one line when it ends (PASS/FAIL, time, a short figure);
+# each step's full output is in .tmp/test-logs/<step>.log, and a failing step shows the
+# end of its log.
 # A failing step does not stop the later ones (except the venv, which all need); the exit
 # status is 1 if any step failed.
 #   VERBOSE=1 make test     streams every step's output as well (still logged)
@@ -91,6 +94,26 @@ fig_fuzz() {  # fuzz.sh's one line, without its explanations
 }
 fig_last() { last_line "$1"; }
 
+# --- progress while a step runs ----------------------------------------------------------
+# What a step's log says it is doing now: the last line that names an activity.
+activity() {
+  grep -aE '^ *(Compiling|Checking|Building|Running|Downloaded|Installing|Finished) |^test result:|scenarios played|scenarios so far|^fuzz: |^==> |passed|PASSED|^#[0-9]+ ' "$1" 2>/dev/null \
+    | tail -n 1 | sed -E 's/^ +//; s/\x1b\[[0-9;]*m//g' | cut -c1-90
+}
+# Prints "<label>  <elapsed>  <activity>" every 30 s until the step's process ends.
+heartbeat() {
+  local label=$1 log=$2 began=$3 pid=$4 waited=0
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 1
+    waited=$((waited + 1))
+    if [ $((waited % 30)) -eq 0 ] && kill -0 "$pid" 2>/dev/null; then
+      printf '  %-26s  ... %7s  %s\n' "$label" \
+        "$(fmt_time "$(awk -v a="$began" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')")" \
+        "$(activity "$log")"
+    fi
+  done
+}
+
 # --- running one step ---------------------------------------------------------------------
 # step SLUG "LABEL" FIGURE-FUNCTION COMMAND...
 step() {
@@ -99,15 +122,21 @@ step() {
   if [ "$VERBOSE" != 0 ]; then
     printf '\n==> %s  (%s)\n' "$label" "$*"
   else
-    printf '  %-26s ' "$label"
+    printf '  %-26s  started\n' "$label"
   fi
   started=$(date +%s.%N)
   if [ "$VERBOSE" != 0 ]; then
     "$@" </dev/null 2>&1 | tee "$log"
     status=${PIPESTATUS[0]}
   else
-    "$@" </dev/null >"$log" 2>&1
+    "$@" </dev/null >"$log" 2>&1 &
+    local pid=$!
+    heartbeat "$label" "$log" "$started" "$pid" &
+    local beat=$!
+    wait "$pid"
     status=$?
+    kill "$beat" 2>/dev/null
+    wait "$beat" 2>/dev/null
   fi
   elapsed=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
   # An interrupted step: stop here rather than report it as a failure.
@@ -115,8 +144,7 @@ step() {
   if [ "$status" = 0 ]; then result=PASS; else result=FAIL; failed=$((failed + 1)); fi
   fig=$("$figure" "$log" "$result" 2>/dev/null | head -n 1 | cut -c1-160)
   [ -n "$fig" ] || fig="exit status $status"
-  [ "$VERBOSE" != 0 ] && printf '  %-26s ' "$label"
-  printf '%s %7s  %s\n' "$result" "$(fmt_time "$elapsed")" "$fig"
+  printf '  %-26s %s %7s  %s\n' "$label" "$result" "$(fmt_time "$elapsed")" "$fig"
   if [ "$result" = FAIL ] && [ "$VERBOSE" = 0 ]; then
     echo "    --- last 40 lines of $log ---"
     grep -v 'Caught LookupError when pruning properties' "$log" | tail -n 40 | cut -c1-400 | sed 's/^/    /'
@@ -160,7 +188,7 @@ step contract-restart "cfn test (ServiceRestart)" fig_contract \
 step lint-examples "example templates lint" fig_last bash cfn/lint-examples.sh
 if [ -f scripts/fuzz.sh ]; then
   # (scripts/fuzz.sh keeps libFuzzer's own log in $LOGS/fuzz.log; this step's is fuzz-run.log)
-  step fuzz-run "fuzz (30 s)" fig_fuzz bash scripts/fuzz.sh --seconds 30
+  step fuzz-run "fuzz (build, then 30 s)" fig_fuzz bash scripts/fuzz.sh --seconds 30
 else
   skip "fuzz" "scripts/fuzz.sh not present"
 fi

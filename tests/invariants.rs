@@ -1429,7 +1429,10 @@ fn invariants_hold_over_random_scenarios() {
                 "{conflicts} RunTask calls reused a client token with other parameters"
             )));
         }
-        played.fetch_add(1, Ordering::SeqCst);
+        let so_far = played.fetch_add(1, Ordering::SeqCst) + 1;
+        if so_far % 1000 == 0 {
+            eprintln!("invariants: {so_far} of {cases} scenarios so far");
+        }
         invocations.fetch_add(play.invocations, Ordering::SeqCst);
         if let Ok(mut total) = hits.lock() {
             total.add(&play.ecs().lock().hits);

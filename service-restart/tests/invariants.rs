@@ -914,7 +914,10 @@ fn invariants_hold_over_random_scenarios() {
     let hit: [AtomicU64; 9] = Default::default();
     let result = runner.run(&scenario(), |s| {
         let (n, hits) = play(&s)?;
-        played.fetch_add(1, Ordering::SeqCst);
+        let so_far = played.fetch_add(1, Ordering::SeqCst) + 1;
+        if so_far % 1000 == 0 {
+            eprintln!("servicerestart invariants: {so_far} of {cases} scenarios so far");
+        }
         invocations.fetch_add(n, Ordering::SeqCst);
         for (count, met) in hit.iter().zip(hits.flags()) {
             count.fetch_add(u64::from(met), Ordering::SeqCst);
