@@ -186,6 +186,10 @@ step contract "cfn test (TaskRun)" fig_contract \
 step contract-restart "cfn test (ServiceRestart)" fig_contract \
   env TASKRUN_BINARY=target/debug/servicerestart-bootstrap bash scripts/cfn-test.sh --project service-restart
 step lint-examples "example templates lint" fig_last bash cfn/lint-examples.sh
+step cfn-lint-rules "cfn-lint rules tests" fig_pytest \
+  .venv/bin/python -m pytest -q -p no:cacheprovider cfn/tests/test_lint_rules.py
+step readme-snippets "README templates lint" fig_pytest \
+  .venv/bin/python -m pytest -q -p no:cacheprovider cfn/tests/test_readme_snippets.py
 if [ -f scripts/fuzz.sh ]; then
   # (scripts/fuzz.sh keeps libFuzzer's own log in $LOGS/fuzz.log; this step's is fuzz-run.log)
   step fuzz-run "fuzz (build, then 30 s)" fig_fuzz bash scripts/fuzz.sh --seconds 30

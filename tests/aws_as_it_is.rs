@@ -601,7 +601,10 @@ fn issue_16_a_create_writes_its_record_twice_and_looks_no_more_than_before() {
             .unwrap_or_default();
         let looks = ecs.iter().filter(|c| **c == "ecs:DescribeTasks").count();
         let writes = store.iter().filter(|c| **c == "ssm:PutParameter").count();
-        assert!(looks <= looks_before, "{runs_for} s task: {looks} DescribeTasks");
+        assert!(
+            looks <= looks_before,
+            "{runs_for} s task: {looks} DescribeTasks"
+        );
         assert_eq!(writes, 2, "{runs_for} s task: {writes} PutParameter");
     }
 }
