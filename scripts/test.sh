@@ -190,6 +190,8 @@ step cfn-lint-rules "cfn-lint rules tests" fig_pytest \
   .venv/bin/python -m pytest -q -p no:cacheprovider cfn/tests/test_lint_rules.py
 step readme-snippets "README templates lint" fig_pytest \
   .venv/bin/python -m pytest -q -p no:cacheprovider cfn/tests/test_readme_snippets.py
+step ecstasks-converter "ecsTasks converter tests" fig_pytest \
+  .venv/bin/python -m pytest -q -p no:cacheprovider cfn/ecstasks/tests
 if [ -f scripts/fuzz.sh ]; then
   # (scripts/fuzz.sh keeps libFuzzer's own log in $LOGS/fuzz.log; this step's is fuzz-run.log)
   step fuzz-run "fuzz (build, then 30 s)" fig_fuzz bash scripts/fuzz.sh --seconds 30
