@@ -52,6 +52,7 @@ class ControlApi:
             ("GET", "tasks"): lambda: [t.summary() for t in self.tasks.values()],
             ("POST", "behaviours"): lambda: self.behaviours.set(body),
             ("GET", "behaviours"): self.behaviours.snapshot,
+            ("POST", "stacks"): lambda: self.ctl_stacks(body),
             ("POST", "buckets"): lambda: self.buckets.configure(body),
             ("GET", "buckets"): self.buckets.snapshot,
         }

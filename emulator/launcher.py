@@ -29,9 +29,10 @@ from logs import TaskLogs
 from protocol import (DEFAULT_REGION, JSON_11, TARGET_SERVICES, ControlError, EcsError, Resp, account_for, capture,
                       display_api, ecs_error_resp, json_resp, read_body, respond, respond_json)
 from services import SERVICE_ECS_OPS, ServiceOps
+from stacks import StackOps
 
 
-class Launcher(TaskOps, TaskLogs, ServiceOps, ControlApi):
+class Launcher(TaskOps, TaskLogs, ServiceOps, StackOps, ControlApi):
     """WSGI middleware: control endpoints + ECS task lifecycle in front of moto's server app."""
 
     def __init__(self) -> None:
@@ -58,6 +59,7 @@ class Launcher(TaskOps, TaskLogs, ServiceOps, ControlApi):
         self.behaviours = Behaviours()
         self.pending_logs: list[dict] = []  # task log lines held back by behaviour "lateLines"
         self.service_deployments: dict[str, dict] = {}  # service deployment ARN -> record
+        self.stacks: dict[str, dict] = {}  # CloudFormation stacks DescribeStacks knows
         self.buckets = TokenBuckets()  # off until POST /_taskrun/buckets {"enabled": true}
 
     def warm_up(self) -> None:
@@ -165,6 +167,8 @@ class Launcher(TaskOps, TaskLogs, ServiceOps, ControlApi):
 
     def _act(self, key: str, environ: dict, body_obj: Any, access_key: str, region: str) -> Resp:
         """Carry out one AWS call: ours for the ECS ops and GetLogEvents we own, else moto's."""
+        if key == "cloudformation:DescribeStacks":
+            return self.describe_stacks(body_obj if isinstance(body_obj, dict) else {})
         if key.startswith("logs:"):
             self.flush_late_logs()
             if key == "logs:GetLogEvents":

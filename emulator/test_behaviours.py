@@ -364,3 +364,18 @@ def test_cluster_default_strategy_without_weight(ecs, url):
     assert "no capacity providers with a weight value greater than zero" in e.value.response["Error"]["Message"]
     # a strategy in the request, or a launch type, is fine
     assert ecs.run_task(cluster="noweight", taskDefinition=FAMILY, launchType="FARGATE")["tasks"]
+
+
+def test_describe_stacks_answers_what_tests_set(url):
+    import boto3
+    cfn = boto3.client("cloudformation", region_name="us-east-1", endpoint_url=url,
+                       aws_access_key_id="AKIAEXAMPLE", aws_secret_access_key="secret")
+    arn = "arn:aws:cloudformation:us-east-1:123456789012:stack/shop/0a1b"
+    ctl(url, "stacks", {"stackId": arn, "status": "UPDATE_IN_PROGRESS"})
+    (stack,) = cfn.describe_stacks(StackName=arn)["Stacks"]
+    assert (stack["StackId"], stack["StackName"], stack["StackStatus"]) == (arn, "shop", "UPDATE_IN_PROGRESS")
+    assert cfn.describe_stacks(StackName="shop")["Stacks"][0]["StackStatus"] == "UPDATE_IN_PROGRESS"
+    ctl(url, "stacks", {"stackId": arn, "status": None})
+    with pytest.raises(Exception) as e:
+        cfn.describe_stacks(StackName=arn)
+    assert "does not exist" in str(e.value)

@@ -28,6 +28,7 @@ impl Backend for AwsBackend {
             SdkEcs {
                 client: aws_sdk_ecs::Client::new(&config),
                 logs: aws_sdk_cloudwatchlogs::Client::new(&config),
+                stacks: aws_sdk_cloudformation::Client::new(&config),
             },
             SsmStore {
                 client: handler_kit::aws::ssm_client(&config),

@@ -162,6 +162,15 @@ pub trait Ecs: Sync {
         by: f64,
     ) -> impl Future<Output = Result<Option<LogPage>, Fault>> + Send;
 
+    /// The status of the stack `stack_id` (CloudFormation DescribeStacks), `None` when
+    /// CloudFormation does not know it: whether a TaskRun with `AdoptExisting` is being
+    /// created by an update of a live stack.
+    fn stack_status(
+        &self,
+        stack_id: &str,
+        by: f64,
+    ) -> impl Future<Output = Result<Option<String>, Fault>> + Send;
+
     /// The tasks started by `started_by` that ECS still wants running.
     fn list_running(
         &self,

@@ -14,6 +14,8 @@ pub struct SdkEcs {
     pub client: aws_sdk_ecs::Client,
     /// For the logs of the tasks (their awslogs streams).
     pub logs: aws_sdk_cloudwatchlogs::Client,
+    /// For the status of the stack (AdoptExisting).
+    pub stacks: aws_sdk_cloudformation::Client,
 }
 
 /// StartTask has no idempotency token: the SDK must not send it twice on its own.
@@ -286,6 +288,32 @@ impl Ecs for SdkEcs {
                 })),
                 Err(e) => match fault(OP, e) {
                     f if f.kind == FaultKind::NotFound => Ok(None),
+                    f => Err(f),
+                },
+            }
+        })
+        .await
+    }
+
+    async fn stack_status(&self, stack_id: &str, by: f64) -> Result<Option<String>, Fault> {
+        const OP: &str = "cloudformation:DescribeStacks";
+        by_deadline(OP, by, async {
+            match self
+                .stacks
+                .describe_stacks()
+                .stack_name(stack_id)
+                .send()
+                .await
+            {
+                Ok(out) => Ok(out
+                    .stacks()
+                    .first()
+                    .and_then(|s| s.stack_status())
+                    .map(|s| s.as_str().to_string())),
+                // CloudFormation API Reference, DescribeStacks: an unknown stack is a
+                // ValidationError "Stack with id ... does not exist".
+                Err(e) => match fault(OP, e) {
+                    f if f.message.contains("does not exist") => Ok(None),
                     f => Err(f),
                 },
             }

@@ -173,6 +173,10 @@ impl driver::Machine for RunMachine {
         after.plan.mode == LaunchMode::StartTask
             || matches!(next, Next::Launch(_) | Next::Stop(_))
             || (after.phase == machine::Phase::Stopping && before.phase != machine::Phase::Stopping)
+            // Tasks not placed: nothing else would tell an operation taking over that
+            // the batch started fewer tasks than it asked for (its sweep would look for
+            // them five minutes).
+            || after.not_placed_count != before.not_placed_count
     }
 
     /// A running run travels in the callback context (see `handlers::in_progress`).
@@ -200,6 +204,26 @@ impl<E: Ecs, S: ParameterStore, C: Clock> driver::Hands<RunMachine> for RunHands
 
     fn hold(&mut self, run: Run) {
         self.held.hold.run = run;
+    }
+
+    /// A throttled write (SSM's PutParameter is reportedly about 3 a second for the whole
+    /// account) is tried again within the invocation, after a backoff with full jitter.
+    /// The write of a run's end, throttled (SSM's PutParameter is reportedly about 3 a
+    /// second for the whole account), is tried again within the invocation after a short
+    /// jittered pause: the operation's answer waits for it. Other writes (a run's plan)
+    /// are not: their invocation answers IN_PROGRESS and backs off, leaving the store's
+    /// tokens to the runs that are ending.
+    fn retry_write_after(&self, error: &TaskRunError, attempt: u8, ending: bool) -> Option<f64> {
+        match error {
+            TaskRunError::Aws(fault)
+                if ending && fault.kind == crate::ecs::FaultKind::Throttled =>
+            {
+                let jitter =
+                    handler_kit::pace::jitter(&self.held.id, self.engine.clock.now(), attempt);
+                Some(handler_kit::pace::spread(1.0, jitter))
+            }
+            _ => None,
+        }
     }
 
     async fn persist(&mut self, run: Run) -> Result<Persisted, TaskRunError> {

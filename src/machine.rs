@@ -46,15 +46,17 @@ pub const LOOKUP_DELAYS: [f64; 6] = [5.0, 15.0, 35.0, 75.0, 155.0, 315.0];
 /// A task's `createdAt` (ECS's clock) may be this much earlier than our record of when
 /// its StartTask was sent (our clock).
 pub const CLOCK_SKEW_SECONDS: f64 = 5.0;
-/// How long after stopping began to look for tasks of this TaskRun the run did not record
-/// (ListTasks is eventually consistent too).
-pub const SWEEP_DELAY_SECONDS: f64 = 15.0;
+/// When to look for tasks of this TaskRun the run did not record, in seconds after
+/// stopping began: ListTasks is eventually consistent too, so the looks go on (as AWS
+/// advises, "increasing gradually up to five minutes") until they found as many tasks as
+/// the unanswered launches may have started.
+pub const SWEEP_DELAYS: [f64; 5] = [15.0, 35.0, 75.0, 155.0, 315.0];
 /// A task's last log lines may reach CloudWatch Logs after ECS shows it stopped (the
 /// awslogs driver sends in batches; ingestion takes a moment; unverified how long): a log
 /// without the line looked for is read again until this long after the containers
 /// stopped (`executionStoppedAt`). On Fargate, deprovisioning usually outlasts it; else a
 /// run whose task prints no output line answers this much later.
-pub const LATE_LOG_SECONDS: f64 = 2.0;
+pub const LATE_LOG_SECONDS: f64 = 1.5;
 /// ECS shows stopped tasks "for at least one hour" (ECS API Reference, DescribeTasks):
 /// the end of a task stopped this long while others still run is kept in the run.
 pub const REMEMBER_AFTER_SECONDS: f64 = 1800.0;
@@ -348,12 +350,19 @@ pub struct StopState {
     pub sent_at: Option<f64>,
     /// Whether to look for tasks of this TaskRun that the run did not record (a batch
     /// whose answer was never read): ListTasks by `startedBy`, once ECS can show them
-    /// ([`SWEEP_DELAY_SECONDS`] after stopping began). The run does not end before.
+    /// (from [`SWEEP_DELAYS`] after stopping began). The run does not end before.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sweep: bool,
     /// Tasks found by the sweep, to stop and confirm along with the run's own.
     #[serde(default, skip_serializing_if = "TaskArns::is_empty")]
     pub found: TaskArns,
+    /// How many tasks the launches whose answers were not recorded may have started: the
+    /// sweep goes on until it found them, or until the last of [`SWEEP_DELAYS`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sweep_for: u32,
+    /// Sweeps made so far.
+    #[serde(default, skip_serializing_if = "is_zero_u8")]
+    pub sweeps: u8,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -556,6 +565,14 @@ impl Run {
             remembered: Vec::new(),
             throttled: 0,
         }
+    }
+
+    /// The run of a TaskRun that adopts what an earlier resource ran (`AdoptExisting`): it
+    /// starts nothing, ends Succeeded at once, and so becomes the baseline later updates
+    /// compare with.
+    pub fn adopt(&mut self, reason: String, now: f64) {
+        self.batches.clear();
+        self.end(Ending::Succeeded, Some(reason), now);
     }
 
     /// When the run last started a batch.
@@ -824,6 +841,15 @@ impl Run {
         self.ending = Some(ending);
         self.reason = Some(reason);
         let to_send = self.positions(&to_stop);
+        let sweep_for = if sweep {
+            self.batches
+                .iter()
+                .filter(|b| b.state != BatchState::Started)
+                .map(|b| b.size)
+                .sum()
+        } else {
+            0
+        };
         self.stopping = Some(StopState {
             since: now,
             driver: None,
@@ -831,6 +857,8 @@ impl Run {
             sent_at: None,
             sweep,
             found: TaskArns::default(),
+            sweep_for,
+            sweeps: 0,
         });
     }
 }
@@ -879,7 +907,9 @@ fn launching(run: &mut Run, event: Event, now: f64) -> Next {
                             run.tasks.push(arn);
                         }
                         let attempt = batch.retry.map_or(0, |r| r.attempt);
-                        if attempt > 0 {
+                        // A task ECS does not show yet may be as recent as this launch (a
+                        // retry, a StartTask sent again after its lookups found nothing).
+                        if attempt > 0 || now - run.started_at >= 1.0 {
                             run.launched_at = Some(now);
                         }
                         for arn in &launched.task_arns {
@@ -976,6 +1006,10 @@ fn launching(run: &mut Run, event: Event, now: f64) -> Next {
                         })
                         .map(|t| t.arn)
                         .collect();
+                    if !arns.is_empty() {
+                        // Started when that attempt was sent: as recent as that.
+                        run.launched_at = Some(run.launched_at.unwrap_or(since).max(since));
+                    }
                     // Every task found is the run's from now on (followed, or stopped). A
                     // StartTask run has one batch, and an attempt is only made once the one
                     // before it was found to have started nothing: every task of the run
@@ -1281,11 +1315,18 @@ fn stopping(run: &mut Run, event: Event, now: f64) -> Next {
     };
     match event {
         Event::Swept(Ok(arns)) => {
-            state.sweep = false;
             for arn in &arns {
                 if !run.tasks.contains(arn) {
                     state.found.push(arn);
                 }
+            }
+            // Found them all, or looked long enough (a launch whose answer was lost may
+            // have started nothing): stop looking.
+            let last = usize::from(state.sweeps) + 1 >= SWEEP_DELAYS.len();
+            if state.found.len() >= state.sweep_for as usize || last {
+                state.sweep = false;
+            } else {
+                state.sweeps += 1;
             }
             run.stopping = Some(state.clone());
             let mut to_send = state.to_send.clone();
@@ -1309,10 +1350,11 @@ fn stopping(run: &mut Run, event: Event, now: f64) -> Next {
             Next::Wait(delay)
         }
         Event::Swept(Err(_)) => {
-            // Nothing more can be learnt that way; the recorded tasks are still stopped.
-            state.sweep = false;
+            // ListTasks is refused (or failed too long): a task the record never named may
+            // run, so the run cannot be called stopped. The recorded tasks were sent their
+            // StopTask first; the sweep stays due, and the next operation looks again.
             run.stopping = Some(state);
-            stopping_next(run, now)
+            Next::GiveUp
         }
         Event::StopsSent(answers) => {
             let throttled = answers
@@ -1674,7 +1716,12 @@ fn stopping_next(run: &Run, now: f64) -> Next {
     }
     if state.sweep {
         // ListTasks may not show a task started just before: look once ECS can show it.
-        let wait = state.since + SWEEP_DELAY_SECONDS - now;
+        let delay = SWEEP_DELAYS
+            .get(usize::from(state.sweeps))
+            .or(SWEEP_DELAYS.last())
+            .copied()
+            .unwrap_or_default();
+        let wait = state.since + delay - now;
         return if wait > 0.0 {
             Next::Wait(wait)
         } else {

@@ -56,6 +56,7 @@ pub struct ResourceModel {
     pub timeout: Option<u32>,
     pub run_on_update: Option<bool>,
     pub run_on_rollback: Option<bool>,
+    pub adopt_existing: Option<bool>,
     pub update_criteria: Option<Vec<UpdateCriterion>>,
     pub poll_interval: Option<u32>,
     pub overrides: Option<TaskOverride>,

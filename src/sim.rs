@@ -12,12 +12,18 @@
 //! than DescribeTasks, tags gone after StopTask, partial and empty GetLogEvents pages and
 //! late log lines, RunTask refused for the PROVISIONING quota, a client token reused with
 //! other parameters refused.
+//!
+//! Off unless a test turns them on: ECS's request throttling ([`SimEcs::throttle_with`]:
+//! the account's token buckets, a background consumer, random throttling, the SDK's retries;
+//! see `handler_kit::clock::throttle`), and a scheduled clock (`VirtualClock::scheduled`) on
+//! which many operations run at once, every call taking its latency in virtual time.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use cfn_protocol::HandlerRequest;
 
+use crate::clock::throttle::{self, Throttle, Throttling};
 use crate::clock::Clock;
 use crate::ecs::{
     ContainerInfo, Described, Ecs, Fault, FaultKind, LaunchSpec, Launched, LogPage, LogPageQuery,
@@ -320,7 +326,7 @@ impl SimTask {
             stop_code: stopped.then(|| end.stop_code.clone()),
             stopped_reason: stopped.then(|| format!("{} (simulated)", end.stop_code)),
             started: end.started,
-            stopped_at: (now >= stopped_at).then_some(stopped_at),
+            stopped_at: ended.then_some(end.at),
             containers: end
                 .exits
                 .iter()
@@ -346,6 +352,9 @@ pub struct SimState {
     pub hits: Hits,
     /// Every launch request (RunTask and StartTask), as sent.
     pub launches: Vec<LaunchSpec>,
+    /// CloudFormation's status of each stack (DescribeStacks); a stack not listed is
+    /// unknown to it.
+    pub stacks: BTreeMap<String, String>,
     /// Scripts for the next tasks started, in order; then `default_script`.
     pub scripts: VecDeque<TaskScript>,
     pub default_script: TaskScript,
@@ -358,6 +367,8 @@ pub struct SimState {
     pub call_log: Vec<&'static str>,
     /// Set when an injected crash fired: the invocation is to be dropped.
     pub crashed: bool,
+    /// ECS's request throttling for this account (off by default).
+    pub throttle: Throttle,
     next_id: u64,
 }
 
@@ -424,6 +435,13 @@ impl SimEcs {
         self
     }
 
+    /// Throttles calls as ECS would (see `clock::throttle`): the account's token buckets
+    /// for the calls this twin answers.
+    pub fn throttle_with(&self, config: Throttling) {
+        let now = self.clock.now();
+        self.lock().throttle = Throttle::new(&throttle::ECS_TASK_RULES, config, now);
+    }
+
     fn plan(&self, operation: &'static str) -> Plan {
         let mut state = self.lock();
         let call = state.calls;
@@ -445,18 +463,44 @@ impl SimEcs {
         by: f64,
         act: impl FnOnce(&mut SimState, f64) -> Result<T, Fault>,
     ) -> Result<T, Fault> {
+        self.call_drawing(operation, &[], by, act).await
+    }
+
+    /// As [`SimEcs::call`], drawing on `extra` buckets too (Fargate's RunTask bucket).
+    async fn call_drawing<T>(
+        &self,
+        operation: &'static str,
+        extra: &[&'static str],
+        by: f64,
+        act: impl FnOnce(&mut SimState, f64) -> Result<T, Fault>,
+    ) -> Result<T, Fault> {
         let plan = self.plan(operation);
+        let throttling = self.lock().throttle.is_on();
+        if let (Plan::Go { latency }, true) = (&plan, throttling) {
+            // Throttling comes first: a throttled call does nothing (and the SDK may send
+            // it again after a backoff).
+            let buckets: Vec<&'static str> = throttle::bucket_of(operation)
+                .into_iter()
+                .chain(extra.iter().copied())
+                .collect();
+            throttle::admit(&self.clock, operation, by, *latency, |now, attempt| {
+                self.lock()
+                    .throttle
+                    .attempt(operation, &buckets, now, attempt)
+            })
+            .await?;
+        }
         let now = self.clock.now();
         match plan {
             Plan::FailFirst(kind) => {
-                self.clock.advance(0.05);
+                self.clock.sleep(0.05).await;
                 let mut fault = Fault::new(operation, kind, "injected before acting");
                 fault.may_have_acted = false;
                 Err(fault)
             }
             Plan::FailAfter(kind) => {
                 let _ = act(&mut self.lock(), now);
-                self.clock.advance(0.05);
+                self.clock.sleep(0.05).await;
                 let mut fault = Fault::new(operation, kind, "injected after acting");
                 fault.may_have_acted = true;
                 Err(fault)
@@ -471,7 +515,7 @@ impl SimEcs {
                 if now + latency > by {
                     // The caller gives up at its deadline; ECS may or may not have acted.
                     let _ = act(&mut self.lock(), now);
-                    self.clock.set(by.max(now));
+                    self.clock.sleep_until(by.max(now)).await;
                     return Err(Fault::new(
                         operation,
                         FaultKind::Network,
@@ -479,7 +523,7 @@ impl SimEcs {
                     ));
                 }
                 let answer = act(&mut self.lock(), now);
-                self.clock.advance(latency);
+                self.clock.sleep(latency).await;
                 answer
             }
         }
@@ -588,7 +632,22 @@ impl Ecs for SimEcs {
         client_token: &str,
         by: f64,
     ) -> Result<Launched, Fault> {
-        self.call("ecs:RunTask", by, |state, now| {
+        // Amazon ECS Developer Guide, "AWS Fargate throttling quotas": RunTask on Fargate
+        // draws on a bucket of its own too (as far as the request says: a cluster's
+        // default strategy is not looked at, as in `emulator/buckets.py`).
+        let fargate = spec.model.launch_type.as_deref() == Some("FARGATE")
+            || spec
+                .model
+                .capacity_provider_strategy
+                .iter()
+                .flatten()
+                .any(|i| matches!(i.capacity_provider.as_str(), "FARGATE" | "FARGATE_SPOT"));
+        let extra: &[&'static str] = if fargate {
+            &[throttle::FARGATE_RUN_TASK.name]
+        } else {
+            &[]
+        };
+        self.call_drawing("ecs:RunTask", extra, by, |state, now| {
             let parameters = parameters_digest(spec, count);
             if let Some((arns, digest)) = state.tokens.get(client_token) {
                 if *digest != parameters {
@@ -800,6 +859,13 @@ impl Ecs for SimEcs {
         .await
     }
 
+    async fn stack_status(&self, stack_id: &str, by: f64) -> Result<Option<String>, Fault> {
+        self.call("cloudformation:DescribeStacks", by, |state, _| {
+            Ok(state.stacks.get(stack_id).cloned())
+        })
+        .await
+    }
+
     async fn list_running(
         &self,
         cluster: &str,
@@ -951,12 +1017,33 @@ pub struct SimBackend {
 
 impl SimBackend {
     pub fn new(start: f64) -> Self {
-        let clock = Arc::new(VirtualClock::starting_at(start));
+        Self::on(Arc::new(VirtualClock::starting_at(start)))
+    }
+
+    /// A backend on `clock` (a scheduled one: many operations at once; the store's calls
+    /// take time on it too).
+    pub fn on(clock: Arc<VirtualClock>) -> Self {
+        let store = Arc::new(MemoryStore::new());
+        if clock.is_scheduled() {
+            store.on_clock(clock.clone());
+        }
         Self {
             ecs: SimEcs::new(clock.clone()),
-            store: Arc::new(MemoryStore::new()),
+            store,
             clock,
         }
+    }
+
+    /// ECS and SSM throttle as AWS does (see `clock::throttle`), each with its own draws.
+    pub fn throttle_with(&self, config: Throttling) {
+        self.ecs.throttle_with(config.clone());
+        self.store.throttle_with(
+            self.clock.clone(),
+            Throttling {
+                seed: config.seed.wrapping_add(1),
+                ..config
+            },
+        );
     }
 }
 

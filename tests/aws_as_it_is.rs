@@ -250,7 +250,7 @@ fn row_3_output_is_read_across_partial_empty_and_late_pages() {
     let mut world = World::new(Adversity {
         log_page: Some(1),
         empty_pages: 2,
-        late_lines: 1.5,
+        late_lines: 1.2,
         ..Adversity::default()
     })
     .scripts(vec![TaskScript {
@@ -277,7 +277,7 @@ fn row_3_a_failing_tail_is_read_across_empty_pages() {
     let mut world = World::new(Adversity {
         log_page: Some(2),
         empty_pages: 1,
-        late_lines: 2.0,
+        late_lines: 1.2,
         ..Adversity::default()
     })
     .scripts(vec![TaskScript {

@@ -82,6 +82,8 @@ struct Props {
     /// CapacityProviderStrategy: none, a FARGATE base with Spot weight, Spot alone, or
     /// (rarely) one ECS refuses (no weight above 0), which the handler must refuse first.
     capacity: u8,
+    /// AdoptExisting (only a CREATE reads it).
+    adopt: bool,
 }
 
 impl Props {
@@ -122,6 +124,9 @@ impl Props {
             }
         }
         p["LogTail"] = json!(self.log_tail);
+        if self.adopt {
+            p["AdoptExisting"] = json!(true);
+        }
         match self.capacity {
             1 => {
                 p["CapacityProviderStrategy"] = json!([
@@ -237,6 +242,9 @@ struct Scenario {
     stack_tags: BTreeMap<String, String>,
     /// How the simulated AWS answers beyond the basics.
     world: Adversity,
+    /// Whether CloudFormation shows the stack being updated (else being created): a
+    /// CREATE with AdoptExisting then adopts instead of running.
+    stack_updating: bool,
     create: Props,
     create_abandon: Option<u8>,
     create_lose: Option<u8>,
@@ -270,6 +278,7 @@ fn props() -> impl Strategy<Value = Props> {
         (
             prop_oneof![6 => Just(0u8), 1 => 1u8..=2],
             prop_oneof![12 => Just(0u8), 3 => 1u8..=2, 1 => Just(3u8)],
+            prop::bool::weighted(0.15),
         ),
     )
         .prop_map(
@@ -284,10 +293,11 @@ fn props() -> impl Strategy<Value = Props> {
                 (triggers, tag, db_host),
                 as_strings,
                 (retry, retry_exits, log_tail),
-                (more_tags, capacity),
+                (more_tags, capacity, adopt),
             )| Props {
                 more_tags,
                 capacity,
+                adopt,
                 retry,
                 retry_exits,
                 log_tail,
@@ -471,7 +481,7 @@ fn world() -> impl Strategy<Value = Adversity> {
 
 fn scenario() -> impl Strategy<Value = Scenario> {
     (
-        (stack_tags(), world()),
+        (stack_tags(), world(), any::<bool>()),
         props(),
         prop_oneof![5 => Just(None), 1 => (1u8..6).prop_map(Some)],
         prop_oneof![5 => Just(None), 1 => (0u8..4).prop_map(Some)],
@@ -483,7 +493,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
     )
         .prop_map(
             |(
-                (stack_tags, world),
+                (stack_tags, world, stack_updating),
                 create,
                 create_abandon,
                 create_lose,
@@ -495,6 +505,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
             )| Scenario {
                 stack_tags,
                 world,
+                stack_updating,
                 create,
                 create_abandon,
                 create_lose,
@@ -550,6 +561,12 @@ impl Play {
             state.faults = scenario.ecs_faults.iter().cloned().collect();
             state.not_placed = scenario.not_placed.iter().cloned().collect();
             state.world = scenario.world.clone();
+            let status = if scenario.stack_updating {
+                "UPDATE_IN_PROGRESS"
+            } else {
+                "CREATE_IN_PROGRESS"
+            };
+            state.stacks.insert(STACK.to_string(), status.to_string());
         }
         for (call, fault) in &scenario.store_faults {
             backend.store.inject(*call, *fault);
@@ -960,11 +977,19 @@ impl Play {
                 // Stopping on ECS's side; it was confirmed stopping before the record went.
                 continue;
             }
+            // Followed: the record's unfinished run names it, or will learn of it: a run
+            // still launching asks RunTask again with the same token (ECS names the tasks
+            // it started), and a stopping run that sweeps lists the TaskRun's tasks by
+            // `startedBy` (a run records RunTask's answers with its next durable change, so
+            // an operation given up on may leave tasks only a sweep finds).
             let followed = record.as_ref().is_some_and(|r| {
                 r.run.phase != Phase::Ended
                     && (r.run.watched_arns().contains(&task.arn)
                         || (r.run.phase == Phase::Launching
-                            && self.tasks_of(&r.run.token).contains(&task.arn)))
+                            && self.tasks_of(&r.run.token).contains(&task.arn))
+                        || (r.run.phase == Phase::Stopping
+                            && r.run.stopping.as_ref().is_some_and(|s| s.sweep)
+                            && Some(&task.started_by) == self.id.as_ref()))
             });
             if !followed && task.stop_requested_at.is_none() {
                 return Err(fail(format!(
@@ -994,9 +1019,24 @@ impl Play {
         // record's run of the operation, seen when the operation ended).
         let mut baseline = (self.succeeded(&token) && scenario.create.task_count() > 0)
             .then(|| scenario.create.clone());
+        // A CREATE that adopts (AdoptExisting, the stack being updated) starts nothing.
+        let adopts = scenario.create.adopt && scenario.stack_updating;
+        let create_props = if adopts {
+            if !self.tasks_of(&token).is_empty() {
+                return Err(fail(
+                    "a CREATE with AdoptExisting in a stack being updated started tasks".into(),
+                ));
+            }
+            Props {
+                count: 0,
+                ..scenario.create.clone()
+            }
+        } else {
+            scenario.create.clone()
+        };
         match &created {
             End::Answered(answer) => {
-                self.check_counts(Some(answer), &token, &scenario.create)?;
+                self.check_counts(Some(answer), &token, &create_props)?;
                 exists = answer["status"] == "SUCCESS";
                 let kept = self.record().is_some();
                 let gave_up = answer["errorCode"] == "NotStabilized"
@@ -1012,7 +1052,7 @@ impl Play {
                 self.check_followed("after CREATE")?;
             }
             End::Abandoned => {
-                self.check_counts(None, &token, &scenario.create)?;
+                self.check_counts(None, &token, &create_props)?;
                 // CloudFormation gave up on the CREATE: the rollback deletes it.
                 exists = self.record().is_some();
             }
@@ -1239,6 +1279,7 @@ fn plain(count: u32, timeout: u32) -> Props {
         as_strings: false,
         more_tags: 0,
         capacity: 0,
+        adopt: false,
     }
 }
 
@@ -1246,6 +1287,7 @@ fn quiet(create: Props) -> Scenario {
     Scenario {
         stack_tags: BTreeMap::from([("team".to_string(), "platform".to_string())]),
         world: Adversity::default(),
+        stack_updating: false,
         create,
         create_abandon: None,
         create_lose: None,
@@ -1430,7 +1472,7 @@ fn invariants_hold_over_random_scenarios() {
             )));
         }
         let so_far = played.fetch_add(1, Ordering::SeqCst) + 1;
-        if so_far % 1000 == 0 {
+        if so_far.is_multiple_of(1000) {
             eprintln!("invariants: {so_far} of {cases} scenarios so far");
         }
         invocations.fetch_add(play.invocations, Ordering::SeqCst);
@@ -1664,6 +1706,137 @@ fn regression_run_task_refused_after_an_unanswered_send() {
         ecs_faults: vec![
             (1, Injected::Crash),
             (2, Injected::Before(FaultKind::AccessDenied)),
+        ],
+        ..quiet(create)
+    });
+}
+
+/// Found by the conformance run once a run recorded RunTask's answers only with its next
+/// durable change (issue 16): a CREATE given up on while its tasks ran left a record
+/// without their ARNs; the UPDATE that took over swept for them once, 15 s after it began
+/// stopping, while ListTasks (behind by more than that) did not show them yet, and they
+/// ran on. The sweep now looks until it found as many tasks as the unrecorded launches may
+/// have started, up to five minutes.
+#[test]
+fn regression_a_sweep_outlasts_list_tasks_lag() {
+    let mut create = plain(2, 600);
+    create.log_tail = 0;
+    let mut update = plain(1, 600);
+    update.triggers = 1;
+    update.log_tail = 0;
+    replay(Scenario {
+        world: Adversity {
+            list_lag: 60.0,
+            ..Adversity::default()
+        },
+        scripts: vec![
+            TaskScript {
+                runs_for: 900.0,
+                ..TaskScript::default()
+            };
+            2
+        ],
+        create_abandon: Some(1),
+        ops: vec![Op {
+            kind: Kind::Update { rollback: false },
+            props: update,
+            abandon_after: None,
+            lose_answer: None,
+            gap: 1.0,
+            same_shape: false,
+        }],
+        ..quiet(create)
+    });
+}
+
+/// Found by the property test (issue 16 work): a StartTask CREATE whose first record
+/// write was carried out but answered as throttled.
+#[test]
+fn regression_start_task_first_write_acted_then_throttled() {
+    let mut create = plain(4, 316);
+    create.instances = 1;
+    create.log_tail = 0;
+    replay(Scenario {
+        scripts: vec![TaskScript {
+            runs_for: 15.55,
+            invisible_for: 9.67,
+            stop_takes: 0.0,
+            ..TaskScript::default()
+        }],
+        store_faults: vec![(1, Injected::After(FaultKind::Throttled))],
+        ..quiet(create)
+    });
+}
+
+/// Found by the property run: a CREATE given up on while a task is still provisioning,
+/// then an UPDATE that does not run; the leftover task must still be followed or stopped.
+#[test]
+fn regression_update_after_an_abandoned_create_with_a_provisioning_task() {
+    let create = Props {
+        count: 2,
+        timeout: 681,
+        poll: 2,
+        run_on_update: Some(true),
+        criteria: true,
+        triggers: 1,
+        tag: 1,
+        db_host: 2,
+        as_strings: true,
+        retry: 5,
+        retry_exits: true,
+        log_tail: 0,
+        ..plain(2, 681)
+    };
+    let update = Props {
+        count: 1,
+        timeout: 673,
+        poll: 40,
+        triggers: 2,
+        log_tail: 0,
+        adopt: true,
+        ..plain(1, 673)
+    };
+    replay(Scenario {
+        stack_updating: true,
+        create_abandon: Some(3),
+        ops: vec![Op {
+            kind: Kind::Update { rollback: false },
+            props: update,
+            abandon_after: None,
+            lose_answer: None,
+            gap: 106.62,
+            same_shape: false,
+        }],
+        scripts: vec![
+            TaskScript {
+                runs_for: 1127.71,
+                never_starts: true,
+                exits: vec![("app".into(), Some(0)), ("sidecar".into(), Some(0))],
+                exit_on_stop: Some(143),
+                stop_takes: 16.0,
+                logs: vec!["working".into(), "TASKRUN_OUTPUT last 0".into()],
+                ..TaskScript::default()
+            },
+            TaskScript {
+                runs_for: 364.43,
+                exits: vec![("app".into(), Some(137)), ("sidecar".into(), Some(0))],
+                exit_on_stop: Some(0),
+                stop_takes: 20.5,
+                invisible_for: 6.31,
+                ..TaskScript::default()
+            },
+        ],
+        ecs_faults: vec![
+            (68, Injected::Crash),
+            (49, Injected::Before(FaultKind::BadRequest)),
+            (37, Injected::Before(FaultKind::AccessDenied)),
+            (98, Injected::Crash),
+        ],
+        store_faults: vec![
+            (56, Injected::Before(FaultKind::Throttled)),
+            (1, Injected::Crash),
+            (24, Injected::Before(FaultKind::Throttled)),
+            (10, Injected::After(FaultKind::ServerSide)),
         ],
         ..quiet(create)
     });

@@ -305,3 +305,135 @@ fn the_task_s_output_is_an_attribute_of_the_resource() {
         );
     });
 }
+
+/// Says which status CloudFormation shows for the world's stack (DescribeStacks).
+fn stack_is(world: &World, status: &str) {
+    world.emulator.control(
+        "POST",
+        "/_taskrun/stacks",
+        Some(json!({"stackId": world.stack_id, "status": status})),
+    );
+}
+
+/// The ecsTasks custom resource of the seed template, converted (`cfn/ecstasks/convert.py`)
+/// with its `Ref`s resolved in the test's world (the cluster, the task definition, and the
+/// cluster's own container instance in place of the seed's one of another account).
+fn converted_migrate_task(world: &World, instance: &Value) -> Value {
+    let root = common::repo_root();
+    let out = std::process::Command::new(common::python())
+        .arg(root.join("cfn/ecstasks/convert.py"))
+        .arg(root.join("cfn/ecstasks/tests/fixtures/seed_example.json"))
+        .args(["-o", "-"])
+        .output()
+        .expect("run the converter");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let template: Value = serde_json::from_slice(&out.stdout).expect("a JSON template");
+    let resource = &template["Resources"]["MigrateTask"];
+    assert_eq!(resource["Type"], json!("Org::ECS::TaskRun"));
+    let mut props = resource["Properties"].clone();
+    assert_eq!(props["AdoptExisting"], json!(true), "{props}");
+    assert_eq!(props["Cluster"], json!({"Ref": "ApplicationCluster"}));
+    assert_eq!(
+        props["TaskDefinition"],
+        json!({"Ref": "ApplicationTaskDefinition"})
+    );
+    props["Cluster"] = json!(world.cluster);
+    props["TaskDefinition"] = json!(world.family);
+    props["Instances"] = json!([instance]);
+    props["PollInterval"] = json!(1);
+    props
+}
+
+/// The way off ecsTasks: the converted template deployed as an update of the live stack
+/// creates the TaskRun (AdoptExisting) without starting a task, takes its properties as the
+/// last run, leaves it alone on an update that changes nothing it watches, and runs the
+/// migration when what its UpdateCriteria watch changes (a new DB_HOST).
+#[test]
+fn a_converted_ecs_tasks_resource_is_adopted_then_runs_on_a_real_change() {
+    run(async {
+        let world = World::new("adopt").await;
+        let registered = world.emulator.control(
+            "POST",
+            "/_taskrun/container-instances",
+            Some(json!({"cluster": world.cluster, "count": 1})),
+        );
+        let instance = registered["containerInstanceArns"][0].clone();
+        let v1 = converted_migrate_task(&world, &instance);
+        stack_is(&world, "UPDATE_IN_PROGRESS");
+        let cfn = world.cfn("MigrateTask");
+        let created = cfn.create(&v1).await;
+        assert_eq!(created.status(), "SUCCESS", "{:?}", created.events);
+        let reason = created.model()["StatusReason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains("adopted") && reason.contains("UPDATE_IN_PROGRESS"),
+            "{}",
+            created.model()
+        );
+        assert_eq!(created.model()["Status"], json!("SUCCEEDED"));
+        let started = || world.emulator.calls("StartTask", &world.cluster).len();
+        assert_eq!(started(), 0, "the adopted migration was run again");
+        assert!(world.run_task_calls().is_empty());
+        let id = created.id();
+        // A later stack update that changes what UpdateCriteria does not watch: nothing.
+        stack_is(&world, "UPDATE_COMPLETE");
+        let mut v2 = v1.clone();
+        v2["Timeout"] = json!(1200);
+        let unchanged = cfn.update(&id, &v2, &v1).await;
+        assert_eq!(unchanged.status(), "SUCCESS", "{:?}", unchanged.events);
+        assert_eq!(started(), 0);
+        // DB_HOST changes (a new task definition revision): the migration runs.
+        world.register("db2.internal").await;
+        let updated = cfn.update(&id, &v2, &v2).await;
+        assert_eq!(updated.status(), "SUCCESS", "{:?}", updated.events);
+        assert_eq!(started(), 1, "the real change ran the migration once");
+        assert_eq!(cfn.delete(&id, &v2).await.status(), "SUCCESS");
+    });
+}
+
+#[test]
+fn adopt_existing_runs_in_a_stack_being_created() {
+    run(async {
+        let world = World::new("adopt-new").await;
+        stack_is(&world, "CREATE_IN_PROGRESS");
+        let props = world.properties(json!({"AdoptExisting": true}));
+        let created = world.cfn("MigrateTask").create(&props).await;
+        assert_eq!(created.status(), "SUCCESS", "{:?}", created.events);
+        assert_eq!(world.run_task_calls().len(), 1);
+    });
+}
+
+/// Without cloudformation:DescribeStacks the handler cannot tell whether the tasks ran
+/// already: it fails the CREATE, naming the permission, and runs nothing.
+#[test]
+fn adopt_existing_without_describe_stacks_fails_and_runs_nothing() {
+    run(async {
+        let world = World::new("adopt-denied").await;
+        stack_is(&world, "UPDATE_IN_PROGRESS");
+        let stack_name = world
+            .stack_id
+            .split('/')
+            .nth(1)
+            .expect("a stack ARN has a name")
+            .to_string();
+        world.emulator.fault(
+            "cloudformation:DescribeStacks",
+            1,
+            json!({"code": "AccessDenied", "status": 403, "bodyContains": stack_name,
+                   "message": "User is not authorized to perform: cloudformation:DescribeStacks"}),
+        );
+        let props = world.properties(json!({"AdoptExisting": true}));
+        let created = world.cfn("MigrateTask").create(&props).await;
+        assert_eq!(created.status(), "FAILED", "{:?}", created.events);
+        assert_eq!(created.error_code(), "InvalidRequest");
+        assert!(
+            created.message().contains("cloudformation:DescribeStacks"),
+            "{}",
+            created.message()
+        );
+        assert!(world.run_task_calls().is_empty());
+    });
+}

@@ -96,6 +96,26 @@ impl<G: Services, S: ParameterStore, C: Clock> driver::Hands<RestartMachine>
         self.held.hold.run = run;
     }
 
+    /// A throttled write is tried again within the invocation, after a backoff with full
+    /// jitter (SSM's PutParameter is reportedly about 3 a second for the whole account).
+    /// The write of a run's end, throttled (SSM's PutParameter is reportedly about 3 a
+    /// second for the whole account), is tried again within the invocation after a short
+    /// jittered pause: the operation's answer waits for it. Other writes (a run's plan)
+    /// are not: their invocation answers IN_PROGRESS and backs off, leaving the store's
+    /// tokens to the runs that are ending.
+    fn retry_write_after(&self, error: &RestartError, attempt: u8, ending: bool) -> Option<f64> {
+        match error {
+            RestartError::Aws(fault)
+                if ending && fault.kind == handler_kit::fault::FaultKind::Throttled =>
+            {
+                let jitter =
+                    handler_kit::pace::jitter(&self.held.hold.id, self.engine.clock.now(), attempt);
+                Some(handler_kit::pace::spread(1.0, jitter))
+            }
+            _ => None,
+        }
+    }
+
     async fn persist(&mut self, run: Restart) -> Result<Persisted, RestartError> {
         let kept = records(self.engine.store)
             .keep(

@@ -2,11 +2,18 @@
 //! tests: the real handlers run over it as over AWS, with faults, slow answers and the
 //! process dying after any call under the test's control. It keeps the ground truth:
 //! every deployment UpdateService started, and how each ends.
+//!
+//! Off unless a test turns them on: ECS's request throttling ([`SimServices::throttle_with`]:
+//! the account's service buckets, a background consumer, random throttling, the SDK's
+//! retries; see `handler_kit::clock::throttle`), and a scheduled clock
+//! (`VirtualClock::scheduled`) on which many operations run at once, every call taking its
+//! latency in virtual time.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use cfn_protocol::HandlerRequest;
+use handler_kit::clock::throttle::{self, Throttle, Throttling};
 use handler_kit::clock::{Clock, VirtualClock};
 use handler_kit::store::{Injected, MemoryStore};
 
@@ -145,6 +152,8 @@ pub struct SimState {
     pub answers_without_rollout_state: u64,
     /// Deployments a DescribeServiceDeployments answer showed waiting at a hook.
     pub hook_waits_shown: BTreeSet<String>,
+    /// ECS's request throttling for this account (off by default).
+    pub throttle: Throttle,
     next_id: u64,
 }
 
@@ -233,6 +242,13 @@ impl SimServices {
 
     pub fn lock(&self) -> MutexGuard<'_, SimState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Throttles calls as ECS would (see `clock::throttle`): the account's service
+    /// buckets.
+    pub fn throttle_with(&self, config: Throttling) {
+        let now = self.clock.now();
+        self.lock().throttle = Throttle::new(&throttle::ECS_SERVICE_RULES, config, now);
     }
 
     /// A rolling-update service with one completed deployment.
@@ -456,6 +472,17 @@ impl SimServices {
             state.call_log.push(operation);
             state.faults.remove(&call)
         };
+        if injected.is_none() && self.lock().throttle.is_on() {
+            // Throttling comes first: a throttled call does nothing (and the SDK may send
+            // it again after a backoff; never UpdateService).
+            let buckets: Vec<&'static str> = throttle::bucket_of(operation).into_iter().collect();
+            throttle::admit(&self.clock, operation, by, 0.05, |now, attempt| {
+                self.lock()
+                    .throttle
+                    .attempt(operation, &buckets, now, attempt)
+            })
+            .await?;
+        }
         let now = self.clock.now();
         match injected {
             Some(Injected::Before(kind)) => {
@@ -477,7 +504,7 @@ impl SimServices {
             }
             Some(Injected::Slow(seconds)) if now + seconds > by => {
                 let _ = act(&mut self.lock(), now);
-                self.clock.set(by);
+                self.clock.sleep_until(by).await;
                 Err(Fault::new(
                     operation,
                     FaultKind::Network,
@@ -486,12 +513,12 @@ impl SimServices {
             }
             Some(Injected::Slow(seconds)) => {
                 let answer = act(&mut self.lock(), now);
-                self.clock.advance(seconds);
+                self.clock.sleep(seconds).await;
                 answer
             }
             None => {
                 let answer = act(&mut self.lock(), now);
-                self.clock.advance(0.05);
+                self.clock.sleep(0.05).await;
                 answer
             }
         }
@@ -613,12 +640,33 @@ pub struct SimBackend {
 
 impl SimBackend {
     pub fn new(start: f64) -> Self {
-        let clock = Arc::new(VirtualClock::starting_at(start));
+        Self::on(Arc::new(VirtualClock::starting_at(start)))
+    }
+
+    /// A backend on `clock` (a scheduled one: many operations at once; the store's calls
+    /// take time on it too).
+    pub fn on(clock: Arc<VirtualClock>) -> Self {
+        let store = Arc::new(MemoryStore::new());
+        if clock.is_scheduled() {
+            store.on_clock(clock.clone());
+        }
         Self {
             services: SimServices::new(clock.clone()),
-            store: Arc::new(MemoryStore::new()),
+            store,
             clock,
         }
+    }
+
+    /// ECS and SSM throttle as AWS does (see `clock::throttle`), each with its own draws.
+    pub fn throttle_with(&self, config: Throttling) {
+        self.services.throttle_with(config.clone());
+        self.store.throttle_with(
+            self.clock.clone(),
+            Throttling {
+                seed: config.seed.wrapping_add(1),
+                ..config
+            },
+        );
     }
 }
 

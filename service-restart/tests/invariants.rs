@@ -915,7 +915,7 @@ fn invariants_hold_over_random_scenarios() {
     let result = runner.run(&scenario(), |s| {
         let (n, hits) = play(&s)?;
         let so_far = played.fetch_add(1, Ordering::SeqCst) + 1;
-        if so_far % 1000 == 0 {
+        if so_far.is_multiple_of(1000) {
             eprintln!("servicerestart invariants: {so_far} of {cases} scenarios so far");
         }
         invocations.fetch_add(n, Ordering::SeqCst);

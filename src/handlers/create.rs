@@ -46,6 +46,21 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
             None
         };
         let mut run = self.plan_run(token, &properties, &model, definition.as_ref())?;
+        if model.adopt_existing == Some(true) {
+            if let Some(status) = self.stack_update(&id).await? {
+                run.adopt(
+                    format!(
+                        "not run: adopted (AdoptExisting is true and stack {} is {status}, so this TaskRun replaces a resource that ran these tasks already); a later change runs them as any update does",
+                        self.request.stack_id.as_deref().unwrap_or("(unknown)")
+                    ),
+                    self.clock.now(),
+                );
+                let record = RunRecord::new(id, &properties, run.clone());
+                return self
+                    .run_and_answer(Held::new_run(record, run), Event::Resumed, None)
+                    .await;
+            }
+        }
         if run.plan.mode == LaunchMode::StartTask {
             // StartTask has no idempotency token. The Id is unique to this CREATE's
             // request token, so a task started by it came from an earlier delivery of
@@ -78,5 +93,34 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
         super::check_fits(&record)?;
         self.run_and_answer(Held::new_run(record, run), Event::Resumed, None)
             .await
+    }
+
+    /// The stack's status when it is being updated (a status beginning `UPDATE_`, rollbacks
+    /// included: a TaskRun created then replaces a resource of the live stack), `None` when
+    /// it is being created (or CloudFormation does not know it: then nothing is adopted).
+    /// A refusal fails the CREATE: whether these tasks already ran cannot be told, and
+    /// running them again is what AdoptExisting is there to prevent.
+    async fn stack_update(&self, id: &str) -> Result<Option<String>, TaskRunError> {
+        let Some(stack) = self.request.stack_id.as_deref() else {
+            return Ok(None);
+        };
+        match self
+            .ecs
+            .stack_status(stack, self.budget.call_deadline())
+            .await
+        {
+            Ok(Some(status)) if status.starts_with("UPDATE_") => {
+                tracing::info!(id = %id, status = %status, "AdoptExisting: the stack is being updated; adopting, not running");
+                Ok(Some(status))
+            }
+            Ok(status) => {
+                tracing::info!(id = %id, status = ?status, "AdoptExisting: the stack is not being updated; running as usual");
+                Ok(None)
+            }
+            Err(fault) if fault.is_transient() => Err(TaskRunError::Aws(fault)),
+            Err(fault) => Err(TaskRunError::InvalidRequest(format!(
+                "AdoptExisting needs to know whether stack {stack} is being created or updated, and CloudFormation's DescribeStacks answered: {fault} (the type's execution role needs cloudformation:DescribeStacks)"
+            ))),
+        }
     }
 }

@@ -109,7 +109,8 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
     ) -> Result<ProgressEvent, TaskRunError> {
         match result {
             Err(TaskRunError::Aws(fault)) if fault.is_transient() => {
-                if self.clock.now() >= context.give_up_at {
+                let throttled = fault.kind == crate::ecs::FaultKind::Throttled;
+                if self.clock.now() >= context.give_up_at && !throttled {
                     return Err(TaskRunError::StopUnconfirmed(format!(
                         "TaskRun {}: the run's record could not be reached until well past the deadline ({fault})",
                         context.id
@@ -130,10 +131,16 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
                 let mut context = context.clone();
                 let delay = handler_kit::pace::retry_delay(
                     &mut context.throttled,
-                    fault.kind == crate::ecs::FaultKind::Throttled,
+                    throttled,
                     &context.id,
                     self.clock.now(),
                 );
+                if throttled {
+                    // Throttled time does not count toward giving up: a deploy of many
+                    // TaskRuns at once waits its turn at SSM's or ECS's bucket, and fails
+                    // only if CloudFormation's own timeout passes.
+                    context.give_up_at += f64::from(delay);
+                }
                 Ok(ProgressEvent::in_progress(model, context.to_value(), delay)
                     .with_message(format!("will try again: {fault}")))
             }

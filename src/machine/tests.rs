@@ -124,6 +124,8 @@ fn stopping(mut run: Run, ending: Ending, sent_at: Option<f64>, since: f64) -> R
         sent_at,
         sweep: false,
         found: TaskArns::default(),
+        sweep_for: 0,
+        sweeps: 0,
     });
     run
 }
@@ -639,12 +641,12 @@ fn a_sweep_adds_stray_tasks_to_stop_and_confirm() {
     let Step { run, next } = step(&run, Event::Resumed, T0);
     assert_eq!(
         next,
-        Next::Wait(SWEEP_DELAY_SECONDS),
+        Next::Wait(SWEEP_DELAYS[0]),
         "a task started just before may not be listed yet"
     );
     let Step { run, next } = step(&run, described(vec![done(0, 0)]), T0 + 2.0);
     assert_ne!(next, Next::Done, "no end before the sweep");
-    let Step { run, next } = step(&run, Event::Resumed, T0 + SWEEP_DELAY_SECONDS);
+    let Step { run, next } = step(&run, Event::Resumed, T0 + SWEEP_DELAYS[0]);
     assert_eq!(next, Next::Sweep);
     let Step { run, next } = step(&run, Event::Swept(Ok(vec![arn(0), arn(7)])), T0 + 16.0);
     assert_eq!(next, Next::Stop(vec![arn(0), arn(7)]));

@@ -43,7 +43,7 @@ impl Drop for Emulator {
     }
 }
 
-fn python() -> PathBuf {
+pub fn python() -> PathBuf {
     if let Some(p) = std::env::var_os("TASKRUN_PYTHON") {
         return PathBuf::from(p);
     }

@@ -204,6 +204,14 @@ def test_default_statements():
             "Resource": [sub("arn:${AWS::Partition}:logs:*:${AWS::AccountId}:log-group:*")],
         },
         {
+            "Sid": "ReadStacks",
+            "Effect": "Allow",
+            "Action": ["cloudformation:DescribeStacks"],
+            "Resource": [sub(
+                "arn:${AWS::Partition}:cloudformation:${AWS::Region}:${AWS::AccountId}:stack/*/*"
+            )],
+        },
+        {
             "Sid": "RecordParameters",
             "Effect": "Allow",
             "Action": [
@@ -237,6 +245,13 @@ def test_default_is_the_account_and_nothing_else():
     stream = "log-group:/any:log-stream:a/b/c"
     assert allowed(role, "logs:GetLogEvents", arn("logs", stream, region="us-east-1"))
     assert not allowed(role, "logs:GetLogEvents", arn("logs", stream, OTHER))
+    stack = "stack/shop/0f4a1b20-3c4d-11ef-9f5e-0a1b2c3d4e5f"
+    assert allowed(role, "cloudformation:DescribeStacks", arn("cloudformation", stack))
+    assert not allowed(role, "cloudformation:DescribeStacks", arn("cloudformation", stack, OTHER))
+    assert not allowed(
+        role, "cloudformation:DescribeStacks", arn("cloudformation", stack, region="us-east-1")
+    )
+    assert not allowed(role, "cloudformation:DescribeStacks", "*")
     parameter = f"arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/org-ecs-taskrun/runs/x"
     assert allowed(role, "ssm:GetParameter", parameter)
     assert not allowed(role, "ssm:GetParameter", parameter.replace("runs/x", "other"))

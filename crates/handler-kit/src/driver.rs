@@ -87,6 +87,14 @@ pub trait Hands<M: Machine>: Send {
     ) -> impl Future<Output = Result<Persisted, Self::Error>> + Send;
     /// Holds `run` without writing it: the record keeps the run as last written.
     fn hold(&mut self, run: M::Run);
+    /// How long to wait before writing again after `error`, the `attempt`-th failure in a
+    /// row, when it is worth trying again within this invocation (throttling: the store's
+    /// bucket refills in a moment, and a new invocation would only read the record again
+    /// first); `None` to hand the error to [`Hands::persist_failed`]. `ending`: the write
+    /// records the run's end, the one an operation's answer waits for.
+    fn retry_write_after(&self, _error: &Self::Error, _attempt: u8, _ending: bool) -> Option<f64> {
+        None
+    }
     /// The record could not be written: what the invocation answers (and does) then.
     /// `unrecorded` is the run as it would have been written.
     fn persist_failed(
@@ -121,18 +129,16 @@ where
         let (run, next) = M::step(hands.run(), event, now);
         let changed = run != *hands.run();
         let ending = matches!(M::flow(&next), Flow::Done | Flow::GiveUp);
-        if ((changed || unwritten) && (ending || M::must_record(hands.run(), &run, &next)))
-            || (unwritten && ending)
-        {
+        if (changed || unwritten) && (ending || M::must_record(hands.run(), &run, &next)) {
             // Record first.
-            match hands.persist(run.clone()).await {
-                Ok(Persisted::Written) => unwritten = false,
-                Ok(Persisted::Adopted) => {
+            match write(hands, clock, budget, run, ending).await? {
+                Written::Done => unwritten = false,
+                Written::Adopted => {
                     unwritten = false;
                     event = M::resumed();
                     continue;
                 }
-                Err(error) => return hands.persist_failed(&run, error).await,
+                Written::Failed(outcome) => return Ok(outcome),
             }
         } else if changed {
             hands.hold(run);
@@ -150,9 +156,8 @@ where
         if let Some(delay) = pending {
             if unwritten && !M::carried(hands.run()) {
                 let run = hands.run().clone();
-                match hands.persist(run.clone()).await {
-                    Ok(_) => {}
-                    Err(error) => return hands.persist_failed(&run, error).await,
+                if let Written::Failed(outcome) = write(hands, clock, budget, run, false).await? {
+                    return Ok(outcome);
                 }
             }
             return Ok(Outcome::Pending { delay });
@@ -164,5 +169,43 @@ where
             }
             _ => hands.act(next, budget.call_deadline()).await?,
         };
+    }
+}
+
+/// How a write went.
+enum Written {
+    Done,
+    Adopted,
+    /// The record could not be written: what the invocation answers.
+    Failed(Outcome),
+}
+
+/// Writes `run`, trying again within the invocation while the hands say it is worth it
+/// and the budget has room; else what [`Hands::persist_failed`] makes of the error.
+async fn write<M, H, C>(
+    hands: &mut H,
+    clock: &C,
+    budget: &Budget,
+    run: M::Run,
+    ending: bool,
+) -> Result<Written, H::Error>
+where
+    M: Machine,
+    H: Hands<M>,
+    C: Clock,
+{
+    let mut attempt: u8 = 0;
+    loop {
+        match hands.persist(run.clone()).await {
+            Ok(Persisted::Written) => return Ok(Written::Done),
+            Ok(Persisted::Adopted) => return Ok(Written::Adopted),
+            Err(error) => {
+                attempt = attempt.saturating_add(1);
+                match hands.retry_write_after(&error, attempt, ending) {
+                    Some(delay) if budget.may_wait(clock.now(), delay) => clock.sleep(delay).await,
+                    _ => return hands.persist_failed(&run, error).await.map(Written::Failed),
+                }
+            }
+        }
     }
 }

@@ -3,9 +3,15 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::clock::throttle::{self, Throttle, Throttling};
+use crate::clock::{Clock, VirtualClock};
 use crate::fault::{Fault, FaultKind};
+
+/// How long a call to the store takes on a scheduled clock (none on an immediate one, as
+/// before clocks could be scheduled).
+pub const STORE_LATENCY_SECONDS: f64 = 0.05;
 
 /// A fault to answer one call with.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -63,11 +69,35 @@ pub struct MemoryStore {
     pub advanced: Mutex<std::collections::BTreeSet<String>>,
     /// Every parameter that was ever advanced (a figure for the tests: each one was billed).
     pub ever_advanced: std::sync::atomic::AtomicU64,
+    /// The clock calls take time on, once [`MemoryStore::on_clock`] gave one: on a
+    /// scheduled clock every call takes [`STORE_LATENCY_SECONDS`]; the throttle reads it.
+    clock: OnceLock<Arc<VirtualClock>>,
+    /// SSM's request throttling (off unless [`MemoryStore::throttle_with`]).
+    pub throttle: Mutex<Throttle>,
+    /// Calls by parameter name (or path) and operation, once the store is on a clock: a
+    /// figure for the scale tests (which record's writes a CREATE made): `allowed` the
+    /// calls that reached the store, `throttled` those answered ThrottlingException (or cut
+    /// at their deadline while the modelled SDK backed off).
+    pub calls_by_name: Mutex<BTreeMap<String, BTreeMap<&'static str, throttle::Counted>>>,
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Calls take time on `clock` (when it is scheduled). A store keeps its first clock.
+    pub fn on_clock(&self, clock: Arc<VirtualClock>) {
+        let _ = self.clock.set(clock);
+    }
+
+    /// Throttles calls as SSM would (see `clock::throttle`), on `clock`.
+    pub fn throttle_with(&self, clock: Arc<VirtualClock>, config: Throttling) {
+        let now = clock.now();
+        self.on_clock(clock);
+        if let Ok(mut throttle) = self.throttle.lock() {
+            *throttle = Throttle::new(&throttle::SSM_RULES, config, now);
+        }
     }
 
     pub fn inject(&self, call: u64, fault: Injected) {
@@ -86,9 +116,26 @@ impl MemoryStore {
         self.values.lock().map(|v| v.clone()).unwrap_or_default()
     }
 
+    fn count(&self, name: &str, operation: &'static str, throttled: bool) {
+        if let Ok(mut calls) = self.calls_by_name.lock() {
+            let counted = calls
+                .entry(name.to_string())
+                .or_default()
+                .entry(operation)
+                .or_default();
+            if throttled {
+                counted.throttled += 1;
+            } else {
+                counted.allowed += 1;
+            }
+        }
+    }
+
     async fn call<T>(
         &self,
         operation: &'static str,
+        name: &str,
+        by: f64,
         act: impl FnOnce(&mut BTreeMap<String, String>) -> T,
     ) -> Result<T, Fault> {
         if let Ok(mut log) = self.call_log.lock() {
@@ -113,8 +160,35 @@ impl MemoryStore {
                 None => Err(Fault::new(operation, FaultKind::Other, "acted twice")),
             }
         };
+        let clock = self.clock.get().filter(|c| c.is_scheduled());
+        let latency = if clock.is_some() {
+            STORE_LATENCY_SECONDS
+        } else {
+            0.0
+        };
         match injected {
-            None | Some(Injected::Slow(_)) => run(&self.values),
+            None | Some(Injected::Slow(_)) => {
+                if let Some(clock) = self.clock.get() {
+                    let bucket = throttle::bucket_of(operation);
+                    let admitted =
+                        throttle::admit(clock, operation, by, latency, |now, attempt| {
+                            match self.throttle.lock() {
+                                Ok(mut throttle) => {
+                                    throttle.attempt(operation, bucket.as_slice(), now, attempt)
+                                }
+                                Err(_) => throttle::Attempt::Allowed,
+                            }
+                        })
+                        .await;
+                    self.count(name, operation, admitted.is_err());
+                    admitted?;
+                }
+                let answer = run(&self.values);
+                if let Some(clock) = clock {
+                    clock.sleep(latency).await;
+                }
+                answer
+            }
             Some(Injected::Before(kind)) => {
                 let mut fault = Fault::new(operation, kind, "injected before acting");
                 fault.may_have_acted = false;
@@ -138,12 +212,12 @@ impl MemoryStore {
 }
 
 impl ParameterStore for MemoryStore {
-    async fn get(&self, name: &str, _by: f64) -> Result<Option<String>, Fault> {
-        self.call("ssm:GetParameter", |v| v.get(name).cloned())
+    async fn get(&self, name: &str, by: f64) -> Result<Option<String>, Fault> {
+        self.call("ssm:GetParameter", name, by, |v| v.get(name).cloned())
             .await
     }
 
-    async fn put(&self, name: &str, value: &str, _by: f64) -> Result<(), Fault> {
+    async fn put(&self, name: &str, value: &str, by: f64) -> Result<(), Fault> {
         // SSM API Reference, PutParameter, `Value`: "Standard parameters have a value limit
         // of 4 KB. Advanced parameters have a value limit of 8 KB."
         if value.len() > crate::records::ADVANCED_VALUE_BYTES {
@@ -154,7 +228,7 @@ impl ParameterStore for MemoryStore {
                 Some(400),
             ));
         }
-        self.call("ssm:PutParameter", |v| {
+        self.call("ssm:PutParameter", name, by, |v| {
             v.insert(name.to_string(), value.to_string());
         })
         .await?;
@@ -169,9 +243,11 @@ impl ParameterStore for MemoryStore {
         Ok(())
     }
 
-    async fn delete(&self, name: &str, _by: f64) -> Result<bool, Fault> {
+    async fn delete(&self, name: &str, by: f64) -> Result<bool, Fault> {
         let deleted = self
-            .call("ssm:DeleteParameter", |v| v.remove(name).is_some())
+            .call("ssm:DeleteParameter", name, by, |v| {
+                v.remove(name).is_some()
+            })
             .await?;
         if deleted {
             if let Ok(mut advanced) = self.advanced.lock() {
@@ -186,7 +262,7 @@ impl ParameterStore for MemoryStore {
         path: &str,
         next_token: Option<&str>,
         page_size: u32,
-        _by: f64,
+        by: f64,
     ) -> Result<(Vec<String>, Option<String>), Fault> {
         let prefix = format!("{}/", path.trim_end_matches('/'));
         let start: usize = match next_token {
@@ -199,7 +275,7 @@ impl ParameterStore for MemoryStore {
                 )
             })?,
         };
-        self.call("ssm:GetParametersByPath", |v| {
+        self.call("ssm:GetParametersByPath", path, by, |v| {
             let names: Vec<&String> = v
                 .keys()
                 .filter(|k| k.starts_with(&prefix) && !k[prefix.len()..].contains('/'))

@@ -189,7 +189,8 @@ impl<G: Services, S: ParameterStore, C: Clock> Env<'_, G, S, C> {
     ) -> Result<ProgressEvent, RestartError> {
         match result {
             Err(RestartError::Aws(fault)) if fault.is_transient() => {
-                if self.clock.now() >= context.give_up_at {
+                let throttled = fault.kind == handler_kit::fault::FaultKind::Throttled;
+                if self.clock.now() >= context.give_up_at && !throttled {
                     tracing::error!(id = %context.id, error = %fault, "passing fault until the give-up time; giving up");
                     return Err(RestartError::GaveUp(format!(
                         "ServiceRestart {}: the restart's record could not be reached until well past the deadline ({fault}); a deployment it may have started goes on as ECS runs it, and the record {}/{} may remain",
@@ -211,10 +212,14 @@ impl<G: Services, S: ParameterStore, C: Clock> Env<'_, G, S, C> {
                 let mut context = context;
                 let delay = handler_kit::pace::retry_delay(
                     &mut context.throttled,
-                    fault.kind == handler_kit::fault::FaultKind::Throttled,
+                    throttled,
                     &context.id,
                     self.clock.now(),
                 );
+                if throttled {
+                    // Throttled time does not count toward giving up.
+                    context.give_up_at += f64::from(delay);
+                }
                 Ok(ProgressEvent::in_progress(model, context.to_value(), delay)
                     .with_message(format!("will try again: {fault}")))
             }

@@ -58,13 +58,17 @@ Reference (SAR) pages cited:
   names the `log-stream*` resource type, `...:log-group:${LogGroupName}:log-stream:
   ${LogStreamName}`; both forms are listed so the log group ARN matches too). Any region:
   a container's awslogs-region may differ from the stack's, and the handler reads there.
+- ReadStacks: cloudformation:DescribeStacks -> stack/*/* of the account in the role's
+  region (resource type `stack*`, ARN `arn:${Partition}:cloudformation:${Region}:
+  ${Account}:stack/${StackName}/${Id}`): a handler reads the status of the stack it
+  serves (TaskRun's AdoptExisting), never another account's.
 - RecordParameters: the ssm: actions -> parameter<recordParameterPath> and .../* (resource
   type `parameter*`), or every parameter of the account without that setting (SSM
   parameters can be shared across accounts, so "*" would reach further).
 
 SAR pages: https://docs.aws.amazon.com/service-authorization/latest/reference/
 list_amazonelasticcontainerservice.html, list_awsidentityandaccessmanagementiam.html,
-list_amazoncloudwatchlogs.html, list_awssystemsmanager.html (their action, resource type
+list_amazoncloudwatchlogs.html, list_awssystemsmanager.html, list_awscloudformation.html (their action, resource type
 and condition key tables were read as mirrored, machine-readable, in
 github.com/iann0036/iam-dataset aws/iam_definition.json and in cfn-lint's
 data/AdditionalSpecs/Policies.json); ECS examples (RunTask with ecs:cluster, ListTasks on
@@ -112,6 +116,7 @@ SERVICE_ACTIONS = {"ecs:describeservices", "ecs:updateservice"}
 SERVICE_DEPLOYMENT_ACTIONS = {"ecs:describeservicedeployments", "ecs:listservicedeployments"}
 PASS_ROLE = {"iam:passrole"}
 LOGS = {"logs:getlogevents"}
+STACKS = {"cloudformation:describestacks"}
 # which settings narrow which actions (to report settings without effect)
 SETTING_ACTIONS = {
     CLUSTERS: LAUNCH | TASKS | LIST_TASKS | SERVICE_ACTIONS,
@@ -414,7 +419,7 @@ def _plan(actions, scope: Scope, parameter_path, services) -> List[_Statement]:
     launch, tasks, listing = pick(LAUNCH), pick(TASKS), pick(LIST_TASKS)
     tag, service_actions = pick(TAG), pick(SERVICE_ACTIONS)
     deployment_actions = pick(SERVICE_DEPLOYMENT_ACTIONS)
-    pass_role, logs = pick(PASS_ROLE), pick(LOGS)
+    pass_role, logs, stacks = pick(PASS_ROLE), pick(LOGS), pick(STACKS)
     ssm = [
         a
         for a in actions
@@ -422,7 +427,7 @@ def _plan(actions, scope: Scope, parameter_path, services) -> List[_Statement]:
     ]
     known = set(
         launch + tasks + listing + tag + service_actions + deployment_actions + pass_role
-        + logs + ssm
+        + logs + stacks + ssm
     )
     unscoped = [a for a in actions if a not in known]
 
@@ -466,6 +471,9 @@ def _plan(actions, scope: Scope, parameter_path, services) -> List[_Statement]:
         plan.append(_Statement("PassRoles", pass_role, list(scope.pass_roles), condition))
     if logs:
         plan.append(_Statement("ReadTaskLogs", logs, list(scope.log_groups), []))
+    if stacks:
+        stack_arn = f"arn:{PARTITION}:cloudformation:{REGION}:{ACCOUNT}:stack/*/*"
+        plan.append(_Statement("ReadStacks", stacks, [stack_arn], []))
     if ssm:
         if parameter_path:
             arn = PARAMETER_ARN + parameter_path
