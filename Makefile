@@ -2,12 +2,13 @@
 .PHONY: help demo test bench
 
 help:
-	@echo "make demo   the handler at work: a short deploy story against a local AWS emulator"
-	@echo "            (first run builds the handler: a few minutes; later runs: seconds)"
+	@echo "make demo   both types at work: two stacks deployed as CloudFormation would, against"
+	@echo "            a local AWS emulator (the first run builds the handlers: a few minutes)"
 	@echo "make test   every test (lint, unit, end-to-end, property, contract, ...), one line per"
 	@echo "            step, logs in .tmp/test-logs/; VERBOSE=1 make test streams everything"
-	@echo "make bench  the benchmark: the shipped handler's figures against their goals and"
-	@echo "            beside the previous handler's (scripts/bench.md; builds both: several minutes)"
+	@echo "make bench  the benchmark: the shipped handler's figures against their goals and beside"
+	@echo "            those of an earlier commit's handler (BASELINE in scripts/bench.sh;"
+	@echo "            scripts/bench.md; builds both: several minutes)"
 
 # A local demo: the debug handler (the build make test uses too) behind a local Lambda
 # Invoke API, against the emulator.
