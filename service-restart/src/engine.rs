@@ -96,8 +96,6 @@ impl<G: Services, S: ParameterStore, C: Clock> driver::Hands<RestartMachine>
         self.held.hold.run = run;
     }
 
-    /// A throttled write is tried again within the invocation, after a backoff with full
-    /// jitter (SSM's PutParameter is reportedly about 3 a second for the whole account).
     /// The write of a run's end, throttled (SSM's PutParameter is reportedly about 3 a
     /// second for the whole account), is tried again within the invocation after a short
     /// jittered pause: the operation's answer waits for it. Other writes (a run's plan)

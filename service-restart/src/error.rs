@@ -2,6 +2,7 @@
 
 use cfn_protocol::{CredentialsProblem, HandlerError, HandlerErrorCode};
 use handler_kit::fault::{fault_code, Fault};
+use handler_kit::records::PutError;
 
 use crate::machine::Ending;
 
@@ -33,6 +34,16 @@ pub enum RestartError {
 impl From<Fault> for RestartError {
     fn from(fault: Fault) -> Self {
         Self::Aws(fault)
+    }
+}
+
+/// A record too large to keep is the request's (its properties make it so).
+impl From<PutError> for RestartError {
+    fn from(error: PutError) -> Self {
+        match error {
+            PutError::TooLarge(why) => Self::InvalidRequest(why),
+            PutError::Store(fault) => Self::Aws(fault),
+        }
     }
 }
 

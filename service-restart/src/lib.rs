@@ -10,6 +10,7 @@
 pub mod context;
 pub mod engine;
 pub mod error;
+pub mod fingerprint;
 pub mod handlers;
 pub mod machine;
 pub mod model;

@@ -2,36 +2,27 @@
 //! resource restarts changed, since the last restart that succeeded. Anything else
 //! (Timeout, PollInterval, WaitFor, ...) updates the resource without restarting.
 
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::fingerprint::Fingerprint;
 use crate::model::Properties;
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Fingerprint {
-    /// Digest of the cluster and the service.
-    pub target: String,
-    pub triggers: String,
-}
 
 fn digest(value: &Value) -> String {
     handler_kit::ids::digest_hex(&[&value.to_string()], 16)
 }
 
-impl Fingerprint {
-    pub fn of(properties: &Properties) -> Self {
-        let triggers = match &properties.triggers {
-            Some(t) if !t.is_empty() => json!(t),
-            _ => Value::Null,
-        };
-        Self {
-            target: digest(&json!([
-                properties.cluster_for_comparison(),
-                properties.service
-            ])),
-            triggers: digest(&triggers),
-        }
+/// The fingerprint of the restart these properties ask for.
+pub fn fingerprint(properties: &Properties) -> Fingerprint {
+    let triggers = match &properties.triggers {
+        Some(t) if !t.is_empty() => json!(t),
+        _ => Value::Null,
+    };
+    Fingerprint {
+        target: digest(&json!([
+            properties.cluster_for_comparison(),
+            properties.service
+        ])),
+        triggers: digest(&triggers),
     }
 }
 
@@ -78,7 +69,7 @@ mod tests {
     #[test]
     fn decides_when_an_update_restarts() {
         let base = props(json!({"Service": "api", "Triggers": ["v1"], "Timeout": 60}));
-        let baseline = Fingerprint::of(&base);
+        let baseline = fingerprint(&base);
         let cases = [
             (
                 json!({"Service": "api", "Triggers": ["v1"], "Timeout": 90, "WaitFor": "STARTED"}),
@@ -118,7 +109,7 @@ mod tests {
         ];
         for (desired, rollback, want) in cases {
             let p = props(desired.clone());
-            let got = match decide(&p, &Fingerprint::of(&p), Some(&baseline), rollback) {
+            let got = match decide(&p, &fingerprint(&p), Some(&baseline), rollback) {
                 Decision::Restart(why) | Decision::Skip(why) => why,
             };
             assert_eq!(got, want, "{desired}");

@@ -4,9 +4,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::fingerprint::Fingerprint;
 use crate::machine::{Ending, Phase, Restart};
 use crate::model::READ_ONLY;
-use crate::policy::Fingerprint;
 
 pub const PARAMETER_PATH: &str = "/org-ecs-servicerestart/runs";
 pub const LIST_PAGE_SIZE: u32 = 10;

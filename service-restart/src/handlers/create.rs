@@ -7,7 +7,7 @@ use super::Env;
 use crate::engine::{records, Held};
 use crate::error::RestartError;
 use crate::machine::{Event, Restart};
-use crate::policy::Fingerprint;
+use crate::policy;
 use crate::record::RestartRecord;
 use crate::services::Services;
 
@@ -42,7 +42,7 @@ impl<G: Services, S: ParameterStore, C: Clock> Env<'_, G, S, C> {
             Stored::Absent => {}
         }
         let mut restart = self.plan(token, &typed)?;
-        restart.fingerprint = Some(Fingerprint::of(&typed));
+        restart.fingerprint = Some(policy::fingerprint(&typed));
         let record = RestartRecord::new(id, &properties, restart.clone());
         let properties = record.properties.clone();
         self.run_and_answer(

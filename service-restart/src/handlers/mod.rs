@@ -23,8 +23,9 @@ use crate::model::Properties;
 use crate::record::RestartRecord;
 use crate::services::Services;
 
-/// Past the deadline by this much, a callback that cannot reach the record gives up.
-const GIVE_UP_AFTER_DEADLINE_SECONDS: f64 = 600.0;
+/// How long a callback that cannot reach the record goes on before it gives up: past the
+/// restart's deadline, or, for an operation's first step, past its first try.
+const GIVE_UP_AFTER_SECONDS: f64 = 600.0;
 
 pub struct Env<'a, G, S, C> {
     pub request: &'a HandlerRequest,
@@ -161,7 +162,7 @@ impl<G: Services, S: ParameterStore, C: Clock> Env<'_, G, S, C> {
             id: held.hold.id.clone(),
             token: held.hold.run.token.clone(),
             start: false,
-            give_up_at: held.hold.run.deadline + GIVE_UP_AFTER_DEADLINE_SECONDS,
+            give_up_at: held.hold.run.deadline + GIVE_UP_AFTER_SECONDS,
             // Following: a poll needs nothing else. Ended: the answer of a redelivered
             // callback is the same, even once a failed CREATE's record is gone.
             restart: (held.hold.run.phase != Phase::Starting).then(|| held.hold.run.clone()),
@@ -239,7 +240,7 @@ impl<G: Services, S: ParameterStore, C: Clock> Env<'_, G, S, C> {
             id,
             token: self.operation_token(),
             start: true,
-            give_up_at: self.clock.now() + GIVE_UP_AFTER_DEADLINE_SECONDS,
+            give_up_at: self.clock.now() + GIVE_UP_AFTER_SECONDS,
             restart: None,
             throttled: 0,
         }

@@ -7,7 +7,7 @@ use super::Env;
 use crate::engine::{records, Held};
 use crate::error::RestartError;
 use crate::machine::{self, Event};
-use crate::policy::{self, Decision, Fingerprint};
+use crate::policy::{self, Decision};
 use crate::record::without_read_only;
 use crate::services::Services;
 
@@ -38,7 +38,7 @@ impl<G: Services, S: ParameterStore, C: Clock> Env<'_, G, S, C> {
                 machine::step(&record.restart, Event::Abandon { reason }, self.clock.now());
             record.restart = ended;
         }
-        let desired = Fingerprint::of(&typed);
+        let desired = policy::fingerprint(&typed);
         let decision = policy::decide(
             &typed,
             &desired,
@@ -51,13 +51,7 @@ impl<G: Services, S: ParameterStore, C: Clock> Env<'_, G, S, C> {
                 tracing::info!(id = %id, why = %why, "update does not restart the service");
                 records(self.store)
                     .put(&record, self.budget.persist_deadline())
-                    .await
-                    .map_err(|e| match e {
-                        handler_kit::records::PutError::TooLarge(why) => {
-                            RestartError::InvalidRequest(why)
-                        }
-                        handler_kit::records::PutError::Store(fault) => RestartError::Aws(fault),
-                    })?;
+                    .await?;
                 Ok(ProgressEvent::success(record.model()).with_message(why))
             }
             Decision::Restart(why) => {

@@ -1,7 +1,7 @@
 //! The restart's transition function, case by case.
 
 use super::*;
-use crate::services::{ServiceDeploymentState, ServiceEvent, CODE_DEPLOY};
+use crate::services::{Deployment, ServiceDeploymentState, ServiceEvent, CODE_DEPLOY};
 
 const T0: f64 = 1_000.0;
 
