@@ -88,7 +88,7 @@ def main(argv):
     if not argv:
         print(__doc__.strip(), file=sys.stderr)
         return 2
-    failed = False
+    failed = []
     for arg in argv:
         src = Path(arg)
         edges = graph(src)
@@ -97,12 +97,16 @@ def main(argv):
         for module, deps in sorted(edges.items()):
             print(f"  {module} -> {', '.join(deps) if deps else '(nothing)'}")
         if found:
-            failed = True
+            failed.append(arg)
             for component in found:
                 print(f"  CYCLE: {' <-> '.join(component)}")
         else:
             print("  no cycles")
-    return 1 if failed else 0
+    if failed:
+        print(f"module cycles in {', '.join(failed)} (of {len(argv)} crates)")
+        return 1
+    print(f"module graphs: {len(argv)} crates, no cycles")
+    return 0
 
 
 if __name__ == "__main__":

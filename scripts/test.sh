@@ -168,6 +168,8 @@ if ! step venv "venv (.venv, pinned)" fig_venv bash scripts/venv.sh; then
 fi
 step fmt "cargo fmt --check" fig_fmt cargo fmt --all -- --check
 step clippy "cargo clippy -D warnings" fig_clippy cargo clippy --all-targets --workspace -- -D warnings
+step module-cycles "module cycles" fig_last \
+  python3 scripts/module_cycles.py src service-restart/src crates/handler-kit/src crates/cfn-protocol/src
 step cargo-test "cargo test" fig_cargo_test \
   cargo test --workspace -- --skip invariants_hold_over_random_scenarios
 step invariants "property test (TaskRun)" fig_invariants \
@@ -178,6 +180,7 @@ step emulator-tests "emulator tests" fig_pytest \
   .venv/bin/python -m pytest -q -p no:cacheprovider emulator/
 step rpdk-rust-tests "rpdk-rust plugin tests" fig_pytest \
   .venv/bin/python -m pytest -q -p no:cacheprovider cfn/rpdk-rust/tests
+step publish-check "publish check (crates, wheel)" fig_last bash scripts/publish-check.sh
 step generated "generated check (TaskRun)" fig_last bash scripts/check-generated.sh
 step generated-restart "generated check (Restart)" fig_last \
   bash scripts/check-generated.sh service-restart

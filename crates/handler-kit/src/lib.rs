@@ -14,6 +14,52 @@
 //!   `logging` (structured logs, captured per invocation), `provider_log` (the handler's
 //!   logs and metrics shipped to the log group CloudFormation names), and `lambda` (the
 //!   entry point: Lambda runtime → `cfn_protocol::dispatch` → logs and metrics).
+//!
+//! Records of a resource type in the in-memory store (with feature `aws`, `ssm::SsmStore`
+//! puts the same records in SSM Parameter Store):
+//!
+//! ```
+//! use handler_kit::records::{Record, Records, Stored};
+//! use handler_kit::store::MemoryStore;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, PartialEq, Serialize, Deserialize)]
+//! struct Job {
+//!     id: String,
+//!     status: String,
+//! }
+//!
+//! impl Record for Job {
+//!     fn id(&self) -> &str {
+//!         &self.id
+//!     }
+//!     fn to_text(&self) -> Result<String, String> {
+//!         serde_json::to_string(self).map_err(|e| e.to_string())
+//!     }
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let store = MemoryStore::new();
+//! // One parameter per record, `<path>/<id>`; `by` is the deadline of each call, in
+//! // seconds since the epoch (an in-memory store ignores it unless given a clock).
+//! let jobs: Records<'_, _, Job> = Records::new(&store, "/demo/jobs", 10);
+//! let by = f64::MAX;
+//!
+//! let job = Job { id: "job-1".into(), status: "RUNNING".into() };
+//! jobs.put(&job, by).await.unwrap();
+//! assert_eq!(store.snapshot()["/demo/jobs/job-1"], r#"{"id":"job-1","status":"RUNNING"}"#);
+//!
+//! match jobs.load("job-1", by).await.unwrap() {
+//!     Stored::Record(found) => assert_eq!(*found, job),
+//!     other => panic!("expected the record, got {other:?}"),
+//! }
+//! let (listed, next) = jobs.list(None, by).await.unwrap();
+//! assert_eq!((listed.len(), next), (1, None));
+//!
+//! assert!(jobs.delete("job-1", by).await.unwrap());
+//! assert!(matches!(jobs.load("job-1", by).await.unwrap(), Stored::Absent));
+//! # });
+//! ```
 
 pub mod budget;
 pub mod clock;

@@ -9,14 +9,10 @@ use serde::Serialize;
 
 use crate::fault::Fault;
 use crate::store::ParameterStore;
+// The store's value limits, owned by `store` (records are sized to fit them); re-exported
+// here, where they have always been named.
+pub use crate::store::{ADVANCED_VALUE_BYTES, STANDARD_VALUE_BYTES};
 
-/// What a standard SSM parameter holds: "Standard parameters: 4 KB" (AWS Systems Manager
-/// API Reference, PutParameter, `Value`). A larger value makes the parameter advanced, and
-/// "you can't revert an advanced parameter to a standard parameter" (PutParameter, `Tier`);
-/// advanced parameters are billed per parameter and month (Systems Manager pricing).
-pub const STANDARD_VALUE_BYTES: usize = 4096;
-/// What an advanced SSM parameter holds: "Advanced parameters: 8 KB" (PutParameter, `Value`).
-pub const ADVANCED_VALUE_BYTES: usize = 8192;
 /// The prefix of a deflated record: JSON never begins with it.
 const DEFLATED: &str = "deflate+base64:";
 
@@ -255,7 +251,8 @@ pub enum KeepError {
 
 impl<S: ParameterStore, R: Keeps> Records<'_, S, R> {
     /// Writes `run` into the held record, unless the record moved on without this
-    /// invocation: then the hold takes the record's run ([`Persisted::Adopted`]).
+    /// invocation: then the hold takes the record's run
+    /// ([`Persisted::Adopted`](crate::driver::Persisted::Adopted)).
     pub async fn keep(
         &self,
         hold: &mut Hold<R>,

@@ -9,6 +9,14 @@ use crate::clock::throttle::{self, Throttle, Throttling};
 use crate::clock::{Clock, VirtualClock};
 use crate::fault::{Fault, FaultKind};
 
+/// What a standard SSM parameter holds: "Standard parameters: 4 KB" (AWS Systems Manager
+/// API Reference, PutParameter, `Value`). A larger value makes the parameter advanced, and
+/// "you can't revert an advanced parameter to a standard parameter" (PutParameter, `Tier`);
+/// advanced parameters are billed per parameter and month (Systems Manager pricing).
+pub const STANDARD_VALUE_BYTES: usize = 4096;
+/// What an advanced SSM parameter holds: "Advanced parameters: 8 KB" (PutParameter, `Value`).
+pub const ADVANCED_VALUE_BYTES: usize = 8192;
+
 /// How long a call to the store takes on a scheduled clock (none on an immediate one, as
 /// before clocks could be scheduled).
 pub const STORE_LATENCY_SECONDS: f64 = 0.05;
@@ -220,7 +228,7 @@ impl ParameterStore for MemoryStore {
     async fn put(&self, name: &str, value: &str, by: f64) -> Result<(), Fault> {
         // SSM API Reference, PutParameter, `Value`: "Standard parameters have a value limit
         // of 4 KB. Advanced parameters have a value limit of 8 KB."
-        if value.len() > crate::records::ADVANCED_VALUE_BYTES {
+        if value.len() > ADVANCED_VALUE_BYTES {
             return Err(Fault::from_service(
                 "ssm:PutParameter",
                 Some("ValidationException"),
@@ -232,7 +240,7 @@ impl ParameterStore for MemoryStore {
             v.insert(name.to_string(), value.to_string());
         })
         .await?;
-        if value.len() > crate::records::STANDARD_VALUE_BYTES {
+        if value.len() > STANDARD_VALUE_BYTES {
             if let Ok(mut advanced) = self.advanced.lock() {
                 if advanced.insert(name.to_string()) {
                     self.ever_advanced
