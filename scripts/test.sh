@@ -181,6 +181,7 @@ step emulator-tests "emulator tests" fig_pytest \
 step rpdk-rust-tests "rpdk-rust plugin tests" fig_pytest \
   .venv/bin/python -m pytest -q -p no:cacheprovider cfn/rpdk-rust/tests
 step publish-check "publish check (crates, wheel)" fig_last bash scripts/publish-check.sh
+step scaffold-check "cfn init scaffold check" fig_last bash scripts/scaffold-check.sh
 step generated "generated check (TaskRun)" fig_last bash scripts/check-generated.sh
 step generated-restart "generated check (Restart)" fig_last \
   bash scripts/check-generated.sh service-restart

@@ -3,10 +3,19 @@
 A Rust resource type is a Cargo project whose handler binary (named after the
 project's `entrypoint`, `bootstrap` by default) speaks the CloudFormation
 resource provider protocol 2.0.0 as a Lambda function on the `provided.al2023`
-runtime. This plugin writes no code: the Rust handler owns its model types.
+runtime. This plugin generates no code from the schema (the Rust handler owns its
+model types); `cfn init` scaffolds a starting point from templates/.
 
-- init:     records the runtime, entrypoint and settings in .rpdk-config; writes
-            nothing else (an existing Cargo project is never scaffolded over).
+- init:     records the runtime, entrypoint and settings in .rpdk-config and, unless
+            the folder already holds a Cargo project (Cargo.toml), scaffolds a resource
+            type that builds, answers every handler and passes `cfn test` (see
+            `RustLanguagePlugin._scaffold`): Cargo.toml, src/main.rs, src/resource.rs,
+            schema.json (with <type>.json, the file cfn reads, a link to it), inputs/,
+            README.md, .gitignore. A file that exists is never overwritten (unless
+            `cfn init --force`), except the generic example schema cfn itself writes
+            just before (a schema of your own is kept). The handler depends on the crates
+            cfn-protocol and handler-kit, by path: RPDK_RUST_KIT_PATH (the folder holding
+            them), else the crates/ of the repository this plugin is installed from.
 - generate: `cfn generate` itself writes resource-role.yaml (Project.generate),
             then calls the plugin, then writes docs/ (Project.generate_docs). The
             plugin keeps its settings in .rpdk-config current and narrows the
@@ -104,6 +113,40 @@ SOURCE_SKIP_DIRS = {"target", "__pycache__", ".git"}
 ZIP_DATE = (2020, 1, 1, 0, 0, 0)
 
 
+# --- init: the scaffold of a new resource type (templates/, rendered by `render`)
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+SCHEMA_FILE = "schema.json"
+# (file in the project, its template); schema.json is written by _scaffold_schema
+SCAFFOLD_FILES = (
+    ("Cargo.toml", "Cargo.toml.tpl"),
+    ("src/main.rs", "main.rs.tpl"),
+    ("src/resource.rs", "resource.rs.tpl"),
+    ("inputs/inputs_1_create.json", "inputs_1_create.json.tpl"),
+    ("inputs/inputs_1_update.json", "inputs_1_update.json.tpl"),
+    ("inputs/inputs_1_invalid.json", "inputs_1_invalid.json.tpl"),
+    ("README.md", "README.md.tpl"),
+    (".gitignore", "gitignore.tpl"),
+)
+# The folder holding the crates cfn-protocol and handler-kit the scaffold depends on.
+KIT_PATH_ENV = "RPDK_RUST_KIT_PATH"
+KIT_CRATES = ("cfn-protocol", "handler-kit")
+KIT_DEFAULT_VERSION = "0.1.0"
+# The arguments of `cfn init` itself, which rpdk.core passes to the plugin as its settings.
+CLI_ARGUMENTS = (
+    "version",
+    "subparser_name",
+    "verbose",
+    "force",
+    "type_name",
+    "artifact_type",
+    "endpoint_url",
+    "region",
+    "target_schemas",
+    "profile",
+)
+
+
 class RustPluginError(SysExitRecommendedError):
     pass
 
@@ -125,17 +168,121 @@ class RustLanguagePlugin(LanguagePlugin):
         project.runtime = self.RUNTIME
         project.entrypoint = self.ENTRY_POINT
         project.test_entrypoint = self.TEST_ENTRY_POINT
+        # `cfn init` hands its own command line over as settings: not the plugin's
+        for name in CLI_ARGUMENTS:
+            project.settings.pop(name, None)
         for key, value in DEFAULT_SETTINGS.items():
             project.settings.setdefault(key, value)
         project.settings["protocolVersion"] = self._protocol_version
-        if not (project.root / "Cargo.toml").is_file():
+        if getattr(project, "artifact_type", "RESOURCE") != "RESOURCE":
             LOG.warning(
-                "No Cargo.toml in %s: create the Cargo project with a [[bin]] named "
-                "'%s' before 'cfn submit'",
-                project.root,
+                "Only resource types are scaffolded: create the Cargo project with a "
+                "[[bin]] named '%s' before 'cfn submit'",
                 project.entrypoint,
             )
+        elif not getattr(project, "type_name", None) or not project.root.is_dir():
+            LOG.warning(
+                "No type name or no folder %s: nothing scaffolded; create the Cargo "
+                "project with a [[bin]] named '%s' before 'cfn submit'",
+                project.root,
+                self._binary_name(project),
+            )
+        elif (project.root / "Cargo.toml").is_file():
+            LOG.warning(
+                "%s already holds a Cargo project (Cargo.toml): nothing scaffolded; "
+                "'cfn submit' builds its [[bin]] named '%s' (settings.binary)",
+                project.root,
+                self._binary_name(project),
+            )
+        else:
+            self._scaffold(project)
         LOG.debug("Init complete")
+
+    def _scaffold(self, project):
+        """Writes the files of a resource type that builds, answers every handler, passes
+        `cfn test` and packs with `cfn submit`; an existing file is kept (unless
+        `cfn init --force`)."""
+        names = scaffold_names(project.type_name)
+        project.settings.setdefault("binary", names.binary)
+        project.settings.setdefault("recordParameterPath", names.record_path)
+        kit, origin = kit_location()
+        values = {
+            "TYPE_NAME": project.type_name,
+            "HYPHENATED": names.hyphenated,
+            "PACKAGE": names.package,
+            "BINARY": project.settings["binary"],
+            "RECORD_PATH": project.settings["recordParameterPath"],
+            "ID_FALLBACK": names.id_fallback,
+            "KIT_DEPENDENCIES": kit_dependencies(kit, origin, project.root),
+            "KIT_NOTE": kit_note(kit, origin),
+        }
+        written, kept = [], []
+        for target, template in SCAFFOLD_FILES:
+            done = _write_new(project, target, render(template, values))
+            (written if done else kept).append(target)
+        done = self._scaffold_schema(project, render("schema.json.tpl", values))
+        (written if done else kept).append("schema.json")
+        LOG.warning(
+            "Scaffolded %s as a Rust project: %s%s; next: cargo build, cfn test, "
+            "cfn submit --dry-run (see README.md)",
+            project.type_name,
+            ", ".join(written) or "nothing",
+            f" (kept as they were: {', '.join(kept)})" if kept else "",
+        )
+        if kit is None:
+            LOG.warning(
+                "Cargo.toml: cfn-protocol and handler-kit come from crates.io: set %s to "
+                "the folder holding them to build against a local copy",
+                KIT_PATH_ENV,
+            )
+
+    @staticmethod
+    def _scaffold_schema(project, text):
+        """schema.json, and <type>.json (the schema cfn reads) as a link to it. cfn init
+        writes its generic example to <type>.json just before calling the plugin: that
+        one is replaced by the link, a schema of your own is kept (then schema.json, which
+        the handler reads, links to it). Returns whether schema.json was written."""
+        root = project.root
+        ours = root / SCHEMA_FILE
+        cfn_path = project.schema_path
+        example = _core_example_schema(project)
+        cfn_is_file = cfn_path.is_file() and not cfn_path.is_symlink()
+        cfn_is_example = cfn_is_file and (
+            project.overwrite_enabled
+            or (example is not None and _read(cfn_path) == example)
+        )
+        own_cfn_schema = cfn_is_file and not cfn_is_example
+        written = False
+        if ours.exists() or ours.is_symlink():
+            if project.overwrite_enabled and not own_cfn_schema:
+                ours.unlink()
+                project.overwrite(ours, text)
+                written = True
+            else:
+                LOG.info("Keeping %s", ours)
+        elif own_cfn_schema:
+            LOG.warning(
+                "Keeping your %s: %s links to it (the handler checks properties against it)",
+                cfn_path.name,
+                SCHEMA_FILE,
+            )
+            _link_or_copy(ours, cfn_path.name)
+        else:
+            project.overwrite(ours, text)
+            written = True
+        points_back = ours.is_symlink() and ours.resolve() == cfn_path.resolve()
+        if not cfn_path.is_symlink() and not points_back and (
+            cfn_is_example or not cfn_path.exists()
+        ):
+            cfn_path.unlink(missing_ok=True)
+            _link_or_copy(cfn_path, SCHEMA_FILE)
+        # cfn init renders resource-role.yaml and docs/ from project.schema right after
+        # this: the schema now in place, not the example.
+        try:
+            project.schema = json.loads(_read(cfn_path))
+        except (OSError, ValueError) as e:
+            LOG.warning("Could not read %s back: %s", cfn_path, e)
+        return written
 
     # -------------------------------------------------------------- generate
 
@@ -415,6 +562,157 @@ class RustLanguagePlugin(LanguagePlugin):
     def _write_sources(project, zip_file):
         for path, arcname in source_files(project.root):
             zip_file.write(path, arcname)
+
+
+# ------------------------------------------------------------------ scaffold
+
+
+class ScaffoldNames(NamedTuple):
+    hyphenated: str  # as cfn names <type>.json and the package: org-service-resource
+    package: str  # the Cargo package
+    binary: str  # its [[bin]] (settings.binary)
+    record_path: str  # the SSM path of its records (settings.recordParameterPath)
+    id_fallback: str  # the readable part of an Id when the logical ID has none
+
+
+def scaffold_names(type_name):
+    parts = type_name.split("::")
+    hyphenated = "-".join(parts).lower()
+    # a Cargo package name may not begin with a digit; type name parts may
+    package = hyphenated if hyphenated[:1].isalpha() else f"type-{hyphenated}"
+    return ScaffoldNames(
+        hyphenated=hyphenated,
+        package=package,
+        binary=f"{package}-bootstrap",
+        record_path=f"/{hyphenated}/records",
+        id_fallback=re.sub(r"[^A-Za-z0-9]", "", parts[-1]) or "Resource",
+    )
+
+
+def render(template, values):
+    """The text of templates/`template` with every @NAME@ replaced by values[NAME]."""
+    text = (TEMPLATES / template).read_text(encoding="utf-8")
+    for name, value in values.items():
+        text = text.replace(f"@{name}@", value)
+    left = sorted(set(re.findall(r"@[A-Z_]+@", text)))
+    if left:
+        raise RustPluginError(f"template {template}: no value for {', '.join(left)}")
+    return text
+
+
+def kit_location():
+    """(folder holding cfn-protocol/ and handler-kit/, where it was found) or (None,
+    None): RPDK_RUST_KIT_PATH, else the crates/ of the repository this plugin's source
+    sits in (cfn/rpdk-rust/src/rpdk/rust/ of the repository)."""
+    configured = os.environ.get(KIT_PATH_ENV)
+    if configured:
+        folder = Path(configured).expanduser().resolve()
+        missing = [c for c in KIT_CRATES if not (folder / c / "Cargo.toml").is_file()]
+        if missing:
+            raise RustPluginError(
+                f"{KIT_PATH_ENV}={configured}: no {', '.join(f'{c}/Cargo.toml' for c in missing)} "
+                "there (it names the folder holding the crates cfn-protocol and handler-kit)"
+            )
+        return folder, KIT_PATH_ENV
+    for parent in Path(__file__).resolve().parents:
+        folder = parent / "crates"
+        if all((folder / c / "Cargo.toml").is_file() for c in KIT_CRATES):
+            return folder, "repository"
+    return None, None
+
+
+def crate_version(manifest):
+    """The version in a Cargo.toml's [package] table, or KIT_DEFAULT_VERSION."""
+    try:
+        text = manifest.read_text(encoding="utf-8")
+    except OSError:
+        return KIT_DEFAULT_VERSION
+    package = re.search(r"^\[package\]\s*$(.*?)(?=^\[|\Z)", text, re.M | re.S)
+    found = package and re.search(r'^version\s*=\s*"([^"]+)"', package.group(1), re.M)
+    return found.group(1) if found else KIT_DEFAULT_VERSION
+
+
+def kit_dependencies(kit, origin, project_root):
+    """The [dependencies] lines of cfn-protocol and handler-kit (feature aws)."""
+    features = {"handler-kit": ', features = ["aws"]'}
+    if kit is None:
+        lines = [
+            "# cfn-protocol and handler-kit from crates.io (cfn init found no local copy; "
+            f"{KIT_PATH_ENV} names one)."
+        ]
+        for crate in KIT_CRATES:
+            lines.append(
+                f'{crate} = {{ version = "{KIT_DEFAULT_VERSION}"{features.get(crate, "")} }}'
+            )
+        return "\n".join(lines)
+    project_root = Path(project_root).resolve()
+    repository = kit.parent
+    # relative inside the repository that holds the crates, else absolute
+    base = (
+        Path(os.path.relpath(kit, project_root))
+        if project_root == repository or repository in project_root.parents
+        else kit
+    )
+    if origin == KIT_PATH_ENV:
+        lines = [f"# cfn-protocol and handler-kit by path ({KIT_PATH_ENV} when cfn init ran),"]
+    else:
+        lines = [
+            "# cfn-protocol and handler-kit by path (the crates/ of the repository the rust",
+            f"# plugin was installed from; {KIT_PATH_ENV} names another folder),",
+        ]
+    lines.append(
+        "# with the version they are published under: without `path`, Cargo takes them "
+        "from crates.io."
+    )
+    for crate in KIT_CRATES:
+        path = json.dumps((base / crate).as_posix())
+        version = crate_version(kit / crate / "Cargo.toml")
+        lines.append(
+            f'{crate} = {{ version = "{version}", path = {path}{features.get(crate, "")} }}'
+        )
+    return "\n".join(lines)
+
+
+def kit_note(kit, origin):
+    if kit is None:
+        return "Cargo.toml takes them from crates.io."
+    if origin == KIT_PATH_ENV:
+        return f"Cargo.toml takes them by path from `{kit}` ({KIT_PATH_ENV})."
+    return (
+        f"Cargo.toml takes them by path from `{kit}`, the repository the rust plugin was "
+        f"installed from (`{KIT_PATH_ENV}=DIR cfn init` names another folder)."
+    )
+
+
+def _read(path):
+    return Path(path).read_text(encoding="utf-8")
+
+
+def _write_new(project, relative, text):
+    """Writes project.root/`relative` unless it exists (or `cfn init --force`)."""
+    path = project.root / relative
+    if (path.exists() or path.is_symlink()) and not project.overwrite_enabled:
+        LOG.info("Keeping %s", path)
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    project.overwrite(path, text)
+    return True
+
+
+def _core_example_schema(project):
+    """The text cfn init writes to <type>.json just before calling the plugin (its
+    example schema, Project._write_example_schema), or None if unknown."""
+    if not isinstance(getattr(project, "schema", None), dict):
+        return None
+    return json.dumps(project.schema, indent=4) + "\n"
+
+
+def _link_or_copy(link, target_name):
+    """`link` -> `target_name` (in the same folder); a copy where links are refused."""
+    try:
+        link.symlink_to(target_name)
+    except OSError:
+        shutil.copyfile(link.parent / target_name, link)
 
 
 # ----------------------------------------------------------- Cargo workspace

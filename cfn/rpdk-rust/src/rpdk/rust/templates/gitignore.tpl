@@ -1,0 +1,5 @@
+# Cargo
+/target/
+# cfn
+rpdk.log*
+/@HYPHENATED@.zip

@@ -1,0 +1,4 @@
+{
+    "Name": "",
+    "Value": "a name must not be empty"
+}

@@ -1,0 +1,4 @@
+{
+    "Name": "first",
+    "Value": "updated"
+}
