@@ -39,7 +39,7 @@ const STOP_REASON_MAX: usize = 255;
 /// A run as one invocation holds it: the shared [`Hold`] (run, record, stored revision),
 /// the properties the model is made of, and what the last look saw.
 #[derive(Debug, Clone)]
-pub struct Held {
+pub struct HeldRun {
     pub hold: Hold<RunRecord>,
     /// The properties the model is made of (the record's, or the request's).
     pub properties: Value,
@@ -47,20 +47,20 @@ pub struct Held {
     pub note: Option<String>,
 }
 
-impl std::ops::Deref for Held {
+impl std::ops::Deref for HeldRun {
     type Target = Hold<RunRecord>;
     fn deref(&self) -> &Hold<RunRecord> {
         &self.hold
     }
 }
 
-impl std::ops::DerefMut for Held {
+impl std::ops::DerefMut for HeldRun {
     fn deref_mut(&mut self) -> &mut Hold<RunRecord> {
         &mut self.hold
     }
 }
 
-impl Held {
+impl HeldRun {
     /// A run the store already has.
     pub fn from_record(record: RunRecord) -> Self {
         let properties = record.properties.clone();
@@ -179,16 +179,26 @@ impl driver::Machine for RunMachine {
             || after.not_placed_count != before.not_placed_count
     }
 
-    /// A running run travels in the callback context (see `handlers::in_progress`).
     fn carried(run: &Run) -> bool {
-        run.phase == machine::Phase::Running
+        travels_in_context(run)
     }
+}
+
+/// Whether `run` travels in the callback context (see `handlers::in_progress`), so that
+/// pausing it needs no record write: a run whose tasks are followed, or whose stopped
+/// tasks' logs are being read. Either is derived again from the record's last write (the
+/// tasks, described once more) if the context is lost, so neither must be written first.
+pub(crate) fn travels_in_context(run: &Run) -> bool {
+    matches!(
+        run.phase,
+        machine::Phase::Running | machine::Phase::Collecting
+    )
 }
 
 /// An invocation's hold on a run: the engine's I/O for the driver.
 struct RunHands<'e, 'h, E, S, C> {
     engine: &'e Engine<'e, E, S, C>,
-    held: &'h mut Held,
+    held: &'h mut HeldRun,
 }
 
 impl<E: Ecs, S: ParameterStore, C: Clock> driver::Hands<RunMachine> for RunHands<'_, '_, E, S, C> {
@@ -206,8 +216,6 @@ impl<E: Ecs, S: ParameterStore, C: Clock> driver::Hands<RunMachine> for RunHands
         self.held.hold.run = run;
     }
 
-    /// A throttled write (SSM's PutParameter is reportedly about 3 a second for the whole
-    /// account) is tried again within the invocation, after a backoff with full jitter.
     /// The write of a run's end, throttled (SSM's PutParameter is reportedly about 3 a
     /// second for the whole account), is tried again within the invocation after a short
     /// jittered pause: the operation's answer waits for it. Other writes (a run's plan)
@@ -259,12 +267,12 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Engine<'_, E, S, C> {
 
     /// Drives the run from `event` until it ends, waits beyond the budget, or the budget
     /// is spent. `held` is left as the store has it.
-    pub async fn drive(&self, held: &mut Held, event: Event) -> Result<Outcome, TaskRunError> {
+    pub async fn drive(&self, held: &mut HeldRun, event: Event) -> Result<Outcome, TaskRunError> {
         // Boxed: the loop's future holds every call's; callers stay small.
         Box::pin(self.drive_inner(held, event)).await
     }
 
-    async fn drive_inner(&self, held: &mut Held, event: Event) -> Result<Outcome, TaskRunError> {
+    async fn drive_inner(&self, held: &mut HeldRun, event: Event) -> Result<Outcome, TaskRunError> {
         let mut hands = RunHands { engine: self, held };
         let outcome =
             driver::drive::<RunMachine, _, _>(&mut hands, self.clock, &self.budget, event).await?;
@@ -276,7 +284,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Engine<'_, E, S, C> {
     }
 
     /// Carries out one step's action.
-    async fn act(&self, held: &mut Held, next: Next) -> Result<Event, TaskRunError> {
+    async fn act(&self, held: &mut HeldRun, next: Next) -> Result<Event, TaskRunError> {
         Ok(match next {
             Next::Launch(batches) => Event::Launched(self.launch(held, &batches).await?),
             Next::Find(batch) => {
@@ -311,7 +319,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Engine<'_, E, S, C> {
     }
 
     /// Writes `run` into the record, unless the record moved on without this invocation.
-    async fn persist(&self, held: &mut Held, run: Run) -> Result<Persisted, TaskRunError> {
+    async fn persist(&self, held: &mut HeldRun, run: Run) -> Result<Persisted, TaskRunError> {
         let kept = self
             .records()
             .keep(&mut held.hold, run, self.budget.persist_deadline())
@@ -337,7 +345,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Engine<'_, E, S, C> {
     /// `held` (the run as recorded) may not.
     async fn persist_failed(
         &self,
-        held: &Held,
+        held: &HeldRun,
         unrecorded: &Run,
         error: TaskRunError,
     ) -> Result<Outcome, TaskRunError> {
@@ -378,17 +386,17 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Engine<'_, E, S, C> {
         })
     }
 
-    fn launch_spec(&self, held: &Held) -> Result<LaunchSpec, TaskRunError> {
+    fn launch_spec(&self, held: &HeldRun) -> Result<LaunchSpec, TaskRunError> {
         let properties = held
             .record
             .as_ref()
             .map(|r| &r.properties)
             .unwrap_or(&held.properties);
-        let model: ResourceModel = crate::model::typed(properties)?;
+        let model: ResourceModel = crate::properties::typed(properties)?;
         // StartTask adds its attempt tag to the others.
         let reserved = usize::from(held.run.plan.mode == LaunchMode::StartTask);
-        let crate::model::TaskTags { tags, left_off } =
-            crate::model::task_tags(&model, self.stack_tags, reserved);
+        let crate::task_tags::TaskTags { tags, left_off } =
+            crate::task_tags::task_tags(&model, self.stack_tags, reserved);
         if !left_off.is_empty() {
             tracing::warn!(id = %held.id, left_off = ?left_off, "stack tags left off the tasks");
         }
@@ -403,7 +411,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Engine<'_, E, S, C> {
 
     async fn launch(
         &self,
-        held: &Held,
+        held: &HeldRun,
         batches: &[usize],
     ) -> Result<Vec<(usize, Result<crate::ecs::Launched, Fault>)>, TaskRunError> {
         let spec = self.launch_spec(held)?;
@@ -458,7 +466,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Engine<'_, E, S, C> {
         Ok(answers)
     }
 
-    async fn find(&self, held: &Held) -> Result<Vec<crate::ecs::StartedTask>, Fault> {
+    async fn find(&self, held: &HeldRun) -> Result<Vec<crate::ecs::StartedTask>, Fault> {
         tracing::info!(id = %held.id, tag = ATTEMPT_TAG, "looking for what a StartTask attempt started");
         self.ecs
             .find_started(&held.run.cluster, &held.id, self.budget.call_deadline())
@@ -483,7 +491,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Engine<'_, E, S, C> {
         Ok(described)
     }
 
-    async fn stop(&self, held: &Held, arns: &[String]) -> Vec<(String, Result<(), Fault>)> {
+    async fn stop(&self, held: &HeldRun, arns: &[String]) -> Vec<(String, Result<(), Fault>)> {
         let why = held
             .run
             .reason

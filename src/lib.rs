@@ -16,11 +16,14 @@ pub mod logs;
 pub mod machine;
 pub mod model;
 pub mod outcome;
+pub mod properties;
 pub mod record;
 pub mod resource;
 pub mod schema;
 pub mod sim;
 pub mod store;
+pub mod task_result;
+pub mod task_tags;
 pub mod update_policy;
 
 #[cfg(feature = "aws")]

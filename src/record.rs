@@ -8,103 +8,12 @@ use serde_json::{Map, Value};
 
 use crate::machine::{Ending, Phase, Run};
 use crate::model::{READ_ONLY, WRITE_ONLY};
-use crate::outcome::TaskState;
 use crate::update_policy::Fingerprint;
 
 pub const RECORD_VERSION: u32 = 2;
 /// SSM's limit for an advanced parameter value, less some headroom, for the record as
 /// stored (deflated when over 4 KB: see `handler_kit::records::encode`).
 pub const MAX_RECORD_BYTES: usize = 8000;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ContainerResult {
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exit_code: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// The last lines of its log, for a failing container.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub log_tail: Vec<String>,
-}
-
-/// How one task ended; the ARN is kept as the suffix after the run's ARN prefix.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TaskResult {
-    pub task: String,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub attempt: u8,
-    /// Set when a retry replaced this task: why.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retried_because: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stop_code: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stopped_reason: Option<String>,
-    #[serde(default)]
-    pub containers: Vec<ContainerResult>,
-    /// ECS never reported it started (`startedAt`).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub never_started: bool,
-    /// When it stopped (epoch seconds); kept only for the ends a run remembers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stopped_at: Option<f64>,
-}
-
-fn is_zero(n: &u8) -> bool {
-    *n == 0
-}
-
-impl TaskResult {
-    pub fn from_state(task: &TaskState, prefix: &str) -> Self {
-        Self {
-            task: task
-                .arn
-                .strip_prefix(prefix)
-                .unwrap_or(&task.arn)
-                .to_string(),
-            attempt: 0,
-            retried_because: None,
-            stop_code: task.stop_code.clone(),
-            stopped_reason: task.stopped_reason.clone(),
-            containers: task
-                .containers
-                .iter()
-                .map(|c| ContainerResult {
-                    name: c.name.clone(),
-                    exit_code: c.exit_code,
-                    reason: c.reason.clone(),
-                    log_tail: Vec::new(),
-                })
-                .collect(),
-            never_started: !task.started,
-            stopped_at: None,
-        }
-    }
-
-    /// The task as DescribeTasks showed it when it stopped (for a remembered end).
-    pub fn to_state(&self, prefix: &str) -> TaskState {
-        TaskState {
-            arn: format!("{prefix}{}", self.task),
-            last_status: "STOPPED".into(),
-            stop_code: self.stop_code.clone(),
-            stopped_reason: self.stopped_reason.clone(),
-            started: !self.never_started,
-            stopped_at: self.stopped_at,
-            containers: self
-                .containers
-                .iter()
-                .map(|c| crate::outcome::ContainerState {
-                    name: c.name.clone(),
-                    exit_code: c.exit_code,
-                    reason: c.reason.clone(),
-                })
-                .collect(),
-        }
-    }
-}
 
 /// An update that had to wait for an earlier run to stop: what it was asked, kept here
 /// because its callbacks carry the model without the write-only Overrides.
@@ -317,7 +226,8 @@ pub use handler_kit::clock::iso8601;
 mod tests {
     use super::*;
     use crate::machine::{LaunchMode, Plan};
-    use crate::outcome::ContainerState;
+    use crate::outcome::{ContainerState, TaskState};
+    use crate::task_result::TaskResult;
     use serde_json::json;
 
     fn task(i: usize, exit: i32) -> TaskState {

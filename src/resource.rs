@@ -11,7 +11,7 @@ use crate::budget::Budget;
 use crate::clock::{epoch_seconds, Clock};
 use crate::ecs::Ecs;
 use crate::error::TaskRunError;
-use crate::handlers::Env;
+use crate::handlers::Invocation;
 use crate::store::ParameterStore;
 
 /// Where a request's ECS and parameter store come from.
@@ -34,14 +34,14 @@ pub struct TaskRun<B> {
 }
 
 impl<B: Backend> TaskRun<B> {
-    fn env<'a>(
+    fn invocation<'a>(
         &'a self,
         request: &'a HandlerRequest,
         ecs: &'a B::Ecs,
         store: &'a B::Store,
-    ) -> Env<'a, B::Ecs, B::Store, B::Clock> {
+    ) -> Invocation<'a, B::Ecs, B::Store, B::Clock> {
         let clock = self.backend.clock();
-        Env {
+        Invocation {
             request,
             ecs,
             store,
@@ -64,7 +64,7 @@ impl<B: Backend> Resource for TaskRun<B> {
 
     async fn create(&self, request: &HandlerRequest) -> Result<ProgressEvent, TaskRunError> {
         let (ecs, store) = self.backend.connect(request).await?;
-        self.env(request, &ecs, &store)
+        self.invocation(request, &ecs, &store)
             .create()
             .instrument(span(request))
             .await
@@ -72,7 +72,7 @@ impl<B: Backend> Resource for TaskRun<B> {
 
     async fn read(&self, request: &HandlerRequest) -> Result<ProgressEvent, TaskRunError> {
         let (ecs, store) = self.backend.connect(request).await?;
-        self.env(request, &ecs, &store)
+        self.invocation(request, &ecs, &store)
             .read()
             .instrument(span(request))
             .await
@@ -80,7 +80,7 @@ impl<B: Backend> Resource for TaskRun<B> {
 
     async fn update(&self, request: &HandlerRequest) -> Result<ProgressEvent, TaskRunError> {
         let (ecs, store) = self.backend.connect(request).await?;
-        self.env(request, &ecs, &store)
+        self.invocation(request, &ecs, &store)
             .update()
             .instrument(span(request))
             .await
@@ -88,7 +88,7 @@ impl<B: Backend> Resource for TaskRun<B> {
 
     async fn delete(&self, request: &HandlerRequest) -> Result<ProgressEvent, TaskRunError> {
         let (ecs, store) = self.backend.connect(request).await?;
-        self.env(request, &ecs, &store)
+        self.invocation(request, &ecs, &store)
             .delete()
             .instrument(span(request))
             .await
@@ -96,7 +96,7 @@ impl<B: Backend> Resource for TaskRun<B> {
 
     async fn list(&self, request: &HandlerRequest) -> Result<ProgressEvent, TaskRunError> {
         let (ecs, store) = self.backend.connect(request).await?;
-        self.env(request, &ecs, &store)
+        self.invocation(request, &ecs, &store)
             .list()
             .instrument(span(request))
             .await

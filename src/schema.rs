@@ -116,7 +116,7 @@ mod tests {
                 .extend(ok.as_object().unwrap().clone());
             assert!(prepare(props.clone()).is_ok(), "{props}");
         }
-        let typed = crate::model::typed(
+        let typed = crate::properties::typed(
             &prepare(json!({"Cluster": "c", "TaskDefinition": "t", "Count": 1.0})).unwrap(),
         )
         .unwrap();

@@ -1,17 +1,17 @@
 use cfn_protocol::ProgressEvent;
 
-use super::Env;
+use super::Invocation;
 use crate::clock::Clock;
 use crate::ecs::Ecs;
 use crate::ecs::Launched;
-use crate::engine::Held;
+use crate::engine::HeldRun;
 use crate::error::TaskRunError;
 use crate::ids;
 use crate::machine::{self, Event, LaunchMode};
 use crate::record::RunRecord;
 use crate::store::{ParameterStore, Stored};
 
-impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
+impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
     pub(super) async fn create_first(&self) -> Result<ProgressEvent, TaskRunError> {
         let (properties, model) = self.desired()?;
         let token = self.operation_token();
@@ -29,7 +29,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
             Stored::Record(record) if record.run.token == token => {
                 tracing::info!(id = %id, "redelivered CREATE: resuming the run it started");
                 return self
-                    .run_and_answer(Held::from_record(*record), Event::Resumed, None)
+                    .run_and_answer(HeldRun::from_record(*record), Event::Resumed, None)
                     .await;
             }
             Stored::Record(_) | Stored::Unreadable(_) => {
@@ -57,7 +57,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
                 );
                 let record = RunRecord::new(id, &properties, run.clone());
                 return self
-                    .run_and_answer(Held::new_run(record, run), Event::Resumed, None)
+                    .run_and_answer(HeldRun::new_run(record, run), Event::Resumed, None)
                     .await;
             }
         }
@@ -91,7 +91,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
         }
         let record = RunRecord::new(id, &properties, run.clone());
         super::check_fits(&record)?;
-        self.run_and_answer(Held::new_run(record, run), Event::Resumed, None)
+        self.run_and_answer(HeldRun::new_run(record, run), Event::Resumed, None)
             .await
     }
 

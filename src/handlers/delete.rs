@@ -1,15 +1,15 @@
 use cfn_protocol::ProgressEvent;
 
-use super::Env;
+use super::Invocation;
 use crate::clock::Clock;
 use crate::context::{CallbackContext, Stage};
 use crate::ecs::Ecs;
-use crate::engine::{Held, Outcome};
+use crate::engine::{HeldRun, Outcome};
 use crate::error::TaskRunError;
 use crate::machine::Event;
 use crate::store::{ParameterStore, Stored};
 
-impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
+impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
     /// Stops what still runs, and deletes the record once every task is confirmed
     /// stopped. Never validates the properties: a stack must always be able to delete a
     /// TaskRun, whatever it was given.
@@ -27,7 +27,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
             }
             Stored::Record(record) if record.run.is_ended() => self.delete_record(&id).await,
             Stored::Record(record) => {
-                let mut held = Held::from_record(*record);
+                let mut held = HeldRun::from_record(*record);
                 let reason = format!("TaskRun {id} deleted");
                 let outcome = self
                     .engine()
@@ -62,7 +62,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
             Stored::Record(record) => {
                 // Abandon again: changes nothing once recorded, and records it if the
                 // first invocation could not.
-                let mut held = Held::from_record(*record);
+                let mut held = HeldRun::from_record(*record);
                 let reason = format!("TaskRun {} deleted", context.id);
                 let outcome = self
                     .engine()
@@ -81,7 +81,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
 
     async fn after_stop(
         &self,
-        held: Held,
+        held: HeldRun,
         outcome: Outcome,
     ) -> Result<ProgressEvent, TaskRunError> {
         match outcome {

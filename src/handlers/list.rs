@@ -1,12 +1,12 @@
 use cfn_protocol::ProgressEvent;
 
-use super::Env;
+use super::Invocation;
 use crate::clock::Clock;
 use crate::ecs::Ecs;
 use crate::error::TaskRunError;
 use crate::store::ParameterStore;
 
-impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
+impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
     pub async fn list(&self) -> Result<ProgressEvent, TaskRunError> {
         let (records, next_token) = self
             .records()

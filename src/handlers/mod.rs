@@ -1,5 +1,11 @@
-//! One module per Registry action, over the engine and the record store. Handlers never
-//! call ECS themselves beyond resolving the task definition: runs are the engine's.
+//! The Registry actions' handlers, as methods of [`Invocation`]: one request with its ECS
+//! gateway, record store, clock and time budget. Here are the entry points of CREATE,
+//! UPDATE and DELETE, which pick the step to take by the callback context's stage, and
+//! what the actions share: the desired properties validated, a record loaded, a run
+//! planned, driven by the engine and answered as a progress event, and passing faults
+//! ridden out. Each action's own steps are in its module (`create`, `update`, `delete`,
+//! `read`, `list`; `resume` for the callbacks of a CREATE or UPDATE). Handlers never call
+//! ECS themselves beyond resolving the task definition: runs are the engine's.
 
 mod create;
 mod delete;
@@ -15,18 +21,18 @@ use crate::budget::Budget;
 use crate::clock::Clock;
 use crate::context::{CallbackContext, Stage};
 use crate::ecs::{Ecs, TaskDefinitionInfo};
-use crate::engine::{Engine, Held, Outcome};
+use crate::engine::{Engine, HeldRun, Outcome};
 use crate::error::TaskRunError;
 use crate::machine::{
-    ContainerLog, Ending, LaunchMode, Phase, Plan, Retry, Run, STOP_CONFIRM_LIMIT_SECONDS,
+    ContainerLog, Ending, LaunchMode, Plan, Retry, Run, STOP_CONFIRM_LIMIT_SECONDS,
 };
 use crate::model::ResourceModel;
 use crate::record::RunRecord;
 use crate::store::{ParameterStore, Records, Stored};
 use crate::update_policy::Fingerprint;
 
-/// What every handler of one invocation works with.
-pub struct Env<'a, E, S, C> {
+/// One invocation of the handler: the request, and what every handler works with.
+pub struct Invocation<'a, E, S, C> {
     pub request: &'a HandlerRequest,
     pub ecs: &'a E,
     pub store: &'a S,
@@ -34,7 +40,7 @@ pub struct Env<'a, E, S, C> {
     pub budget: Budget,
 }
 
-impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
+impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
     pub async fn create(&self) -> Result<ProgressEvent, TaskRunError> {
         match self.context()? {
             Some(context) if context.stage == Stage::Start => {
@@ -209,8 +215,8 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
     /// The desired properties, coerced and validated against the schema.
     fn desired(&self) -> Result<(Value, ResourceModel), TaskRunError> {
         let properties = crate::schema::prepare(self.request.desired_properties())?;
-        let model = crate::model::typed(&properties)?;
-        crate::model::check(&properties, &model)?;
+        let model = crate::properties::typed(&properties)?;
+        crate::properties::check(&properties, &model)?;
         Ok((properties, model))
     }
 
@@ -243,7 +249,10 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
         let count = model.task_count();
         let instances = model.instances.clone().unwrap_or_default();
         let (task_definition, deciding) = match definition {
-            Some(d) => (d.arn.clone(), crate::model::deciding_containers(model, d)?),
+            Some(d) => (
+                d.arn.clone(),
+                crate::properties::deciding_containers(model, d)?,
+            ),
             None => (model.task_definition.clone(), Vec::new()),
         };
         // The logs a run may read: the deciding containers' awslogs streams.
@@ -309,7 +318,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
     /// is deleted: that resource never came to exist), IN_PROGRESS while it goes on.
     async fn run_and_answer(
         &self,
-        mut held: Held,
+        mut held: HeldRun,
         event: crate::machine::Event,
         message: Option<String>,
     ) -> Result<ProgressEvent, TaskRunError> {
@@ -335,7 +344,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
 
     async fn answer(
         &self,
-        held: Held,
+        held: HeldRun,
         outcome: Outcome,
         message: Option<String>,
     ) -> Result<ProgressEvent, TaskRunError> {
@@ -411,7 +420,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
     }
 
     /// IN_PROGRESS with the model and a context to carry on from.
-    fn in_progress(&self, held: &Held, stage: Stage, delay: f64) -> ProgressEvent {
+    fn in_progress(&self, held: &HeldRun, stage: Stage, delay: f64) -> ProgressEvent {
         let give_up_at = match &held.run.stopping {
             Some(stopping) => stopping.since,
             None => held.run.deadline,
@@ -422,8 +431,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
             token: held.run.token.clone(),
             revision: held.stored.unwrap_or_default(),
             give_up_at,
-            // Only a run whose tasks are followed travels: nothing else needs it.
-            run: (stage == Stage::Run && held.run.phase == Phase::Running)
+            run: (stage == Stage::Run && crate::engine::travels_in_context(&held.run))
                 .then(|| held.run.clone()),
             throttled: 0,
         };

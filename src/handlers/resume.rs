@@ -1,15 +1,15 @@
 use cfn_protocol::ProgressEvent;
 
-use super::Env;
+use super::Invocation;
 use crate::clock::Clock;
 use crate::context::{CallbackContext, Stage};
 use crate::ecs::Ecs;
-use crate::engine::Held;
+use crate::engine::HeldRun;
 use crate::error::TaskRunError;
-use crate::machine::{Event, Phase};
+use crate::machine::Event;
 use crate::store::ParameterStore;
 
-impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
+impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
     /// A callback of a CREATE or UPDATE.
     pub(super) async fn resume(
         &self,
@@ -30,10 +30,10 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
             Stage::Run => {}
         }
         let held = match context.run {
-            // Tasks running: the context has all a poll needs; the record is read only if
-            // the run changes state.
-            Some(run) if run.phase == Phase::Running && run.token == context.token => {
-                Held::from_context(context.id, run, self.request.desired_properties())
+            // Tasks followed (or their logs read): the context has all a poll needs; the
+            // record is read only if the run changes state.
+            Some(run) if crate::engine::travels_in_context(&run) && run.token == context.token => {
+                HeldRun::from_context(context.id, run, self.request.desired_properties())
             }
             _ => {
                 let record = self.load(&context.id).await?;
@@ -43,7 +43,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
                         context.id
                     )));
                 }
-                Held::from_record(record)
+                HeldRun::from_record(record)
             }
         };
         self.run_and_answer(held, Event::Resumed, None).await

@@ -1,11 +1,11 @@
 use cfn_protocol::ProgressEvent;
 use serde_json::Value;
 
-use super::Env;
+use super::Invocation;
 use crate::clock::Clock;
 use crate::context::Stage;
 use crate::ecs::Ecs;
-use crate::engine::{Held, Outcome};
+use crate::engine::{HeldRun, Outcome};
 use crate::error::TaskRunError;
 use crate::machine::Event;
 use crate::model::ResourceModel;
@@ -13,7 +13,7 @@ use crate::record::{without_read_only, PendingUpdate, RunRecord};
 use crate::store::ParameterStore;
 use crate::update_policy::{self, Decision, Fingerprint};
 
-impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
+impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
     pub(super) async fn update_first(&self) -> Result<ProgressEvent, TaskRunError> {
         let (properties, model) = self.desired()?;
         let id = self.requested_id()?;
@@ -22,7 +22,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
         if record.run.token == token {
             tracing::info!(id = %id, "redelivered UPDATE: resuming the run it started");
             return self
-                .run_and_answer(Held::from_record(record), Event::Resumed, None)
+                .run_and_answer(HeldRun::from_record(record), Event::Resumed, None)
                 .await;
         }
         let rollback = self.request.rollback;
@@ -40,7 +40,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
                 .await
                 .map_err(super::put_error)?;
             tracing::info!(id = %id, "stopping the run still going before this update");
-            let mut held = Held::from_record(record);
+            let mut held = HeldRun::from_record(record);
             let reason = format!("superseded by an update of TaskRun {id}");
             let outcome = self
                 .engine()
@@ -65,7 +65,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
         if record.run.token == token {
             // The earlier run is over and this update's own run has started.
             return self
-                .run_and_answer(Held::from_record(record), Event::Resumed, None)
+                .run_and_answer(HeldRun::from_record(record), Event::Resumed, None)
                 .await;
         }
         if record
@@ -77,7 +77,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
                 "TaskRun {id} was changed by another operation since this update began"
             )));
         }
-        let mut held = Held::from_record(record);
+        let mut held = HeldRun::from_record(record);
         let reason = format!("superseded by an update of TaskRun {id}");
         let outcome = self
             .engine()
@@ -94,7 +94,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
 
     async fn after_supersede(
         &self,
-        held: Held,
+        held: HeldRun,
         outcome: Outcome,
     ) -> Result<ProgressEvent, TaskRunError> {
         match outcome {
@@ -115,7 +115,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
                 record.pending_update = None;
                 // Validated when the update began; read them as then.
                 let properties = crate::schema::prepare(pending.properties)?;
-                let model = crate::model::typed(&properties)?;
+                let model = crate::properties::typed(&properties)?;
                 self.decide_update(record, properties, model, pending.token, pending.rollback)
                     .await
             }
@@ -171,7 +171,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Env<'_, E, S, C> {
                 let mut sized = record.clone();
                 sized.run = run.clone();
                 super::check_fits(&sized)?;
-                self.run_and_answer(Held::new_run(record, run), Event::Resumed, Some(why))
+                self.run_and_answer(HeldRun::new_run(record, run), Event::Resumed, Some(why))
                     .await
             }
         }

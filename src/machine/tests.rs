@@ -2,7 +2,7 @@
 //! given time gives this run and this next step.
 
 use super::*;
-use crate::outcome::ContainerState;
+use crate::outcome::{ContainerState, UNSEEN_GRACE_SECONDS};
 
 const T0: f64 = 1_000.0;
 const PREFIX: &str = "arn:aws:ecs:us-east-1:123456789012:task/c/";
