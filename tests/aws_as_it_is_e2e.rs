@@ -62,7 +62,9 @@ fn a_task_not_visible_at_first_is_followed() {
     });
 }
 
-/// GetLogEvents pages partial and empty, the last line late: the Output is read whole.
+/// GetLogEvents pages partial and empty, the last line late (within the handler's
+/// `LATE_LOG_SECONDS` of 1.5 s; a line later than that is said missing, as
+/// `row_3_an_output_line_too_late_is_said_missing` checks): the Output is read whole.
 #[test]
 fn output_is_read_from_partial_empty_and_late_pages() {
     run(async {
@@ -73,7 +75,7 @@ fn output_is_read_from_partial_empty_and_late_pages() {
         behave(
             &world,
             json!({"logGroup": group, "logPages": {"pageLimit": 1, "emptyPages": 2},
-                   "lateLines": {"seconds": 2, "lines": 1}}),
+                   "lateLines": {"seconds": 1, "lines": 1}}),
         );
         world.emulator.queue_outcome(
             &family,

@@ -30,14 +30,11 @@
 //! `TASKRUN_SCENARIOS` sets how many scenarios run (default 10,000); the count is printed.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
-use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, UNIX_EPOCH};
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::TestCaseError;
 use serde_json::{json, Value};
 use taskrun::clock::Clock;
 use taskrun::ecs::FaultKind;
@@ -48,6 +45,9 @@ use taskrun::record::{self, RunRecord};
 use taskrun::resource::TaskRun;
 use taskrun::sim::{Adversity, Hits, Injected, SimBackend, SimEcs, TaskScript};
 use taskrun::store::parameter_name;
+use test_support::cfn::{as_cloudformation_sends, called_back, next_token, null_at, poll_to_end};
+use test_support::cfn::{Call, Polled, Template};
+use test_support::props;
 
 mod wire;
 use wire::{Wire, WireBackend};
@@ -142,7 +142,7 @@ impl Props {
             _ => {}
         }
         if self.as_strings {
-            strings(&p)
+            as_cloudformation_sends(&p)
         } else {
             p
         }
@@ -198,19 +198,6 @@ impl Props {
             0
         };
         self.task_count() * (1 + retries)
-    }
-}
-
-/// CloudFormation sends every scalar as a string.
-fn strings(value: &Value) -> Value {
-    match value {
-        Value::Number(n) => Value::String(n.to_string()),
-        Value::Bool(b) => Value::String(b.to_string()),
-        Value::Array(items) => Value::Array(items.iter().map(strings).collect()),
-        Value::Object(map) => {
-            Value::Object(map.iter().map(|(k, v)| (k.clone(), strings(v))).collect())
-        }
-        other => other.clone(),
     }
 }
 
@@ -535,12 +522,8 @@ struct Play {
     invocations: u64,
 }
 
-static TOKENS: AtomicU64 = AtomicU64::new(0);
-
 /// Every operation each handler made, over every scenario played.
-static CALLS_BY_ACTION: std::sync::Mutex<
-    std::collections::BTreeMap<String, BTreeSet<&'static str>>,
-> = std::sync::Mutex::new(std::collections::BTreeMap::new());
+static CALLS_BY_ACTION: props::CallsByAction = props::CallsByAction::new();
 
 fn fail(message: String) -> TestCaseError {
     TestCaseError::fail(message)
@@ -598,20 +581,8 @@ impl Play {
     fn invoke(&mut self, event: &Value) -> Result<Option<Value>, TestCaseError> {
         let answer = self.invoke_inner(event);
         // Which operations each action made: compared with the schema's permissions.
-        let action = event["action"].as_str().unwrap_or_default().to_lowercase();
         let ecs = std::mem::take(&mut self.ecs().lock().call_log);
-        let store = self
-            .backend
-            .store
-            .call_log
-            .lock()
-            .map(|mut l| std::mem::take(&mut *l))
-            .unwrap_or_default();
-        if let Ok(mut seen) = CALLS_BY_ACTION.lock() {
-            seen.entry(action)
-                .or_default()
-                .extend(ecs.into_iter().chain(store));
-        }
+        CALLS_BY_ACTION.record(event, ecs, props::taken(&self.backend.store));
         answer
     }
 
@@ -620,31 +591,28 @@ impl Play {
         let bytes = event.to_string();
         let began = self.now();
         let deadline = UNIX_EPOCH + Duration::from_secs_f64(began + INVOCATION_LIMIT);
-        let mut future = pin!(cfn_protocol::dispatch(
-            &self.resource,
-            bytes.as_bytes(),
-            Some(deadline)
-        ));
-        let mut cx = Context::from_waker(Waker::noop());
-        for _ in 0..100_000 {
-            if let Poll::Ready(answer) = future.as_mut().poll(&mut cx) {
+        let invocation = cfn_protocol::dispatch(&self.resource, bytes.as_bytes(), Some(deadline));
+        let polled = poll_to_end(invocation, || {
+            std::mem::take(&mut self.ecs().lock().crashed)
+                | self.backend.store.crashed.swap(false, Ordering::SeqCst)
+        });
+        match polled {
+            Polled::Answered(answer) => {
                 let took = self.now() - began;
                 if took > INVOCATION_LIMIT {
                     return Err(fail(format!(
                         "an invocation took {took:.1} s: {event}\n-> {answer}"
                     )));
                 }
-                return Ok(Some(answer));
+                Ok(Some(answer))
             }
-            let crashed = std::mem::take(&mut self.ecs().lock().crashed)
-                | self.backend.store.crashed.swap(false, Ordering::SeqCst);
-            if crashed {
+            Polled::Died => {
                 // The process died: nothing more of this invocation happens.
                 self.backend.clock.advance(1.0);
-                return Ok(None);
+                Ok(None)
             }
+            Polled::Stuck => Err(fail(format!("an invocation never finished: {event}"))),
         }
-        Err(fail(format!("an invocation never finished: {event}")))
     }
 
     fn envelope(
@@ -656,26 +624,16 @@ impl Play {
         context: Option<&Value>,
         rollback: bool,
     ) -> Value {
-        let mut event = json!({
-            "action": action, "bearerToken": token, "region": "us-east-1",
-            "awsAccountId": "123456789012", "stackId": STACK, "resourceType": "Org::ECS::TaskRun",
-            "requestData": {
-                "callerCredentials": {"accessKeyId": "AKIAEXAMPLE", "secretAccessKey": "secret", "sessionToken": "session"},
-                "logicalResourceId": LOGICAL,
-                "resourceProperties": props,
-                "stackTags": self.stack_tags,
-            },
-        });
-        if let Some(previous) = previous {
-            event["requestData"]["previousResourceProperties"] = previous.clone();
-        }
-        if let Some(context) = context {
-            event["callbackContext"] = context.clone();
-        }
-        if rollback {
-            event["rollback"] = json!(true);
-        }
-        event
+        let mut template = Template::in_memory("Org::ECS::TaskRun", STACK, LOGICAL);
+        template.request_data["stackTags"] = json!(self.stack_tags);
+        template.envelope(&Call {
+            action,
+            token,
+            properties: Some(props),
+            previous,
+            context,
+            rollback,
+        })
     }
 
     /// One operation to its end, as CloudFormation plays it.
@@ -689,7 +647,7 @@ impl Play {
         abandon_after: Option<u8>,
         lose_answer: Option<u8>,
     ) -> Result<End, TestCaseError> {
-        let token = format!("token-{}", TOKENS.fetch_add(1, Ordering::SeqCst));
+        let token = next_token("token-");
         let mut properties = match props {
             Some(p) => p.to_json(),
             None => json!({"Id": self.id.clone().unwrap_or_default()}),
@@ -765,17 +723,15 @@ impl Play {
             }
             let delay = answer["callbackDelaySeconds"].as_f64().unwrap_or(0.0);
             self.backend.clock.advance(delay);
-            context = Some(answer["callbackContext"].clone());
-            if action != "DELETE" {
-                // CloudFormation calls back with the model the handler returned.
-                properties = answer["resourceModel"].clone();
-            }
+            called_back(action, &answer, &mut context, &mut properties);
         }
         Err(fail(format!("{action} never ended")))
     }
 
     fn check_event(&self, action: &str, answer: &Value) -> Result<(), TestCaseError> {
-        no_nulls(answer).map_err(|e| fail(format!("{e}: {answer}")))?;
+        if null_at(answer).is_some() {
+            return Err(fail(format!("an event holds null: {answer}")));
+        }
         let status = answer["status"].as_str().unwrap_or_default();
         let code = answer["errorCode"].as_str();
         match status {
@@ -1244,15 +1200,6 @@ impl Play {
     }
 }
 
-fn no_nulls(value: &Value) -> Result<(), String> {
-    match value {
-        Value::Null => Err("an event holds null".into()),
-        Value::Array(items) => items.iter().try_for_each(no_nulls),
-        Value::Object(map) => map.values().try_for_each(no_nulls),
-        _ => Ok(()),
-    }
-}
-
 /// Plays one scenario (a shrunk failure kept as a regression case).
 fn replay(scenario: Scenario) {
     let mut play = Play::new(&scenario);
@@ -1446,16 +1393,8 @@ fn a_store_that_refuses_from_the_start_starts_nothing() {
 
 #[test]
 fn invariants_hold_over_random_scenarios() {
-    let cases: u32 = std::env::var("TASKRUN_SCENARIOS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(10_000);
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        max_shrink_iters: 2000,
-        ..Config::default()
-    });
+    let cases = props::cases("TASKRUN_SCENARIOS", 10_000);
+    let mut runner = props::runner(cases, true);
     let played = AtomicU64::new(0);
     let invocations = AtomicU64::new(0);
     let hits = std::sync::Mutex::new(Hits::default());
@@ -1471,10 +1410,7 @@ fn invariants_hold_over_random_scenarios() {
                 "{conflicts} RunTask calls reused a client token with other parameters"
             )));
         }
-        let so_far = played.fetch_add(1, Ordering::SeqCst) + 1;
-        if so_far.is_multiple_of(1000) {
-            eprintln!("invariants: {so_far} of {cases} scenarios so far");
-        }
+        props::played_one(&played, cases, "invariants");
         invocations.fetch_add(play.invocations, Ordering::SeqCst);
         if let Ok(mut total) = hits.lock() {
             total.add(&play.ecs().lock().hits);
@@ -1521,29 +1457,19 @@ fn invariants_hold_over_random_scenarios() {
 /// `TASKRUN_CONFORMANCE_SCENARIOS` sets how many scenarios (default 1,500).
 #[test]
 fn requests_conform_to_aws_rules() {
-    let cases: u32 = std::env::var("TASKRUN_CONFORMANCE_SCENARIOS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1500);
-    let wire = std::sync::Arc::new(Wire::new());
-    let mut runner = TestRunner::new(Config {
+    let cases = props::cases("TASKRUN_CONFORMANCE_SCENARIOS", 1500);
+    let wire = std::sync::Arc::new(wire::new());
+    let summary = props::conform(
+        &wire,
+        scenario(),
         cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
-    let result = runner.run(&scenario(), |scenario| {
-        let mut play = Play::on_the_wire(&scenario, Some(wire.clone()));
-        play.play(&scenario)
-    });
-    if let Err(e) = result {
-        panic!("{e}");
-    }
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(".tmp/conformance/taskrun-requests.jsonl");
-    match wire.check(&path) {
-        Ok(summary) => println!("conformance: {cases} scenarios: {summary}"),
-        Err(report) => panic!("requests AWS would refuse ({}):\n{report}", path.display()),
-    }
+        "taskrun-requests.jsonl",
+        |scenario| {
+            let mut play = Play::on_the_wire(&scenario, Some(wire.clone()));
+            play.play(&scenario)
+        },
+    );
+    println!("conformance: {cases} scenarios: {summary}");
 }
 
 /// The schema's permissions per handler are exactly the calls its code made over the
@@ -1575,26 +1501,12 @@ fn permissions_match_the_calls_made() {
             ..plain(1, 30)
         })
     });
-    let schema: Value = serde_json::from_str(taskrun::schema::SCHEMA_JSON).expect("schema");
-    let seen = CALLS_BY_ACTION.lock().expect("calls").clone();
-    for action in ["create", "read", "update", "delete", "list"] {
-        let mut made: BTreeSet<&str> = seen.get(action).cloned().unwrap_or_default();
+    CALLS_BY_ACTION.match_permissions(taskrun::schema::SCHEMA_JSON, |made| {
         if made.contains("ecs:RunTask") || made.contains("ecs:StartTask") {
             made.insert("ecs:TagResource");
             made.insert("iam:PassRole");
         }
-        let granted: BTreeSet<&str> = schema["handlers"][action]["permissions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        assert_eq!(
-            granted, made,
-            "{action}: the schema's permissions (left) against the calls the handler made (right)"
-        );
-    }
-    println!("permissions: every handler's schema permissions are exactly the calls it made");
+    });
 }
 
 #[test]

@@ -6,24 +6,11 @@
 #[path = "../../tests/common/local.rs"]
 mod local;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use local::{run, Emulator, LocalLambda, ACCESS_KEY, REGION, SECRET_KEY};
 use serde_json::{json, Value};
-
-/// callbackDelaySeconds are slept for this fraction of their value.
-const DELAY_SCALE: f64 = 0.05;
-
-static SEQUENCE: AtomicU64 = AtomicU64::new(0);
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        SEQUENCE.fetch_add(1, Ordering::SeqCst)
-    )
-}
+use test_support::cfn::{assert_no_nulls, scaled, unique, Call, Template};
 
 /// What kind of service a test restarts (each an ECS behaviour the strict emulator has).
 #[derive(Default, Clone, Copy)]
@@ -214,36 +201,18 @@ impl Stage {
             .unwrap_or_default()
     }
 
-    fn envelope(
-        &self,
-        action: &str,
-        token: &str,
-        properties: Option<&Value>,
-        previous: Option<&Value>,
-        context: Option<&Value>,
-        rollback: bool,
-    ) -> Value {
-        let mut request_data = json!({
-            "callerCredentials": {"accessKeyId": ACCESS_KEY, "secretAccessKey": SECRET_KEY, "sessionToken": "session"},
-            "logicalResourceId": "RestartApi",
-        });
-        // As CloudFormation sends them: every scalar a string.
-        if let Some(p) = properties {
-            request_data["resourceProperties"] = strings(p);
+    /// What is the same in every request about the restart; as CloudFormation sends its
+    /// properties, every scalar a string.
+    fn template(&self) -> Template {
+        Template {
+            head: json!({"awsAccountId": "123456789012", "region": REGION,
+                "resourceType": "Org::ECS::ServiceRestart", "stackId": self.stack_id}),
+            request_data: json!({
+                "callerCredentials": {"accessKeyId": ACCESS_KEY, "secretAccessKey": SECRET_KEY, "sessionToken": "session"},
+                "logicalResourceId": "RestartApi",
+            }),
+            strings: true,
         }
-        if let Some(p) = previous {
-            request_data["previousResourceProperties"] = strings(p);
-        }
-        let mut event = json!({"action": action, "awsAccountId": "123456789012", "bearerToken": token,
-            "region": REGION, "resourceType": "Org::ECS::ServiceRestart", "stackId": self.stack_id,
-            "requestData": request_data});
-        if let Some(c) = context {
-            event["callbackContext"] = c.clone();
-        }
-        if rollback {
-            event["rollback"] = json!(true);
-        }
-        event
     }
 
     /// One invocation; every answer is checked to be a progress event without nulls, given
@@ -256,7 +225,7 @@ impl Stage {
             "an invocation took {:?}",
             began.elapsed()
         );
-        no_nulls(&answer);
+        assert_no_nulls(&answer);
         Ok(answer)
     }
 
@@ -289,16 +258,16 @@ impl Stage {
                 return None;
             }
             let delay = last["callbackDelaySeconds"].as_f64().unwrap_or(1.0);
-            std::thread::sleep(Duration::from_secs_f64((delay * DELAY_SCALE).max(0.02)));
+            std::thread::sleep(scaled(delay));
         }
-        let event = self.envelope(
-            &steps.action,
-            &steps.token,
-            steps.properties.as_ref(),
-            steps.previous.as_ref(),
-            steps.context.as_ref(),
-            steps.rollback,
-        );
+        let event = self.template().envelope(&Call {
+            action: &steps.action,
+            token: &steps.token,
+            properties: steps.properties.as_ref(),
+            previous: steps.previous.as_ref(),
+            context: steps.context.as_ref(),
+            rollback: steps.rollback,
+        });
         let answer = self.invoke(&event).expect("the handler answers");
         steps.events.push(answer.clone());
         if answer["status"] == "IN_PROGRESS" {
@@ -449,27 +418,6 @@ async fn paused_hook(emulator: &Emulator, cluster: &str, service: &str) -> Optio
             hook_id: hook.hook_id()?.to_string(),
         })
     })
-}
-
-fn strings(value: &Value) -> Value {
-    match value {
-        Value::Number(n) => Value::String(n.to_string()),
-        Value::Bool(b) => Value::String(b.to_string()),
-        Value::Array(items) => Value::Array(items.iter().map(strings).collect()),
-        Value::Object(map) => {
-            Value::Object(map.iter().map(|(k, v)| (k.clone(), strings(v))).collect())
-        }
-        other => other.clone(),
-    }
-}
-
-fn no_nulls(value: &Value) {
-    match value {
-        Value::Null => panic!("a progress event holds null"),
-        Value::Array(items) => items.iter().for_each(no_nulls),
-        Value::Object(map) => map.values().for_each(no_nulls),
-        _ => {}
-    }
 }
 
 fn id_of(answer: &Value) -> String {
@@ -671,7 +619,12 @@ fn a_redelivered_first_invocation_starts_no_second_deployment() {
         );
         let props = stage.properties(json!({}));
         let token = unique("token");
-        let first = stage.envelope("CREATE", &token, Some(&props), None, None, false);
+        let first = stage.template().envelope(&Call {
+            action: "CREATE",
+            token: &token,
+            properties: Some(&props),
+            ..Call::default()
+        });
         let died = stage.invoke(&first);
         assert!(
             died.is_err(),

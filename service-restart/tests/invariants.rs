@@ -39,24 +39,23 @@
 
 mod wire;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
-use std::pin::pin;
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use handler_kit::clock::Clock;
 use handler_kit::fault::FaultKind;
 use handler_kit::store::Injected;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::TestCaseError;
 use serde_json::{json, Value};
 use service_restart::resource::ServiceRestart;
 use service_restart::sim::{
     Controller, DeploymentScript, HookScript, ServiceSetup, SimBackend, SimServices,
 };
+use test_support::cfn::{called_back, next_token, null_at, poll_to_end, Call, Polled, Template};
+use test_support::props;
 use wire::{Wire, WireBackend};
 
 const START: f64 = 1_700_000_000.0;
@@ -254,11 +253,8 @@ struct Play {
     op_ecs_calls: u64,
 }
 
-static TOKENS: AtomicU64 = AtomicU64::new(0);
-
 /// Every operation each handler made, over every scenario played.
-static CALLS_BY_ACTION: Mutex<BTreeMap<String, BTreeSet<&'static str>>> =
-    Mutex::new(BTreeMap::new());
+static CALLS_BY_ACTION: props::CallsByAction = props::CallsByAction::new();
 
 fn fail(message: String) -> TestCaseError {
     TestCaseError::fail(message)
@@ -331,15 +327,9 @@ impl Play {
         self.invocations += 1;
         let answer = self.invoke_inner(event);
         let ecs = std::mem::take(&mut self.backend.services.lock().call_log);
-        let store = self
-            .backend
-            .store
-            .call_log
-            .lock()
-            .map(|mut log| std::mem::take(&mut *log))
-            .unwrap_or_default();
-        let action = event["action"].as_str().unwrap_or_default().to_lowercase();
+        let store = props::taken(&self.backend.store);
         if std::env::var_os("TRACE").is_some() {
+            let action = event["action"].as_str().unwrap_or_default().to_lowercase();
             eprintln!(
                 "t={:.1} {action} ctx={} -> {} {ecs:?} {store:?}",
                 self.backend.clock.now() - START,
@@ -351,11 +341,7 @@ impl Play {
                 }
             );
         }
-        if let Ok(mut seen) = CALLS_BY_ACTION.lock() {
-            seen.entry(action)
-                .or_default()
-                .extend(ecs.into_iter().chain(store));
-        }
+        CALLS_BY_ACTION.record(event, ecs, store);
         answer
     }
 
@@ -363,28 +349,25 @@ impl Play {
         let began = self.backend.clock.now();
         let deadline = UNIX_EPOCH + Duration::from_secs_f64(began + 60.0);
         let bytes = event.to_string();
-        let mut future = pin!(cfn_protocol::dispatch(
-            &self.resource,
-            bytes.as_bytes(),
-            Some(deadline)
-        ));
-        let mut cx = Context::from_waker(Waker::noop());
-        for _ in 0..100_000 {
-            if let Poll::Ready(answer) = future.as_mut().poll(&mut cx) {
+        let invocation = cfn_protocol::dispatch(&self.resource, bytes.as_bytes(), Some(deadline));
+        let polled = poll_to_end(invocation, || {
+            std::mem::take(&mut self.backend.services.lock().crashed)
+                | self.backend.store.crashed.swap(false, Ordering::SeqCst)
+        });
+        match polled {
+            Polled::Answered(answer) => {
                 let took = self.backend.clock.now() - began;
                 if took > 60.0 {
                     return Err(fail(format!("an invocation took {took:.1} s")));
                 }
-                return Ok(Some(answer));
+                Ok(Some(answer))
             }
-            let crashed = std::mem::take(&mut self.backend.services.lock().crashed)
-                | self.backend.store.crashed.swap(false, Ordering::SeqCst);
-            if crashed {
+            Polled::Died => {
                 self.backend.clock.advance(1.0);
-                return Ok(None);
+                Ok(None)
             }
+            Polled::Stuck => Err(fail("an invocation never finished".into())),
         }
-        Err(fail("an invocation never finished".into()))
     }
 
     fn envelope(
@@ -395,16 +378,20 @@ impl Play {
         context: Option<&Value>,
         rollback: bool,
     ) -> Value {
-        let mut event = json!({"action": action, "bearerToken": token, "region": "us-east-1", "stackId": STACK,
-            "requestData": {"callerCredentials": {"accessKeyId": "AKIAEXAMPLE", "secretAccessKey": "s"},
-                "logicalResourceId": "Restart", "resourceProperties": props}});
-        if let Some(context) = context {
-            event["callbackContext"] = context.clone();
-        }
-        if rollback {
-            event["rollback"] = json!(true);
-        }
-        event
+        let template = Template {
+            head: json!({"region": "us-east-1", "stackId": STACK}),
+            request_data: json!({"callerCredentials": {"accessKeyId": "AKIAEXAMPLE", "secretAccessKey": "s"},
+                "logicalResourceId": "Restart"}),
+            strings: false,
+        };
+        template.envelope(&Call {
+            action,
+            token,
+            properties: Some(props),
+            context,
+            rollback,
+            ..Call::default()
+        })
     }
 
     /// One operation to its end: its answer and the deployments started during it.
@@ -415,7 +402,7 @@ impl Play {
         lose: Option<u8>,
         rollback: bool,
     ) -> Result<(Value, usize), TestCaseError> {
-        let token = format!("t{}", TOKENS.fetch_add(1, Ordering::SeqCst));
+        let token = next_token("t");
         if action == "CREATE" {
             self.id = Some(handler_kit::ids::resource_id(
                 "ServiceRestart",
@@ -474,10 +461,7 @@ impl Play {
             self.backend
                 .clock
                 .advance(answer["callbackDelaySeconds"].as_f64().unwrap_or(1.0));
-            context = Some(answer["callbackContext"].clone());
-            if action != "DELETE" {
-                properties = answer["resourceModel"].clone();
-            }
+            called_back(action, &answer, &mut context, &mut properties);
         }
         Err(fail(format!("{action} never ended")))
     }
@@ -488,7 +472,7 @@ impl Play {
         if !matches!(status, "SUCCESS" | "FAILED" | "IN_PROGRESS") {
             return Err(fail(format!("an answer without a status: {answer}")));
         }
-        if let Err(path) = no_nulls(answer) {
+        if let Some(path) = null_at(answer) {
             return Err(fail(format!("a null at {path}: {answer}")));
         }
         if matches!(action, "CREATE" | "UPDATE")
@@ -622,20 +606,6 @@ impl Play {
             }
         }
         Ok(())
-    }
-}
-
-fn no_nulls(value: &Value) -> Result<(), String> {
-    match value {
-        Value::Null => Err(String::new()),
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .try_for_each(|(i, v)| no_nulls(v).map_err(|p| format!("/{i}{p}"))),
-        Value::Object(map) => map
-            .iter()
-            .try_for_each(|(k, v)| no_nulls(v).map_err(|p| format!("/{k}{p}"))),
-        _ => Ok(()),
     }
 }
 
@@ -899,25 +869,14 @@ fn play_operations(
 
 #[test]
 fn invariants_hold_over_random_scenarios() {
-    let cases: u32 = std::env::var("SERVICERESTART_SCENARIOS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(3000);
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        max_shrink_iters: 2000,
-        ..Config::default()
-    });
+    let cases = props::cases("SERVICERESTART_SCENARIOS", 3000);
+    let mut runner = props::runner(cases, true);
     let played = AtomicU64::new(0);
     let invocations = AtomicU64::new(0);
     let hit: [AtomicU64; 9] = Default::default();
     let result = runner.run(&scenario(), |s| {
         let (n, hits) = play(&s)?;
-        let so_far = played.fetch_add(1, Ordering::SeqCst) + 1;
-        if so_far.is_multiple_of(1000) {
-            eprintln!("servicerestart invariants: {so_far} of {cases} scenarios so far");
-        }
+        props::played_one(&played, cases, "servicerestart invariants");
         invocations.fetch_add(n, Ordering::SeqCst);
         for (count, met) in hit.iter().zip(hits.flags()) {
             count.fetch_add(u64::from(met), Ordering::SeqCst);
@@ -945,56 +904,24 @@ fn invariants_hold_over_random_scenarios() {
 /// `emulator/check_requests.py` checks them): the twin may be kinder than AWS.
 #[test]
 fn requests_conform_to_aws_rules() {
-    let cases: u32 = std::env::var("SERVICERESTART_CONFORMANCE_SCENARIOS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(600);
-    let wire = Arc::new(Wire::new());
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let cases = props::cases("SERVICERESTART_CONFORMANCE_SCENARIOS", 600);
+    let wire = Arc::new(wire::new());
     let began = std::time::Instant::now();
-    let result = runner.run(&scenario(), |s| play_on(&s, Some(wire.clone())).map(|_| ()));
-    if let Err(e) = result {
-        panic!("{e}");
-    }
     // Next to TaskRun's (`.tmp/conformance/` of the repository).
-    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let root = manifest
-        .ancestors()
-        .find(|d| d.join("emulator").is_dir())
-        .unwrap_or(manifest);
-    let path = root.join(".tmp/conformance/servicerestart-requests.jsonl");
-    match wire.check(&path) {
-        Ok(summary) => println!(
-            "conformance: {cases} scenarios in {:.1} s: {summary}",
-            began.elapsed().as_secs_f64()
-        ),
-        Err(report) => panic!("requests AWS would refuse ({}):\n{report}", path.display()),
-    }
+    let file = "servicerestart-requests.jsonl";
+    let summary = props::conform(&wire, scenario(), cases, file, |s| {
+        play_on(&s, Some(wire.clone())).map(|_| ())
+    });
+    println!(
+        "conformance: {cases} scenarios in {:.1} s: {summary}",
+        began.elapsed().as_secs_f64()
+    );
 }
 
 /// The schema's permissions per handler are exactly the calls its code made over the
 /// scenarios, so the two cannot drift apart.
 fn permissions_match_the_calls_made() {
-    let schema: Value = serde_json::from_str(service_restart::schema::SCHEMA_JSON).expect("schema");
-    let seen = CALLS_BY_ACTION.lock().expect("calls").clone();
-    for action in ["create", "read", "update", "delete", "list"] {
-        let made: BTreeSet<&str> = seen.get(action).cloned().unwrap_or_default();
-        let granted: BTreeSet<&str> = schema["handlers"][action]["permissions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        assert_eq!(
-            granted, made,
-            "{action}: the schema's permissions (left) against the calls the handler made (right)"
-        );
-    }
-    println!("permissions: every handler's schema permissions are exactly the calls it made");
+    CALLS_BY_ACTION.match_permissions(service_restart::schema::SCHEMA_JSON, |_| {});
 }
 
 fn quiet(timeout: u32) -> Scenario {

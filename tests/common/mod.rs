@@ -1,20 +1,19 @@
 //! End-to-end harness of TaskRun: the shared emulator and local Lambda (`local.rs`), and a
-//! driver that invokes the handler the way CloudFormation does: string-typed scalars,
-//! re-invocation with the returned callbackContext after callbackDelaySeconds (scaled
-//! down), the same bearer token for one operation.
+//! driver that invokes the handler the way CloudFormation does (`test_support::cfn`):
+//! string-typed scalars, re-invocation with the returned callbackContext after
+//! callbackDelaySeconds (scaled down), the same bearer token for one operation.
 #![allow(dead_code)]
 
 mod local;
 
 pub use local::*;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use test_support::cfn::{scaled, unique, Call, Template};
 
-/// callbackDelaySeconds are slept for this fraction of their value.
-const DELAY_SCALE: f64 = 0.05;
+pub use test_support::cfn::{assert_no_nulls, new_token};
 
 /// One test's ECS world: its own cluster and task definition family on the shared emulator.
 pub struct World {
@@ -22,16 +21,6 @@ pub struct World {
     pub cluster: String,
     pub family: String,
     pub stack_id: String,
-}
-
-static SEQUENCE: AtomicU64 = AtomicU64::new(0);
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        SEQUENCE.fetch_add(1, Ordering::SeqCst)
-    )
 }
 
 impl World {
@@ -160,21 +149,6 @@ impl World {
     }
 }
 
-/// CloudFormation sends every scalar property as a string.
-pub fn as_cloudformation_sends(value: &Value) -> Value {
-    match value {
-        Value::Number(n) => Value::String(n.to_string()),
-        Value::Bool(b) => Value::String(b.to_string()),
-        Value::Array(items) => Value::Array(items.iter().map(as_cloudformation_sends).collect()),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| (k.clone(), as_cloudformation_sends(v)))
-                .collect(),
-        ),
-        other => other.clone(),
-    }
-}
-
 /// What one operation produced: every progress event, in order.
 #[derive(Debug)]
 pub struct Operation {
@@ -215,16 +189,6 @@ pub struct Cfn {
     pub stack_tags: Value,
 }
 
-static TOKENS: AtomicU64 = AtomicU64::new(0);
-
-pub fn new_token() -> String {
-    format!(
-        "token-{}-{}",
-        std::process::id(),
-        TOKENS.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
 impl Cfn {
     pub fn envelope(
         &self,
@@ -234,34 +198,32 @@ impl Cfn {
         previous: Option<&Value>,
         context: Option<&Value>,
     ) -> Value {
-        let mut request_data = json!({
-            "callerCredentials": {"accessKeyId": ACCESS_KEY, "secretAccessKey": SECRET_KEY, "sessionToken": "session"},
-            "providerCredentials": {"accessKeyId": ACCESS_KEY, "secretAccessKey": SECRET_KEY, "sessionToken": "session"},
-            "providerLogGroupName": "taskrun-provider-logs",
-            "logicalResourceId": self.logical_id,
-            "systemTags": {"aws:cloudformation:stack-id": self.stack_id, "aws:cloudformation:logical-id": self.logical_id},
-            "stackTags": self.stack_tags,
-        });
-        if let Some(p) = properties {
-            request_data["resourceProperties"] = as_cloudformation_sends(p);
-        }
-        if let Some(p) = previous {
-            request_data["previousResourceProperties"] = as_cloudformation_sends(p);
-        }
-        let mut event = json!({
-            "action": action,
-            "awsAccountId": "123456789012",
-            "bearerToken": token,
-            "region": REGION,
-            "resourceType": "Org::ECS::TaskRun",
-            "resourceTypeVersion": "00000001",
-            "stackId": self.stack_id,
-            "requestData": request_data,
-        });
-        if let Some(c) = context {
-            event["callbackContext"] = c.clone();
-        }
-        event
+        let template = Template {
+            head: json!({
+                "awsAccountId": "123456789012",
+                "region": REGION,
+                "resourceType": "Org::ECS::TaskRun",
+                "resourceTypeVersion": "00000001",
+                "stackId": self.stack_id,
+            }),
+            request_data: json!({
+                "callerCredentials": {"accessKeyId": ACCESS_KEY, "secretAccessKey": SECRET_KEY, "sessionToken": "session"},
+                "providerCredentials": {"accessKeyId": ACCESS_KEY, "secretAccessKey": SECRET_KEY, "sessionToken": "session"},
+                "providerLogGroupName": "taskrun-provider-logs",
+                "logicalResourceId": self.logical_id,
+                "systemTags": {"aws:cloudformation:stack-id": self.stack_id, "aws:cloudformation:logical-id": self.logical_id},
+                "stackTags": self.stack_tags,
+            }),
+            strings: true,
+        };
+        template.envelope(&Call {
+            action,
+            token,
+            properties,
+            previous,
+            context,
+            rollback: false,
+        })
     }
 
     /// One invocation of the handler with this resource's envelope.
@@ -326,7 +288,7 @@ impl Cfn {
                     properties = Some(model.clone());
                 }
             }
-            tokio::time::sleep(Duration::from_secs_f64((delay * DELAY_SCALE).max(0.02))).await;
+            tokio::time::sleep(scaled(delay)).await;
         }
         Operation {
             events,
@@ -370,16 +332,6 @@ pub async fn invoke_handler(event: Value) -> Value {
     tokio::spawn(async move { taskrun::handle(payload.as_bytes(), Some(deadline)).await })
         .await
         .unwrap_or_else(|e| serde_json::json!({"status": "FAILED", "message": e.to_string()}))
-}
-
-/// `cfn test` rejects explicit nulls: no event may carry one, at any depth.
-pub fn assert_no_nulls(value: &Value) {
-    match value {
-        Value::Null => panic!("a progress event holds null"),
-        Value::Array(items) => items.iter().for_each(assert_no_nulls),
-        Value::Object(map) => map.values().for_each(assert_no_nulls),
-        _ => {}
-    }
 }
 
 impl LocalLambda {
