@@ -103,6 +103,16 @@ impl World {
         self.backend.ecs.lock().tasks.len()
     }
 
+    /// Parameter-store calls of `operation` made so far.
+    fn store_calls(&self, operation: &str) -> usize {
+        self.backend
+            .store
+            .call_log
+            .lock()
+            .map(|log| log.iter().filter(|c| **c == operation).count())
+            .unwrap_or_default()
+    }
+
     fn calls(&self, operation: &str) -> usize {
         self.backend
             .ecs
@@ -569,16 +579,8 @@ fn issue_16_a_create_writes_its_record_twice_and_looks_no_more_than_before() {
         let mut world = World::new(Adversity::default()).scripts(vec![exits_0(runs_for)]);
         let answer = world.create(json!({"Cluster": "c", "TaskDefinition": "migrate"}));
         assert_eq!(answer["status"], "SUCCESS");
-        let ecs = world.backend.ecs.lock().call_log.clone();
-        let store = world
-            .backend
-            .store
-            .call_log
-            .lock()
-            .map(|l| l.clone())
-            .unwrap_or_default();
-        let looks = ecs.iter().filter(|c| **c == "ecs:DescribeTasks").count();
-        let writes = store.iter().filter(|c| **c == "ssm:PutParameter").count();
+        let looks = world.calls("ecs:DescribeTasks");
+        let writes = world.store_calls("ssm:PutParameter");
         assert!(
             looks <= looks_before,
             "{runs_for} s task: {looks} DescribeTasks"
@@ -592,19 +594,12 @@ fn issue_16_a_create_writes_its_record_twice_and_looks_no_more_than_before() {
 /// third time when its callback paused to wait for late lines).
 #[test]
 fn a_create_writes_its_record_twice_whenever_its_task_ends() {
-    for tenth in 0..400u32 {
-        let runs_for = 20.0 + f64::from(tenth) * 0.25;
+    for step in 0..400u32 {
+        let runs_for = 20.0 + f64::from(step) * 0.25;
         let mut world = World::new(Adversity::default()).scripts(vec![exits_0(runs_for)]);
         let answer = world.create(json!({"Cluster": "c", "TaskDefinition": "migrate"}));
         assert_eq!(answer["status"], "SUCCESS");
-        let store = world
-            .backend
-            .store
-            .call_log
-            .lock()
-            .map(|l| l.clone())
-            .unwrap_or_default();
-        let writes = store.iter().filter(|c| **c == "ssm:PutParameter").count();
+        let writes = world.store_calls("ssm:PutParameter");
         assert_eq!(writes, 2, "{runs_for} s task: {writes} PutParameter");
     }
 }
