@@ -32,7 +32,6 @@ import argparse
 import collections
 import datetime
 import hashlib
-import http.server
 import json
 import math
 import os
@@ -40,7 +39,6 @@ import re
 import signal
 import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -53,18 +51,13 @@ import boto3
 
 import bench_many
 from botocore.config import Config
+from cfnkit import ACCOUNT_ID as ACCOUNT
+from cfnkit import REGION, runtime_api
+from cfnkit.driver import Operation, caller_credentials, play
+from cfnkit.runtime_api import NEXT_PATH, Function, QuietServer, RuntimeAPIHandler, Sandbox
 
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
-CREDS = {
-    "accessKeyId": "AKIAIOSFODNN7EXAMPLE",
-    "secretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-    "sessionToken": "bench",
-}
+CREDS = caller_credentials("bench")
 STACK = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/bench/0b3c1d2e-bench"
-NEXT_PATH = "/2018-06-01/runtime/invocation/next"
-RESULT_PATH = re.compile(r"^/2018-06-01/runtime/invocation/([^/]+)/(response|error)$")
-INIT_ERROR_PATH = "/2018-06-01/runtime/init/error"
 DEADLINE_SECONDS = 60.0
 ROUND_GAP = 0.5  # DescribeTasks calls closer than this belong to one poll round
 MIB = 1024 * 1024
@@ -94,22 +87,12 @@ def register_pid(pid, binary):
             f.write(f"{pid} {os.path.realpath(binary)}\n")
 
 
-def lambda_env(binary, runtime_port, endpoint, name):
-    """The variables Lambda sets for a handler process, plus the emulator's endpoint."""
-    stamp = datetime.datetime.now(datetime.timezone.utc)
+def bench_env(endpoint):
+    """What a handler process starts with besides Lambda's variables: no environment of ours,
+    the emulator (or its proxy) as every AWS endpoint."""
     return {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "LANG": "C.UTF-8",
-        "TZ": ":UTC",
-        "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{runtime_port}",
-        "AWS_LAMBDA_FUNCTION_NAME": name,
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
-        "AWS_LAMBDA_LOG_STREAM_NAME": f"{stamp:%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}",
-        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
-        "LAMBDA_TASK_ROOT": os.path.dirname(os.path.abspath(binary)),
-        "_HANDLER": "bootstrap",
         "AWS_REGION": REGION,
         "AWS_DEFAULT_REGION": REGION,
         "AWS_ENDPOINT_URL": endpoint,
@@ -117,17 +100,10 @@ def lambda_env(binary, runtime_port, endpoint, name):
     }
 
 
-def strings(value):
-    """Scalars as CloudFormation sends them."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, list):
-        return [strings(v) for v in value]
-    if isinstance(value, dict):
-        return {k: strings(v) for k, v in value.items()}
-    return value
+def lambda_env(binary, runtime_port, endpoint, name):
+    """The variables Lambda sets for a handler process, plus the emulator's endpoint."""
+    return runtime_api.lambda_env(bench_env(endpoint), binary, runtime_port, name, region=REGION,
+                                  handler="bootstrap")
 
 
 def median(values):
@@ -306,79 +282,36 @@ class Proxy:
 # --------------------------------------------------------------------------- the handler
 
 
-class Invocation:
-    def __init__(self, payload):
-        self.request_id = str(uuid.uuid4())
-        self.payload = payload
-        self.done = threading.Event()
-        self.body = b""
-        self.error = None
-        self.t_sent = None
-        self.t_answered = None
-
-
-class QuietServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        if isinstance(sys.exc_info()[1], (ConnectionError, BrokenPipeError)):
-            return  # a handler process that went away
-        super().handle_error(request, client_address)
-
-
-class Handler:
-    """One handler process behind its own Lambda Runtime API (like one Lambda sandbox)."""
+class Handler(Sandbox):
+    """One handler process behind its own Lambda Runtime API (like one Lambda sandbox), its
+    peak RSS sampled."""
 
     def __init__(self, binary, endpoint, log_file, name="TaskRun"):
-        self.binary = os.path.abspath(binary)
-        self.endpoint = endpoint
-        self.log_file = log_file
-        self.name = name
-        self.cond = threading.Condition()
-        self.pending = None
-        self.current = None
-        self.generation = 0
-        self.process = None
-        self.stopping = False
-        self.t_exec = None
-        self.t_first_next = None
+        function = Function(os.path.abspath(binary), name=name, region=REGION, account=ACCOUNT,
+                            handler="bootstrap", deadline_seconds=DEADLINE_SECONDS)
+        super().__init__(function, base_env=bench_env(endpoint), output=log_file)
         self.hwm_kib = 0
         self.peak_sample = {}
-        self.init_error = None
-        self.starts = 0
-        self.server = QuietServer(("127.0.0.1", 0), self._request_class())
+        self.server = QuietServer(("127.0.0.1", 0), RuntimeAPIHandler.serving(self))
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
                          daemon=True).start()
 
-    def env(self):
-        return lambda_env(self.binary, self.port, self.endpoint, self.name)
-
     # -- process
 
     def start(self, wait=30.0):
-        with self.cond:
-            self.generation += 1
-            self.starts += 1
-            self.t_first_next = None
-            self.hwm_kib = 0
-            self.t_exec = now()
-            self.process = subprocess.Popen(  # noqa: S603 - the handler under test
-                [self.binary], env=self.env(), stdin=subprocess.DEVNULL,
-                stdout=self.log_file, stderr=self.log_file,
-            )
-            register_pid(self.process.pid, self.binary)
-            process, generation = self.process, self.generation
-        threading.Thread(target=self._watch, args=(process, generation), daemon=True).start()
+        """Starts a fresh process; its init time (exec -> first GET /next), in seconds."""
+        with self.lock:
+            self.kill()
+        if not self.ensure_running(wait):
+            raise RuntimeError(f"{self.function.binary} did not ask for an invocation "
+                               f"({self.init_error or 'no init error reported'})")
+        return self.first_poll_at - self.t_exec
+
+    def started(self, process):
+        self.hwm_kib = 0
+        register_pid(process.pid, self.function.binary)
         threading.Thread(target=self._sample, args=(process,), daemon=True).start()
-        deadline = now() + wait
-        with self.cond:
-            while self.t_first_next is None and self.process is process and now() < deadline:
-                self.cond.wait(0.05)
-            if self.t_first_next is None:
-                raise RuntimeError(f"{self.binary} did not ask for an invocation "
-                                   f"({self.init_error or 'no init error reported'})")
-        return self.t_first_next - self.t_exec
 
     def _read_hwm(self, pid):
         fields = {}
@@ -405,161 +338,23 @@ class Handler:
             self.hwm_kib = max(self.hwm_kib, self._read_hwm(process.pid))
         return self.hwm_kib / 1024
 
-    def _watch(self, process, generation):
-        code = process.wait()
-        with self.cond:
-            if generation != self.generation:
-                return
-            self.process = None
-            for inv in (self.current, self.pending):
-                if inv is not None and not inv.done.is_set():
-                    inv.error = f"Runtime.ExitError: exit {code}"
-                    inv.body = json.dumps({"errorType": "Runtime.ExitError",
-                                           "errorMessage": f"exit {code}"}).encode()
-                    inv.t_answered = now()
-                    inv.done.set()
-            self.current = self.pending = None
-            self.cond.notify_all()
-
     def stop(self):
-        with self.cond:
-            self.stopping = True
-            self.generation += 1
-            process, self.process = self.process, None
-            self.cond.notify_all()
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        super().stop()
         self.server.shutdown()
         self.server.server_close()
 
     # -- invoke
 
     def invoke(self, event, timeout=DEADLINE_SECONDS + 15):
-        if self.process is None or self.process.poll() is not None:
+        if not self.running():
             note(f"handler process gone; starting a fresh one (start #{self.starts + 1})")
             self.start()
-        inv = Invocation(json.dumps(event).encode())
-        with self.cond:
-            self.pending = inv
-            self.cond.notify_all()
-        t0 = now()
-        if not inv.done.wait(timeout):
+        inv = super().invoke(json.dumps(event).encode(), timeout)
+        if inv.timed_out:
             raise RuntimeError(f"no answer within {timeout:.0f} s")
-        try:
-            answer = json.loads(inv.body or b"null")
-        except ValueError:
-            answer = {"errorType": "InvalidJSON", "errorMessage": inv.body[:200].decode("utf-8", "replace")}
-        if not isinstance(answer, dict):
-            answer = {"errorType": "NotAnObject", "errorMessage": str(answer)[:200]}
-        return answer, {"t0": t0, "t_sent": inv.t_sent or t0, "t_answered": inv.t_answered or now(),
-                        "error": inv.error}
-
-    def _next(self):
-        with self.cond:
-            generation = self.generation
-            if self.t_first_next is None:
-                self.t_first_next = now()
-                self.cond.notify_all()
-            while self.pending is None and not self.stopping and generation == self.generation:
-                self.cond.wait(0.5)
-            if self.stopping or generation != self.generation:
-                return None
-            inv, self.pending = self.pending, None
-            self.current = inv
-            return inv
-
-    def _complete(self, request_id, body, error):
-        with self.cond:
-            inv = self.current
-            if inv is None or inv.request_id != request_id:
-                return False
-            inv.t_answered = now()
-            inv.body = body
-            inv.error = error
-            self.current = None
-            inv.done.set()
-            return True
-
-    def _request_class(self):
-        handler = self
-
-        class Request(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format, *args):  # noqa: A002
-                pass
-
-            def _send(self, status, body=b"", headers=None):
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.end_headers()
-                if body:
-                    self.wfile.write(body)
-                self.wfile.flush()
-
-            def _body(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    return self.rfile.read(length)
-                if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-                    chunks = []
-                    while True:
-                        size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                        if size == 0:
-                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                                pass
-                            return b"".join(chunks)
-                        chunks.append(self.rfile.read(size))
-                        self.rfile.readline()
-                return b""
-
-            def do_GET(self):  # noqa: N802
-                if self.path.split("?", 1)[0] != NEXT_PATH:
-                    self._send(404, b'{"message":"not found"}')
-                    return
-                inv = handler._next()
-                if inv is None:
-                    self._send(500, b'{"errorType":"ServiceShutdown"}')
-                    return
-                deadline_ms = int((time.time() + DEADLINE_SECONDS) * 1000)
-                self._send(200, inv.payload, {
-                    "Lambda-Runtime-Aws-Request-Id": inv.request_id,
-                    "Lambda-Runtime-Deadline-Ms": str(deadline_ms),
-                    "Lambda-Runtime-Invoked-Function-Arn":
-                        f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{handler.name}",
-                    "Lambda-Runtime-Trace-Id":
-                        f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0",
-                })
-                inv.t_sent = now()
-
-            def do_POST(self):  # noqa: N802
-                path = self.path.split("?", 1)[0]
-                body = self._body()
-                match = RESULT_PATH.match(path)
-                if match:
-                    request_id, kind = match.groups()
-                    error = None if kind == "response" else (
-                        self.headers.get("Lambda-Runtime-Function-Error-Type") or "Unhandled")
-                    if handler._complete(request_id, body, error):
-                        self._send(202, b'{"status":"OK"}')
-                    else:
-                        self._send(400, b'{"errorType":"InvalidRequestID"}')
-                    return
-                if path == INIT_ERROR_PATH:
-                    handler.init_error = body.decode("utf-8", "replace")[:300]
-                    self._send(202, b'{"status":"OK"}')
-                    return
-                self._send(404, b'{"message":"not found"}')
-
-        return Request
+        t0 = inv.t_queued or inv.t_answered
+        return inv.answer(), {"t0": t0, "t_sent": inv.t_sent or t0, "t_answered": inv.t_answered,
+                              "error": inv.function_error}
 
 
 # --------------------------------------------------------------------------- operations
@@ -593,20 +388,12 @@ class Scenario:
     def operate(self, action, props, each=None, max_seconds=400):
         """Plays one operation as CloudFormation does; returns its invocations. `each` is called
         with every invocation's record as it is answered."""
-        token = str(uuid.uuid4())
-        context = None
-        props = strings(props)
+        operation = Operation(action, "Org::ECS::TaskRun", self.logical_id, props,
+                              stack_id=STACK, credentials=CREDS, account=ACCOUNT, region=REGION)
         invocations = []
-        started = now()
-        while True:
-            data = {"callerCredentials": CREDS, "logicalResourceId": self.logical_id,
-                    "resourceProperties": props}
-            event = {"action": action, "awsAccountId": ACCOUNT, "bearerToken": token,
-                     "region": REGION, "resourceType": "Org::ECS::TaskRun", "stackId": STACK,
-                     "requestData": data}
-            if context is not None:
-                event["callbackContext"] = context
-            answer, timing = self.handler.invoke(event)
+
+        def invoke(request):
+            answer, timing = self.handler.invoke(request)
             inv = dict(timing, answer=answer, status=answer.get("status"),
                        delay=answer.get("callbackDelaySeconds"), calls=[])
             if self.proxy:
@@ -614,15 +401,11 @@ class Scenario:
             invocations.append(inv)
             if each is not None:
                 each(inv)
-            if inv["status"] != "IN_PROGRESS":
-                break
-            if now() - started > max_seconds:
-                note(f"{self.tag}: {action} still IN_PROGRESS after {max_seconds} s; giving up")
-                break
-            context = answer.get("callbackContext")
-            if answer.get("resourceModel") is not None:
-                props = answer["resourceModel"]
-            time.sleep(float(inv["delay"] or 0))
+            return answer
+
+        last = play(operation, invoke, give_up_after=max_seconds, clock=now)
+        if last.get("status") == "IN_PROGRESS":
+            note(f"{self.tag}: {action} still IN_PROGRESS after {max_seconds} s; giving up")
         return invocations
 
 
@@ -914,9 +697,8 @@ class Bench:
                              f"{' '.join(f'{v:.1f}' for v in c)}; warm ms: {' '.join(f'{v:.1f}' for v in w)}")
 
     def list_event(self):
-        return {"action": "LIST", "awsAccountId": ACCOUNT, "bearerToken": str(uuid.uuid4()),
-                "region": REGION, "resourceType": "Org::ECS::TaskRun", "stackId": STACK,
-                "requestData": {"callerCredentials": CREDS, "resourceProperties": {}}}
+        return Operation("LIST", "Org::ECS::TaskRun", None, {}, stack_id=STACK, credentials=CREDS,
+                         account=ACCOUNT, region=REGION).request()
 
     # -- 3 peak RSS
 

@@ -19,7 +19,6 @@ import json
 import math
 import os
 import random
-import re
 import resource
 import statistics
 import threading
@@ -27,12 +26,13 @@ import time
 import urllib.request
 import uuid
 
+from cfnkit.driver import Operation
+from cfnkit.runtime_api import (INIT_ERROR_PATH, NEXT_PATH, RESULT_PATH, answer_of, function_arn,
+                                invocation_headers)
+
 TASK_SECONDS = 20.0
 DEPLOY_SECONDS = 20.0
 INVOCATION_LIMIT = 60.0  # the Registry's limit; Lambda-Runtime-Deadline-Ms says so
-NEXT_PATH = "/2018-06-01/runtime/invocation/next"
-RESULT_PATH = re.compile(r"^/2018-06-01/runtime/invocation/([^/]+)/(response|error)$")
-INIT_ERROR_PATH = "/2018-06-01/runtime/init/error"
 BUCKETS = {"enabled": True, "scale": 1.0, "background": 0.25, "reset": True}
 # bucket of each API (emulator/buckets.py), to set the proxies' counts beside the emulator's
 BUCKET_OF = {
@@ -292,14 +292,9 @@ class Sandbox:
                     inv = await self.queue.get()
                     self.current = inv
                     deadline_ms = int((time.time() + INVOCATION_LIMIT) * 1000)
-                    function_arn = (f"arn:aws:lambda:{self.run.section.core.REGION}:{self.run.account}:"
-                                    f"function:{self.function_name}")
+                    arn = function_arn(self.run.section.core.REGION, self.run.account, self.function_name)
                     hdrs = [("Content-Type", "application/json"),
-                            ("Lambda-Runtime-Aws-Request-Id", inv.request_id),
-                            ("Lambda-Runtime-Deadline-Ms", str(deadline_ms)),
-                            ("Lambda-Runtime-Invoked-Function-Arn", function_arn),
-                            ("Lambda-Runtime-Trace-Id",
-                             f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0")]
+                            *invocation_headers(inv.request_id, deadline_ms, arn).items()]
                     writer.write(http_response(200, "OK", inv.payload, hdrs))
                     await writer.drain()
                     inv.t_sent = time.time()
@@ -486,39 +481,27 @@ class Run:
         """One operation as CloudFormation plays it: re-invoked with the callbackContext after
         callbackDelaySeconds until it is not IN_PROGRESS; returns its record."""
         core = self.section.core
-        token = str(uuid.uuid4())
-        context = None
-        props = core.strings(props)
+        operation = Operation(action, f"Org::ECS::{self.kind}", res.logical_id, props,
+                              stack_id=self.stack, credentials=core.CREDS, account=self.account,
+                              region=core.REGION)
         record = {"invocations": [], "status": None, "code": None, "message": None, "model": None,
                   "t_end": None, "timed_out": None}
         res.ops[action] = record
         started = time.time()
         while True:
-            data = {"callerCredentials": core.CREDS, "logicalResourceId": res.logical_id,
-                    "resourceProperties": props}
-            event = {"action": action, "awsAccountId": self.account, "bearerToken": token,
-                     "region": core.REGION, "resourceType": f"Org::ECS::{self.kind}", "stackId": self.stack,
-                     "requestData": data}
-            if context is not None:
-                event["callbackContext"] = context
-            inv = await res.sandbox.invoke(event, (action, len(record["invocations"])))
+            inv = await res.sandbox.invoke(operation.request(), (action, len(record["invocations"])))
             record["invocations"].append(inv)
             if inv.timed_out:
                 record.update(status="TIMED_OUT", timed_out="invocation past 60 s", t_end=inv.t_answered)
                 return record
-            try:
-                answer = json.loads(inv.body or b"null")
-            except ValueError:
-                answer = None
-            if not isinstance(answer, dict):
-                answer = {"errorType": "NotAnObject", "errorMessage": str(inv.body[:100])}
+            answer = answer_of(inv.body)
             inv.answer_status = answer.get("status")
             inv.delay = answer.get("callbackDelaySeconds")
             if answer.get("resourceModel") is not None:
                 record["model"] = answer["resourceModel"]
-            status = answer.get("status")
-            if status != "IN_PROGRESS":
-                record.update(status=status or "ERROR", t_end=inv.t_answered,
+            delay = operation.follow(answer)
+            if delay is None:
+                record.update(status=inv.answer_status or "ERROR", t_end=inv.t_answered,
                               code=answer.get("errorCode") or answer.get("errorType"),
                               message=(answer.get("message") or answer.get("errorMessage") or "")[:200])
                 return record
@@ -526,10 +509,7 @@ class Run:
                 record.update(status="TIMED_OUT", timed_out=f"still IN_PROGRESS after {cap:.0f} s",
                               t_end=inv.t_answered)
                 return record
-            context = answer.get("callbackContext")
-            if answer.get("resourceModel") is not None:
-                props = answer["resourceModel"]
-            await asyncio.sleep(float(answer.get("callbackDelaySeconds") or 0))
+            await asyncio.sleep(delay)
 
     async def lifecycle(self, res, start_at, cap):
         await asyncio.sleep(max(0.0, start_at - time.time()))

@@ -13,13 +13,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 
 import boto3
 
-REGION = "us-east-1"
-CREDS = {"accessKeyId": "AKIAIOSFODNN7EXAMPLE", "secretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "sessionToken": "demo"}
-STACK = "arn:aws:cloudformation:us-east-1:123456789012:stack/shop-backend/6f1b2c3d-demo"
+from cfnkit import ACCOUNT_ID, REGION
+from cfnkit.driver import Operation, caller_credentials, play
+
+CREDS = caller_credentials("demo")
 INDENT = " " * 45
 
 
@@ -29,25 +29,13 @@ def post(url, body):
         return json.loads(resp.read() or b"null")
 
 
-def strings(value):
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, list):
-        return [strings(v) for v in value]
-    if isinstance(value, dict):
-        return {k: strings(v) for k, v in value.items()}
-    return value
-
-
 class Stack:
     """One CloudFormation stack: its resources' operations, played as CloudFormation plays
     them, each resource type served by its own handler."""
 
     def __init__(self, name, services):
         self.name = name
-        self.id = f"arn:aws:cloudformation:us-east-1:123456789012:stack/{name}/6f1b2c3d-demo"
+        self.id = f"arn:aws:cloudformation:{REGION}:{ACCOUNT_ID}:stack/{name}/6f1b2c3d-demo"
         # resource type -> its function's Invoke URL
         self.urls = {t: f"{url}/2015-03-31/functions/{fn}/invocations" for t, (fn, url) in services.items()}
 
@@ -56,21 +44,12 @@ class Stack:
 
     def operate(self, action, type_name, logical_id, props, previous=None, rollback=False):
         """One CloudFormation operation, to its end; prints one line per progress event."""
-        token = str(uuid.uuid4())
-        context = None
+        operation = Operation(action, type_name, logical_id, props, previous=previous, rollback=rollback,
+                              stack_tags={"app": "shop"}, stack_id=self.id, credentials=CREDS,
+                              send_returned_model=False)
         started = time.monotonic()
-        while True:
-            data = {"callerCredentials": CREDS, "logicalResourceId": logical_id, "resourceProperties": strings(props),
-                    "stackTags": {"app": "shop"}}
-            if previous is not None:
-                data["previousResourceProperties"] = strings(previous)
-            event = {"action": action, "awsAccountId": "123456789012", "bearerToken": token, "region": REGION,
-                     "resourceType": type_name, "stackId": self.id, "requestData": data}
-            if rollback:
-                event["rollback"] = True
-            if context is not None:
-                event["callbackContext"] = context
-            answer = post(self.urls[type_name], event)
+
+        def report(answer):
             elapsed = time.monotonic() - started
             status = answer.get("status")
             line = f"{action:<6} {logical_id:<17} {status:<11} {elapsed:5.1f}s"
@@ -83,10 +62,8 @@ class Stack:
                 for more in rest:
                     line += f"\n{INDENT}{more}"
             print(line, flush=True)
-            if status != "IN_PROGRESS":
-                return answer
-            context = answer["callbackContext"]
-            time.sleep(answer.get("callbackDelaySeconds", 1))
+
+        return play(operation, lambda request: post(self.urls[type_name], request), on_answer=report)
 
 
 def show(answer, *fields):

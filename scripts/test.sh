@@ -177,7 +177,7 @@ step invariants "property test (TaskRun)" fig_invariants \
 step invariants-restart "property test (Restart)" fig_invariants \
   cargo test -p service-restart --test invariants invariants_hold_over_random_scenarios -- --nocapture
 step emulator-tests "emulator tests" fig_pytest \
-  .venv/bin/python -m pytest -q -p no:cacheprovider emulator/
+  .venv/bin/python -m pytest -q -p no:cacheprovider emulator/ scripts/cfnkit/tests
 step rpdk-rust-tests "rpdk-rust plugin tests" fig_pytest \
   .venv/bin/python -m pytest -q -p no:cacheprovider cfn/rpdk-rust/tests
 step publish-check "publish check (crates, wheel)" fig_last bash scripts/publish-check.sh
