@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # A type's schema.json is its one source: <type>.json (e.g. org-ecs-taskrun.json) must be
-# a link to it, and docs/ and resource-role.yaml must be exactly what `cfn generate` makes
-# of it.
+# a link to it, and docs/, resource-role.yaml and the Rust model src/model/generated.rs
+# (with the generator's settings src/model/codegen.json) must be exactly what
+# `cfn generate` makes of it.
 #
 #   bash scripts/check-generated.sh [PROJECT_DIR]   (default `.`, Org::ECS::TaskRun;
 #                                                    `service-restart` for the other type)
 #
 # `cfn validate` and `cfn generate` run in a temporary copy of the project (schema.json,
-# .rpdk-config, the <type>.json link, docs/, resource-role.yaml), with the rust plugin
-# installed in .venv; the result is compared with the working tree, which is never
-# modified. On drift: a diff, and what to run.
+# .rpdk-config, the <type>.json link, docs/, resource-role.yaml, src/model/codegen.json),
+# with the rust plugin installed in .venv; the result is compared with the working tree,
+# which is never modified. On drift: a diff, and what to run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=$PWD/.venv
@@ -35,6 +36,10 @@ cp -p schema.json .rpdk-config "$copy/"
 cp -P "$link" "$copy/"
 [ -e resource-role.yaml ] && cp -p resource-role.yaml "$copy/"
 [ -d docs ] && cp -Rp docs "$copy/"
+if [ -e src/model/codegen.json ]; then
+  mkdir -p "$copy/src/model"
+  cp -p src/model/codegen.json "$copy/src/model/"
+fi
 
 log=$tmp/cfn.log
 if ! (cd "$copy" && "$venv/bin/cfn" validate) >"$log" 2>&1; then
@@ -49,7 +54,7 @@ if ! (cd "$copy" && "$venv/bin/cfn" generate) >>"$log" 2>&1; then
 fi
 
 drift=0
-for path in docs resource-role.yaml .rpdk-config; do
+for path in docs resource-role.yaml .rpdk-config src/model/generated.rs; do
   if [ ! -e "$copy/$path" ] && [ ! -e "$path" ]; then continue; fi
   if ! out=$(cd "$tmp" && diff -ruN "$root/$path" "project/$path" 2>&1); then
     drift=1
@@ -58,8 +63,8 @@ for path in docs resource-role.yaml .rpdk-config; do
 done
 if [ "$drift" = 1 ]; then
   echo >&2
-  echo "check-generated: docs/, resource-role.yaml or .rpdk-config differ from what \`cfn generate\` makes of schema.json (diff above: working tree -> generated)." >&2
-  echo "check-generated: run \`$venv/bin/cfn generate\` in $root and commit docs/ and resource-role.yaml" >&2
+  echo "check-generated: docs/, resource-role.yaml, .rpdk-config or src/model/generated.rs differ from what \`cfn generate\` makes of schema.json (diff above: working tree -> generated)." >&2
+  echo "check-generated: run \`$venv/bin/cfn generate\` in $root and commit docs/, resource-role.yaml and src/model/generated.rs" >&2
   exit 1
 fi
-echo "$(basename "$root"): schema valid; docs/ and resource-role.yaml match cfn generate"
+echo "$(basename "$root"): schema valid; docs/, resource-role.yaml and src/model/generated.rs match cfn generate"

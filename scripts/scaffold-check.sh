@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The rust plugin's scaffold, end to end: in an empty temporary directory, `cfn init` a
 # throwaway resource type, then check that it
+#   0. has its model (src/model/generated.rs), which `cfn generate` writes again unchanged,
 #   1. builds without a warning (cargo build), is formatted (cargo fmt --check) and
 #      clippy-clean (-D warnings), and its handlers pass their unit tests (cargo test:
 #      every action over an in-memory parameter store),
@@ -100,15 +101,23 @@ mkdir "$project"
 # only language plugin of .venv (cfn picks it without asking).
 step init "$project" "$CFN" init --type-name "$TYPE_NAME" --artifact-type RESOURCE
 t_init=$step_seconds
-for f in .rpdk-config Cargo.toml src/main.rs src/resource.rs schema.json README.md .gitignore \
-  inputs/inputs_1_create.json inputs/inputs_1_update.json inputs/inputs_1_invalid.json \
-  resource-role.yaml; do
+for f in .rpdk-config Cargo.toml src/main.rs src/resource.rs src/model.rs \
+  src/model/generated.rs schema.json README.md .gitignore inputs/inputs_1_create.json \
+  inputs/inputs_1_update.json inputs/inputs_1_invalid.json resource-role.yaml; do
   [ -e "$project/$f" ] || fail "init: no $f" "$LOGS/init.log"
 done
 BINARY=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["settings"]["binary"])' \
   "$project/.rpdk-config")
 PACKAGE=$(sed -n 's/^name = "\(.*\)"$/\1/p' "$project/Cargo.toml" | head -n 1)
 ZIP=$(python3 -c 'import sys; print("-".join(sys.argv[1].split("::")).lower() + ".zip")' "$TYPE_NAME")
+
+# --- cfn generate: the model cfn init wrote is the one cfn generate writes ----------------
+cp "$project/src/model/generated.rs" "$tmp/generated.rs"
+step generate "$project" "$CFN" generate
+t_generate=$step_seconds
+if ! diff -u "$tmp/generated.rs" "$project/src/model/generated.rs" >>"$LOGS/generate.log"; then
+  fail "generate: src/model/generated.rs differs from the one cfn init wrote" "$LOGS/generate.log"
+fi
 
 if [ "${SCAFFOLD_FRESH_LOCK:-0}" != 1 ]; then
   cp "$REPO/Cargo.lock" "$project/Cargo.lock"
@@ -155,4 +164,4 @@ print(f"{os.path.getsize(sys.argv[1]) / 1048576:.1f} MiB, bootstrap {bootstrap /
 EOF
 ) || fail "submit: package check" "$LOGS/submit.log"
 
-echo "scaffold-check: PASS $TYPE_NAME: init ${t_init}s, build ${t_build}s, clippy ${t_clippy}s, cargo test ${t_unit}s (${unit} passed), cfn test ${t_cfn}s (${contract}), submit --dry-run ${t_submit}s ($ZIP $size); total $((SECONDS - total_started))s"
+echo "scaffold-check: PASS $TYPE_NAME: init ${t_init}s, generate ${t_generate}s, build ${t_build}s, clippy ${t_clippy}s, cargo test ${t_unit}s (${unit} passed), cfn test ${t_cfn}s (${contract}), submit --dry-run ${t_submit}s ($ZIP $size); total $((SECONDS - total_started))s"

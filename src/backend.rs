@@ -3,48 +3,25 @@
 
 use std::time::SystemTime;
 
-use cfn_protocol::HandlerRequest;
+use handler_kit::aws_backend::{AwsBackend, FromSdkConfig, SdkConfig};
 use serde_json::Value;
 
-use handler_kit::clock::SystemClock;
-use handler_kit::ssm::SsmStore;
-
 use crate::ecs_sdk::SdkEcs;
-use crate::error::TaskRunError;
-use crate::resource::{Backend, TaskRun};
+use crate::resource::TaskRun;
 
-pub struct AwsBackend;
-
-impl Backend for AwsBackend {
-    type Ecs = SdkEcs;
-    type Store = SsmStore;
-    type Clock = SystemClock;
-
-    async fn connect(&self, request: &HandlerRequest) -> Result<(SdkEcs, SsmStore), TaskRunError> {
-        let config = handler_kit::aws::config_for(request)
-            .await
-            .map_err(TaskRunError::Credentials)?;
-        Ok((
-            SdkEcs {
-                client: aws_sdk_ecs::Client::new(&config),
-                logs: aws_sdk_cloudwatchlogs::Client::new(&config),
-                stacks: aws_sdk_cloudformation::Client::new(&config),
-            },
-            SsmStore {
-                client: handler_kit::aws::ssm_client(&config),
-                description: "Org::ECS::TaskRun run record",
-            },
-        ))
-    }
-
-    fn clock(&self) -> &SystemClock {
-        &SystemClock
+impl FromSdkConfig for SdkEcs {
+    fn from_config(config: &SdkConfig) -> Self {
+        SdkEcs {
+            client: aws_sdk_ecs::Client::new(config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(config),
+            stacks: aws_sdk_cloudformation::Client::new(config),
+        }
     }
 }
 
-static TASK_RUN: TaskRun<AwsBackend> = TaskRun {
-    backend: AwsBackend,
-};
+/// TaskRun in production.
+pub const TASK_RUN: TaskRun<AwsBackend<SdkEcs>> =
+    TaskRun::new(AwsBackend::new("Org::ECS::TaskRun run record"));
 
 /// One invocation: raw event bytes in, a progress event out, whatever the bytes (and the
 /// invocation's logs and metrics to the provider log group, when the request names one).

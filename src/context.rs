@@ -3,8 +3,8 @@
 //! poll costs a DescribeTasks and nothing else; the record is read again only when the
 //! run changes state, and then the token and revision tell a stale callback apart.
 
+use handler_kit::context::Carried;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::machine::Run;
 
@@ -39,20 +39,8 @@ pub struct CallbackContext {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<Run>,
     /// Passing faults that were throttling, in a row: the callback backs off.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "handler_kit::context::is_zero")]
     pub throttled: u8,
 }
 
-fn is_zero(n: &u8) -> bool {
-    *n == 0
-}
-
-impl CallbackContext {
-    pub fn to_value(&self) -> Value {
-        serde_json::to_value(self).unwrap_or(Value::Null)
-    }
-
-    pub fn from_value(value: &Value) -> Option<Self> {
-        serde_json::from_value(value.clone()).ok()
-    }
-}
+impl Carried for CallbackContext {}

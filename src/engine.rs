@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::budget::Budget;
 use crate::clock::Clock;
 use crate::ecs::{Described, Ecs, Fault, LaunchSpec, ATTEMPT_TAG};
-use crate::error::TaskRunError;
+use crate::error::{RunFailure, TaskRunError};
 use crate::ids;
 use crate::machine::{self, Event, LaunchMode, Next, Run, Step, STOP_CONFIRM_LIMIT_SECONDS};
 use crate::model::ResourceModel;
@@ -21,7 +21,7 @@ use crate::outcome::task_id;
 use crate::record::{self, RunRecord};
 use crate::store::{ParameterStore, Records};
 use handler_kit::driver::{self, Flow, Persisted};
-use handler_kit::records::{Hold, KeepError};
+use handler_kit::records::Held;
 
 /// DescribeTasks takes at most this many ARNs.
 pub const DESCRIBE_BATCH: usize = 100;
@@ -36,64 +36,20 @@ pub const STOPS_PER_SECOND: f64 = 20.0;
 /// ECS's limit for a stop reason.
 const STOP_REASON_MAX: usize = 255;
 
-/// A run as one invocation holds it: the shared [`Hold`] (run, record, stored revision),
-/// the properties the model is made of, and what the last look saw.
-#[derive(Debug, Clone)]
-pub struct HeldRun {
-    pub hold: Hold<RunRecord>,
-    /// The properties the model is made of (the record's, or the request's).
-    pub properties: Value,
-    /// What the last observation said, for an IN_PROGRESS event's message.
-    pub note: Option<String>,
+/// A run as one invocation holds it (see [`Held`]).
+pub type HeldRun = Held<RunRecord>;
+
+/// The model of an answer about a held run.
+pub trait Answer {
+    /// The model an answer carries.
+    fn model(&self) -> Value;
 }
 
-impl std::ops::Deref for HeldRun {
-    type Target = Hold<RunRecord>;
-    fn deref(&self) -> &Hold<RunRecord> {
-        &self.hold
-    }
-}
-
-impl std::ops::DerefMut for HeldRun {
-    fn deref_mut(&mut self) -> &mut Hold<RunRecord> {
-        &mut self.hold
-    }
-}
-
-impl HeldRun {
-    /// A run the store already has.
-    pub fn from_record(record: RunRecord) -> Self {
-        let properties = record.properties.clone();
-        Self {
-            hold: Hold::stored(record),
-            properties,
-            note: None,
-        }
-    }
-
-    /// A new run of a record not yet written (or to be overwritten).
-    pub fn new_run(record: RunRecord, run: Run) -> Self {
-        let properties = record.properties.clone();
-        Self {
-            hold: Hold::new_run(record, run),
-            properties,
-            note: None,
-        }
-    }
-
-    /// A run carried by a callback context: no record read yet.
-    pub fn from_context(id: String, run: Run, properties: Value) -> Self {
-        Self {
-            hold: Hold::carried(id, run),
-            properties,
-            note: None,
-        }
-    }
-
+impl Answer for HeldRun {
     /// The model an answer carries: the one its record keeps (trimmed to fit), so that a
     /// READ later answers the same, and no answer outgrows Lambda's 6 MB response limit
     /// however long the tasks' log lines.
-    pub fn model(&self) -> Value {
+    fn model(&self) -> Value {
         let mut record = match &self.hold.record {
             Some(record) => record.clone(),
             None => RunRecord::new(self.id.clone(), &self.properties, self.run.clone()),
@@ -216,22 +172,8 @@ impl<E: Ecs, S: ParameterStore, C: Clock> driver::Hands<RunMachine> for RunHands
         self.held.hold.run = run;
     }
 
-    /// The write of a run's end, throttled (SSM's PutParameter is reportedly about 3 a
-    /// second for the whole account), is tried again within the invocation after a short
-    /// jittered pause: the operation's answer waits for it. Other writes (a run's plan)
-    /// are not: their invocation answers IN_PROGRESS and backs off, leaving the store's
-    /// tokens to the runs that are ending.
     fn retry_write_after(&self, error: &TaskRunError, attempt: u8, ending: bool) -> Option<f64> {
-        match error {
-            TaskRunError::Aws(fault)
-                if ending && fault.kind == crate::ecs::FaultKind::Throttled =>
-            {
-                let jitter =
-                    handler_kit::pace::jitter(&self.held.id, self.engine.clock.now(), attempt);
-                Some(handler_kit::pace::spread(1.0, jitter))
-            }
-            _ => None,
-        }
+        error.rewrite_after(&self.held.id, self.engine.clock.now(), attempt, ending)
     }
 
     async fn persist(&mut self, run: Run) -> Result<Persisted, TaskRunError> {
@@ -327,15 +269,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Engine<'_, E, S, C> {
         if let Some(record) = &held.hold.record {
             held.properties = record.properties.clone();
         }
-        kept.map_err(|e| match e {
-            KeepError::Superseded(why) => TaskRunError::Superseded(format!("TaskRun {why}")),
-            KeepError::Unreadable(why) => TaskRunError::CorruptRecord {
-                id: held.id.clone(),
-                why,
-            },
-            KeepError::TooLarge(why) => TaskRunError::InvalidRequest(why),
-            KeepError::Store(fault) => TaskRunError::Aws(fault),
-        })
+        kept.map_err(|e| TaskRunError::not_kept(&held.id, e))
     }
 
     /// The record could not be written. Nothing was done about the change, so the next
@@ -375,7 +309,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Engine<'_, E, S, C> {
             held.id
         );
         self.stop_all(&held.run.cluster, &arns, &reason).await;
-        Err(TaskRunError::RunEnded {
+        Err(TaskRunError::Own(RunFailure::RunEnded {
             ending: machine::Ending::Rejected {
                 fault: match &error {
                     TaskRunError::Aws(f) => f.kind,
@@ -383,7 +317,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Engine<'_, E, S, C> {
                 },
             },
             reason: format!("the run could not be recorded ({error}); its tasks were stopped"),
-        })
+        }))
     }
 
     fn launch_spec(&self, held: &HeldRun) -> Result<LaunchSpec, TaskRunError> {

@@ -1,28 +1,19 @@
 //! Every way a handler can fail, and the one place where each becomes a Registry error
 //! code: the codes of failed calls, and those of runs that ended without success.
 
-use cfn_protocol::{CredentialsProblem, HandlerError, HandlerErrorCode};
+use cfn_protocol::HandlerErrorCode;
 
-use crate::ecs::Fault;
 use crate::machine::Ending;
 
+use handler_kit::failure::{Failure, OwnFailure, Unsuccessful};
+
+/// Every way a TaskRun handler can fail: the failures every type shares, and
+/// [`RunFailure`].
+pub type TaskRunError = Failure<RunFailure>;
+
+/// The failures that are TaskRun's own.
 #[derive(Debug, thiserror::Error)]
-pub enum TaskRunError {
-    #[error("invalid properties: {}", .0.join("; "))]
-    InvalidModel(Vec<String>),
-    #[error("{0}")]
-    InvalidRequest(String),
-    #[error("invalid credentials: {0}")]
-    Credentials(CredentialsProblem),
-    #[error("TaskRun {0} not found")]
-    NotFound(String),
-    #[error("TaskRun {0} already exists")]
-    AlreadyExists(String),
-    /// A call failed before anything of the operation's run existed (safe to retry).
-    #[error("{0}")]
-    Aws(Fault),
-    #[error("the run record of {id} cannot be read: {why}")]
-    CorruptRecord { id: String, why: String },
+pub enum RunFailure {
     /// The operation's run ended without success.
     #[error("{reason}")]
     RunEnded { ending: Ending, reason: String },
@@ -30,16 +21,17 @@ pub enum TaskRunError {
     /// following them.
     #[error("{0}")]
     StopUnconfirmed(String),
-    /// A callback of an operation whose run another operation has since replaced.
-    #[error("{0}")]
-    Superseded(String),
-    #[error("internal error: {0}")]
-    Internal(String),
 }
 
-impl From<Fault> for TaskRunError {
-    fn from(fault: Fault) -> Self {
-        Self::Aws(fault)
+impl OwnFailure for RunFailure {
+    const NOUN: &'static str = "TaskRun";
+    const RECORD: &'static str = "the run record";
+
+    fn code(&self) -> HandlerErrorCode {
+        match self {
+            Self::RunEnded { ending, .. } => ending_code(*ending),
+            Self::StopUnconfirmed(_) => HandlerErrorCode::NotStabilized,
+        }
     }
 }
 
@@ -48,42 +40,27 @@ pub use handler_kit::fault::fault_code;
 /// The Registry code for a run that ended as `ending`. Never a code CloudFormation
 /// retries: the run is over, and a retry would only find its stopped tasks again.
 pub fn ending_code(ending: Ending) -> HandlerErrorCode {
-    match ending {
-        Ending::TimedOut => HandlerErrorCode::NotStabilized,
-        Ending::Rejected { fault } if !fault.is_transient() => fault_code(fault),
-        Ending::Succeeded | Ending::TasksFailed | Ending::Rejected { .. } | Ending::Superseded => {
-            HandlerErrorCode::GeneralServiceException
-        }
-    }
-}
-
-impl HandlerError for TaskRunError {
-    fn code(&self) -> HandlerErrorCode {
-        match self {
-            Self::InvalidModel(_) | Self::InvalidRequest(_) => HandlerErrorCode::InvalidRequest,
-            Self::Credentials(_) => HandlerErrorCode::InvalidCredentials,
-            Self::NotFound(_) => HandlerErrorCode::NotFound,
-            Self::AlreadyExists(_) => HandlerErrorCode::AlreadyExists,
-            Self::Aws(fault) => fault_code(fault.kind),
-            Self::CorruptRecord { .. } | Self::Internal(_) => HandlerErrorCode::InternalFailure,
-            Self::RunEnded { ending, .. } => ending_code(*ending),
-            Self::StopUnconfirmed(_) => HandlerErrorCode::NotStabilized,
-            Self::Superseded(_) => HandlerErrorCode::GeneralServiceException,
-        }
-    }
+    handler_kit::failure::ending_code(match ending {
+        Ending::TimedOut => Unsuccessful::TimedOut,
+        Ending::Rejected { fault } => Unsuccessful::Rejected(fault),
+        Ending::Succeeded | Ending::TasksFailed | Ending::Superseded => Unsuccessful::Failed,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ecs::FaultKind;
+    use crate::ecs::{Fault, FaultKind};
+    use cfn_protocol::{CredentialsProblem, HandlerError};
 
     #[test]
     fn maps_errors_to_registry_codes() {
         let aws = |kind| TaskRunError::Aws(Fault::new("ecs:RunTask", kind, "x"));
-        let ended = |ending| TaskRunError::RunEnded {
-            ending,
-            reason: String::new(),
+        let ended = |ending| {
+            TaskRunError::Own(RunFailure::RunEnded {
+                ending,
+                reason: String::new(),
+            })
         };
         let cases = [
             (
@@ -140,7 +117,7 @@ mod tests {
                 HandlerErrorCode::AccessDenied,
             ),
             (
-                TaskRunError::StopUnconfirmed(String::new()),
+                TaskRunError::Own(RunFailure::StopUnconfirmed(String::new())),
                 HandlerErrorCode::NotStabilized,
             ),
             (

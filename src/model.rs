@@ -1,11 +1,14 @@
-//! The resource model as the handlers read it: plain data, with its defaults. Only
-//! deserialised: what the handlers answer is the user's own property document plus the
-//! outputs (see `record::model`), so the model a user gave comes back exactly as given,
-//! with no defaults filled in. Turning the properties into this model, and the checks
-//! the schema cannot express, are in `properties.rs`; the tasks' tags in `task_tags.rs`.
+//! The resource model as the handlers read it: the types `cfn generate` writes from
+//! schema.json into `model/generated.rs` (with the read-only and write-only property names;
+//! `model/codegen.json` sets the Rust types of its integers), and here their defaults.
+//! What the handlers answer is the user's own property document plus the outputs (see
+//! `record::model`), so the model a user gave comes back exactly as given, with no
+//! defaults filled in. Turning the properties into this model, and the checks the schema
+//! cannot express, are in `properties.rs`; the tasks' tags in `task_tags.rs`.
 
-use serde::Deserialize;
-use serde_json::Value;
+mod generated;
+
+pub use generated::*;
 
 pub const DEFAULT_COUNT: u32 = 1;
 pub const DEFAULT_TIMEOUT_SECONDS: u32 = 3600;
@@ -17,17 +20,6 @@ pub const DEFAULT_TIMEOUT_SECONDS: u32 = 3600;
 /// the log reads and the callbacks' own latency.
 pub const MAX_TIMEOUT_SECONDS: u32 = 2160 * 60 - 3 * 600;
 pub const DEFAULT_POLL_INTERVAL_SECONDS: u32 = 15;
-/// The names of the read-only properties: never taken from input, always recomputed.
-pub const READ_ONLY: [&str; 8] = [
-    "Id",
-    "TaskArns",
-    "Status",
-    "StatusReason",
-    "Tasks",
-    "StartedAt",
-    "FinishedAt",
-    "Output",
-];
 pub const DEFAULT_LOG_TAIL: u32 = 20;
 /// What a retry policy retries when it does not say: the passing causes. A non-zero exit
 /// is not among them: a failed migration must not run twice unless the user says so.
@@ -40,50 +32,6 @@ pub const DEFAULT_RETRY_ON: [&str; 7] = [
     "ResourceInitializationError",
     "PlacementFailure",
 ];
-
-/// Properties kept in the run record but never answered (schema `writeOnlyProperties`).
-pub const WRITE_ONLY: [&str; 1] = ["Overrides"];
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ResourceModel {
-    pub id: Option<String>,
-    pub cluster: String,
-    pub task_definition: String,
-    pub count: Option<u32>,
-    pub timeout: Option<u32>,
-    pub run_on_update: Option<bool>,
-    pub run_on_rollback: Option<bool>,
-    pub adopt_existing: Option<bool>,
-    pub update_criteria: Option<Vec<UpdateCriterion>>,
-    pub poll_interval: Option<u32>,
-    pub overrides: Option<TaskOverride>,
-    pub instances: Option<Vec<String>>,
-    pub triggers: Option<Vec<Value>>,
-    pub launch_type: Option<String>,
-    pub capacity_provider_strategy: Option<Vec<CapacityProviderStrategyItem>>,
-    pub platform_version: Option<String>,
-    pub network_configuration: Option<NetworkConfiguration>,
-    pub placement_constraints: Option<Vec<PlacementConstraint>>,
-    pub placement_strategy: Option<Vec<PlacementStrategy>>,
-    pub group: Option<String>,
-    pub enable_execute_command: Option<bool>,
-    #[serde(rename = "EnableECSManagedTags")]
-    pub enable_ecs_managed_tags: Option<bool>,
-    pub propagate_tags: Option<String>,
-    pub tags: Option<Vec<Tag>>,
-    pub deciding_containers: Option<Vec<String>>,
-    pub log_tail: Option<u32>,
-    pub retry: Option<RetryPolicy>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct RetryPolicy {
-    pub attempts: Option<u8>,
-    pub on: Option<Vec<String>>,
-    pub spot_fallback: Option<bool>,
-}
 
 impl ResourceModel {
     /// How many tasks a run starts: one per instance with `Instances`, and none at all
@@ -129,44 +77,6 @@ impl ResourceModel {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct UpdateCriterion {
-    pub container: String,
-    pub environment_keys: Vec<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct TaskOverride {
-    pub container_overrides: Option<Vec<ContainerOverride>>,
-    pub cpu: Option<String>,
-    pub memory: Option<String>,
-    pub task_role_arn: Option<String>,
-    pub execution_role_arn: Option<String>,
-    pub ephemeral_storage: Option<EphemeralStorage>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ContainerOverride {
-    pub name: String,
-    pub command: Option<Vec<String>>,
-    pub environment: Option<Vec<KeyValuePair>>,
-    pub environment_files: Option<Vec<EnvironmentFile>>,
-    pub cpu: Option<i32>,
-    pub memory: Option<i32>,
-    pub memory_reservation: Option<i32>,
-    pub resource_requirements: Option<Vec<ResourceRequirement>>,
-}
-
-#[derive(Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct KeyValuePair {
-    pub name: String,
-    pub value: Option<String>,
-}
-
 // Environment values may be secrets: Debug shows names only.
 impl std::fmt::Debug for KeyValuePair {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -174,66 +84,41 @@ impl std::fmt::Debug for KeyValuePair {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct EnvironmentFile {
-    pub r#type: String,
-    pub value: String,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ResourceRequirement {
-    pub r#type: String,
-    pub value: String,
-}
+    #[test]
+    fn the_model_takes_scalars_as_cloudformation_sends_them() {
+        let native = json!({
+            "Cluster": "c", "TaskDefinition": "t", "Count": 3, "RunOnUpdate": false,
+            "Retry": {"Attempts": 2},
+            "Overrides": {"ContainerOverrides": [{"Name": "app", "Cpu": 256}]}
+        });
+        let strings = json!({
+            "Cluster": "c", "TaskDefinition": "t", "Count": "3", "RunOnUpdate": "false",
+            "Retry": {"Attempts": "2"},
+            "Overrides": {"ContainerOverrides": [{"Name": "app", "Cpu": "256"}]}
+        });
+        let model: ResourceModel = serde_json::from_value(strings).expect("strings as scalars");
+        assert_eq!(model.task_count(), 3);
+        assert!(!model.run_on_update());
+        assert_eq!(model.retry.as_ref().and_then(|r| r.attempts), Some(2));
+        assert_eq!(serde_json::to_value(&model).expect("serialisable"), native);
+    }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct EphemeralStorage {
-    #[serde(rename = "SizeInGiB")]
-    pub size_in_gib: i32,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct CapacityProviderStrategyItem {
-    pub capacity_provider: String,
-    pub weight: Option<i32>,
-    pub base: Option<i32>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct NetworkConfiguration {
-    pub awsvpc_configuration: AwsVpcConfiguration,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct AwsVpcConfiguration {
-    pub subnets: Vec<String>,
-    pub security_groups: Option<Vec<String>>,
-    pub assign_public_ip: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct PlacementConstraint {
-    pub r#type: String,
-    pub expression: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct PlacementStrategy {
-    pub r#type: String,
-    pub field: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Tag {
-    pub key: String,
-    pub value: String,
+    #[test]
+    fn debug_never_shows_environment_values() {
+        let model: ResourceModel = serde_json::from_value(json!({
+            "Cluster": "c", "TaskDefinition": "t",
+            "Overrides": {"ContainerOverrides": [{"Name": "app", "Environment": [
+                {"Name": "DB_PASSWORD", "Value": "hunter2"}
+            ]}]}
+        }))
+        .expect("a model");
+        let shown = format!("{model:?}");
+        assert!(shown.contains("DB_PASSWORD=**redacted**"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
 }

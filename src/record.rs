@@ -119,21 +119,16 @@ impl RunRecord {
             if record.run.results.pop().is_some() {
                 continue;
             }
-            match &mut record.run.reason {
-                Some(reason) if reason.len() > 200 => {
-                    let mut cut = reason.len() / 2;
-                    while !reason.is_char_boundary(cut) {
-                        cut -= 1;
-                    }
-                    reason.truncate(cut);
-                    reason.push_str(" …");
-                }
-                _ => {
-                    return Err(format!(
-                        "the run record of {} would take {stored} bytes, more than the {MAX_RECORD_BYTES} SSM keeps: the properties are too large",
-                        record.id,
-                    ))
-                }
+            if !record
+                .run
+                .reason
+                .as_mut()
+                .is_some_and(handler_kit::records::halve)
+            {
+                return Err(format!(
+                    "the run record of {} would take {stored} bytes, more than the {MAX_RECORD_BYTES} SSM keeps: the properties are too large",
+                    record.id,
+                ));
             }
         }
     }
@@ -209,15 +204,7 @@ pub fn model(properties: &Value, id: &str, run: &Run) -> Value {
 }
 
 pub fn without_read_only(properties: &Value) -> Value {
-    match properties {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .filter(|(k, _)| !READ_ONLY.contains(&k.as_str()))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        ),
-        _ => Value::Object(Map::new()),
-    }
+    handler_kit::records::without_keys(properties, &READ_ONLY)
 }
 
 pub use handler_kit::clock::iso8601;

@@ -1,104 +1,32 @@
-//! `Org::ECS::TaskRun` as a [`cfn_protocol::Resource`]: per request, a [`Backend`] gives
-//! the ECS gateway and the record store (acting with the caller's credentials), and the
-//! action's handler runs over them.
+//! `Org::ECS::TaskRun` as a [`cfn_protocol::Resource`]: the kit's
+//! [`ResourceType`](handler_kit::resource::ResourceType) over TaskRun's records, failures
+//! and handlers (the handlers are in `handlers`).
 
-use std::future::Future;
+use cfn_protocol::HandlerRequest;
+use handler_kit::resource::{ResourceKind, ResourceType};
+use serde_json::Value;
 
-use cfn_protocol::{HandlerRequest, ProgressEvent, Resource};
-use tracing::Instrument;
+use crate::error::RunFailure;
+use crate::record::RunRecord;
 
-use crate::budget::Budget;
-use crate::clock::{epoch_seconds, Clock};
-use crate::ecs::Ecs;
-use crate::error::TaskRunError;
-use crate::handlers::Invocation;
-use crate::store::ParameterStore;
+/// The resource type `Org::ECS::TaskRun`, as the kit knows it.
+pub enum TaskRunType {}
 
-/// Where a request's ECS and parameter store come from.
-pub trait Backend: Sync {
-    type Ecs: Ecs + Send + Sync;
-    type Store: ParameterStore + Send + Sync;
-    type Clock: Clock;
+/// TaskRun over the backend `B` its requests' ECS, store and clock come from.
+pub type TaskRun<B> = ResourceType<B, TaskRunType>;
 
-    /// The gateway and store for this request (with its caller's credentials).
-    fn connect(
-        &self,
-        request: &HandlerRequest,
-    ) -> impl Future<Output = Result<(Self::Ecs, Self::Store), TaskRunError>> + Send;
+impl ResourceKind for TaskRunType {
+    type Own = RunFailure;
+    type Record = RunRecord;
+    const PARAMETER_PATH: &'static str = crate::store::PARAMETER_PATH;
+    const WORK: &'static str = "run";
+    const LIST_PAGE_SIZE: u32 = crate::store::LIST_PAGE_SIZE;
 
-    fn clock(&self) -> &Self::Clock;
-}
-
-pub struct TaskRun<B> {
-    pub backend: B,
-}
-
-impl<B: Backend> TaskRun<B> {
-    fn invocation<'a>(
-        &'a self,
-        request: &'a HandlerRequest,
-        ecs: &'a B::Ecs,
-        store: &'a B::Store,
-    ) -> Invocation<'a, B::Ecs, B::Store, B::Clock> {
-        let clock = self.backend.clock();
-        Invocation {
-            request,
-            ecs,
-            store,
-            clock,
-            budget: Budget::new(clock.now(), request.deadline.map(epoch_seconds)),
-        }
-    }
-}
-
-fn span(request: &HandlerRequest) -> tracing::Span {
-    tracing::info_span!(
-        "taskrun",
-        action = request.action.as_str(),
-        resumed = request.callback_context.is_some()
-    )
-}
-
-impl<B: Backend> Resource for TaskRun<B> {
-    type Error = TaskRunError;
-
-    async fn create(&self, request: &HandlerRequest) -> Result<ProgressEvent, TaskRunError> {
-        let (ecs, store) = self.backend.connect(request).await?;
-        self.invocation(request, &ecs, &store)
-            .create()
-            .instrument(span(request))
-            .await
+    fn model(record: &RunRecord) -> Value {
+        record.model()
     }
 
-    async fn read(&self, request: &HandlerRequest) -> Result<ProgressEvent, TaskRunError> {
-        let (ecs, store) = self.backend.connect(request).await?;
-        self.invocation(request, &ecs, &store)
-            .read()
-            .instrument(span(request))
-            .await
-    }
-
-    async fn update(&self, request: &HandlerRequest) -> Result<ProgressEvent, TaskRunError> {
-        let (ecs, store) = self.backend.connect(request).await?;
-        self.invocation(request, &ecs, &store)
-            .update()
-            .instrument(span(request))
-            .await
-    }
-
-    async fn delete(&self, request: &HandlerRequest) -> Result<ProgressEvent, TaskRunError> {
-        let (ecs, store) = self.backend.connect(request).await?;
-        self.invocation(request, &ecs, &store)
-            .delete()
-            .instrument(span(request))
-            .await
-    }
-
-    async fn list(&self, request: &HandlerRequest) -> Result<ProgressEvent, TaskRunError> {
-        let (ecs, store) = self.backend.connect(request).await?;
-        self.invocation(request, &ecs, &store)
-            .list()
-            .instrument(span(request))
-            .await
+    fn span(request: &HandlerRequest) -> tracing::Span {
+        handler_kit::action_span!("taskrun", request)
     }
 }

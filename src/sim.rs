@@ -13,27 +13,24 @@
 //! late log lines, RunTask refused for the PROVISIONING quota, a client token reused with
 //! other parameters refused.
 //!
-//! Off unless a test turns them on: ECS's request throttling ([`SimEcs::throttle_with`]:
-//! the account's token buckets, a background consumer, random throttling, the SDK's retries;
+//! Off unless a test turns them on: ECS's request throttling
+//! ([`SimGateway::throttle_with`](handler_kit::sim::SimGateway::throttle_with): the
+//! account's token buckets, a background consumer, random throttling, the SDK's retries;
 //! see `handler_kit::clock::throttle`), and a scheduled clock (`VirtualClock::scheduled`) on
 //! which many operations run at once, every call taking its latency in virtual time.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
 
-use cfn_protocol::HandlerRequest;
+use handler_kit::sim::{FaultPlan, TwinState};
 
-use crate::clock::throttle::{self, Throttle, Throttling};
+use crate::clock::throttle;
 use crate::clock::Clock;
 use crate::ecs::{
     ContainerInfo, Described, Ecs, Fault, FaultKind, LaunchSpec, Launched, LogPage, LogPageQuery,
     StartedTask, TaskDefinitionInfo,
 };
-use crate::error::TaskRunError;
 use crate::outcome::{ContainerState, TaskState};
-use crate::resource::Backend;
 pub use crate::store::Injected;
-use crate::store::MemoryStore;
 
 /// The log group of the simulated `app` containers.
 pub const SIM_LOG_GROUP: &str = "/ecs/sim";
@@ -360,46 +357,26 @@ pub struct SimState {
     pub default_script: TaskScript,
     /// Tasks to answer as not placed, for the next RunTask/StartTask calls.
     pub not_placed: VecDeque<u32>,
-    /// Faults by the number of the ECS call they answer (0-based, every operation).
-    pub faults: BTreeMap<u64, Injected>,
-    pub calls: u64,
-    /// Calls by operation name, for the tests' figures.
-    pub call_log: Vec<&'static str>,
-    /// Set when an injected crash fired: the invocation is to be dropped.
-    pub crashed: bool,
-    /// ECS's request throttling for this account (off by default).
-    pub throttle: Throttle,
+    /// Faults by the number of the ECS call they answer (0-based, every operation), the
+    /// calls by operation name (for the tests' figures), whether an injected crash fired
+    /// (the invocation is to be dropped), and ECS's request throttling for this account
+    /// (off by default).
+    pub plan: FaultPlan,
     next_id: u64,
 }
 
-/// The in-memory ECS. Cheap to clone: clones share one state.
-#[derive(Clone)]
-pub struct SimEcs {
-    pub state: Arc<Mutex<SimState>>,
-    pub clock: Arc<VirtualClock>,
+impl TwinState for SimState {
+    fn plan(&mut self) -> &mut FaultPlan {
+        &mut self.plan
+    }
 }
 
-/// How a call goes, decided before it is made.
-enum Plan {
-    Go { latency: f64 },
-    FailFirst(FaultKind),
-    FailAfter(FaultKind),
-    Crash,
+handler_kit::sim_gateway! {
+    /// The in-memory ECS. Cheap to clone: clones share one state.
+    pub struct SimEcs(SimState), throttled by throttle::ECS_TASK_RULES
 }
 
 impl SimEcs {
-    pub fn new(clock: Arc<VirtualClock>) -> Self {
-        Self {
-            state: Arc::new(Mutex::new(SimState::default())),
-            clock,
-        }
-    }
-
-    pub fn lock(&self) -> MutexGuard<'_, SimState> {
-        // A poisoned lock only means a test panicked; its state is still the truth.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// A cluster, and a task definition `family` with an essential `app` and a
     /// non-essential `sidecar`.
     pub fn with_world(self, cluster: &str, family: &str) -> Self {
@@ -433,100 +410,6 @@ impl SimEcs {
             state.default_script.exits = vec![("app".into(), Some(0)), ("sidecar".into(), Some(0))];
         }
         self
-    }
-
-    /// Throttles calls as ECS would (see `clock::throttle`): the account's token buckets
-    /// for the calls this twin answers.
-    pub fn throttle_with(&self, config: Throttling) {
-        let now = self.clock.now();
-        self.lock().throttle = Throttle::new(&throttle::ECS_TASK_RULES, config, now);
-    }
-
-    fn plan(&self, operation: &'static str) -> Plan {
-        let mut state = self.lock();
-        let call = state.calls;
-        state.calls += 1;
-        state.call_log.push(operation);
-        match state.faults.remove(&call) {
-            None => Plan::Go { latency: 0.05 },
-            Some(Injected::Slow(seconds)) => Plan::Go { latency: seconds },
-            Some(Injected::Before(kind)) => Plan::FailFirst(kind),
-            Some(Injected::After(kind)) => Plan::FailAfter(kind),
-            Some(Injected::Crash) => Plan::Crash,
-        }
-    }
-
-    /// Runs `act` as ECS would for this call, with whatever fault is planned for it.
-    async fn call<T>(
-        &self,
-        operation: &'static str,
-        by: f64,
-        act: impl FnOnce(&mut SimState, f64) -> Result<T, Fault>,
-    ) -> Result<T, Fault> {
-        self.call_drawing(operation, &[], by, act).await
-    }
-
-    /// As [`SimEcs::call`], drawing on `extra` buckets too (Fargate's RunTask bucket).
-    async fn call_drawing<T>(
-        &self,
-        operation: &'static str,
-        extra: &[&'static str],
-        by: f64,
-        act: impl FnOnce(&mut SimState, f64) -> Result<T, Fault>,
-    ) -> Result<T, Fault> {
-        let plan = self.plan(operation);
-        let throttling = self.lock().throttle.is_on();
-        if let (Plan::Go { latency }, true) = (&plan, throttling) {
-            // Throttling comes first: a throttled call does nothing (and the SDK may send
-            // it again after a backoff).
-            let buckets: Vec<&'static str> = throttle::bucket_of(operation)
-                .into_iter()
-                .chain(extra.iter().copied())
-                .collect();
-            throttle::admit(&self.clock, operation, by, *latency, |now, attempt| {
-                self.lock()
-                    .throttle
-                    .attempt(operation, &buckets, now, attempt)
-            })
-            .await?;
-        }
-        let now = self.clock.now();
-        match plan {
-            Plan::FailFirst(kind) => {
-                self.clock.sleep(0.05).await;
-                let mut fault = Fault::new(operation, kind, "injected before acting");
-                fault.may_have_acted = false;
-                Err(fault)
-            }
-            Plan::FailAfter(kind) => {
-                let _ = act(&mut self.lock(), now);
-                self.clock.sleep(0.05).await;
-                let mut fault = Fault::new(operation, kind, "injected after acting");
-                fault.may_have_acted = true;
-                Err(fault)
-            }
-            Plan::Crash => {
-                let _ = act(&mut self.lock(), now);
-                self.lock().crashed = true;
-                std::future::pending::<()>().await;
-                Err(Fault::new(operation, FaultKind::Other, "unreachable"))
-            }
-            Plan::Go { latency } => {
-                if now + latency > by {
-                    // The caller gives up at its deadline; ECS may or may not have acted.
-                    let _ = act(&mut self.lock(), now);
-                    self.clock.sleep_until(by.max(now)).await;
-                    return Err(Fault::new(
-                        operation,
-                        FaultKind::Network,
-                        "no answer in time (simulated)",
-                    ));
-                }
-                let answer = act(&mut self.lock(), now);
-                self.clock.sleep(latency).await;
-                answer
-            }
-        }
     }
 
     fn start(
@@ -613,16 +496,17 @@ impl Ecs for SimEcs {
         reference: &str,
         by: f64,
     ) -> Result<TaskDefinitionInfo, Fault> {
-        self.call("ecs:DescribeTaskDefinition", by, |state, _| {
-            state.definitions.get(reference).cloned().ok_or_else(|| {
-                Fault::new(
-                    "ecs:DescribeTaskDefinition",
-                    FaultKind::BadRequest,
-                    "ClientException: Unable to describe task definition.",
-                )
+        self.0
+            .call("ecs:DescribeTaskDefinition", &[], by, |state, _| {
+                state.definitions.get(reference).cloned().ok_or_else(|| {
+                    Fault::new(
+                        "ecs:DescribeTaskDefinition",
+                        FaultKind::BadRequest,
+                        "ClientException: Unable to describe task definition.",
+                    )
+                })
             })
-        })
-        .await
+            .await
     }
 
     async fn run_task(
@@ -647,7 +531,7 @@ impl Ecs for SimEcs {
         } else {
             &[]
         };
-        self.call_drawing("ecs:RunTask", extra, by, |state, now| {
+        self.0.call("ecs:RunTask", extra, by, |state, now| {
             let parameters = parameters_digest(spec, count);
             if let Some((arns, digest)) = state.tokens.get(client_token) {
                 if *digest != parameters {
@@ -695,17 +579,18 @@ impl Ecs for SimEcs {
         attempt: &str,
         by: f64,
     ) -> Result<Launched, Fault> {
-        self.call("ecs:StartTask", by, |state, now| {
-            Self::start(
-                state,
-                spec,
-                instances.len() as u32,
-                attempt,
-                Some(attempt),
-                now,
-            )
-        })
-        .await
+        self.0
+            .call("ecs:StartTask", &[], by, |state, now| {
+                Self::start(
+                    state,
+                    spec,
+                    instances.len() as u32,
+                    attempt,
+                    Some(attempt),
+                    now,
+                )
+            })
+            .await
     }
 
     async fn find_started(
@@ -714,31 +599,32 @@ impl Ecs for SimEcs {
         started_by: &str,
         by: f64,
     ) -> Result<Vec<StartedTask>, Fault> {
-        self.call("ecs:ListTasks", by, |state, now| {
-            let lag = state.world.list_lag;
-            let mut found = Vec::new();
-            for task in state
-                .tasks
-                .iter()
-                .filter(|t| t.cluster == cluster && t.started_by == started_by)
-                .filter(|t| t.is_visible_at(now))
-            {
-                if !task.is_visible_at(now - lag) {
-                    state.hits.list_lag += 1;
-                    continue;
+        self.0
+            .call("ecs:ListTasks", &[], by, |state, now| {
+                let lag = state.world.list_lag;
+                let mut found = Vec::new();
+                for task in state
+                    .tasks
+                    .iter()
+                    .filter(|t| t.cluster == cluster && t.started_by == started_by)
+                    .filter(|t| t.is_visible_at(now))
+                {
+                    if !task.is_visible_at(now - lag) {
+                        state.hits.list_lag += 1;
+                        continue;
+                    }
+                    if task.attempt_tag.is_none() && task.tagged_at_start {
+                        state.hits.tags_gone += 1;
+                    }
+                    found.push(StartedTask {
+                        arn: task.arn.clone(),
+                        created_at: Some(task.created_at),
+                        attempt: task.attempt_tag.clone(),
+                    });
                 }
-                if task.attempt_tag.is_none() && task.tagged_at_start {
-                    state.hits.tags_gone += 1;
-                }
-                found.push(StartedTask {
-                    arn: task.arn.clone(),
-                    created_at: Some(task.created_at),
-                    attempt: task.attempt_tag.clone(),
-                });
-            }
-            Ok(found)
-        })
-        .await
+                Ok(found)
+            })
+            .await
     }
 
     async fn describe_tasks(
@@ -750,31 +636,32 @@ impl Ecs for SimEcs {
         if arns.is_empty() {
             return Ok(Described::default());
         }
-        self.call("ecs:DescribeTasks", by, |state, now| {
-            if !state.clusters.iter().any(|c| c == cluster) {
-                return Err(Fault::new(
-                    "ecs:DescribeTasks",
-                    FaultKind::ClusterNotFound,
-                    "ClusterNotFoundException",
-                ));
-            }
-            let mut described = Described::default();
-            let SimState {
-                tasks, world, hits, ..
-            } = state;
-            for arn in arns {
-                match tasks
-                    .iter()
-                    .find(|t| &t.arn == arn)
-                    .and_then(|t| t.observe(now, world, hits))
-                {
-                    Some(task) => described.tasks.push(task),
-                    None => described.missing.push(arn.clone()),
+        self.0
+            .call("ecs:DescribeTasks", &[], by, |state, now| {
+                if !state.clusters.iter().any(|c| c == cluster) {
+                    return Err(Fault::new(
+                        "ecs:DescribeTasks",
+                        FaultKind::ClusterNotFound,
+                        "ClusterNotFoundException",
+                    ));
                 }
-            }
-            Ok(described)
-        })
-        .await
+                let mut described = Described::default();
+                let SimState {
+                    tasks, world, hits, ..
+                } = state;
+                for arn in arns {
+                    match tasks
+                        .iter()
+                        .find(|t| &t.arn == arn)
+                        .and_then(|t| t.observe(now, world, hits))
+                    {
+                        Some(task) => described.tasks.push(task),
+                        None => described.missing.push(arn.clone()),
+                    }
+                }
+                Ok(described)
+            })
+            .await
     }
 
     async fn stop_task(
@@ -784,86 +671,89 @@ impl Ecs for SimEcs {
         reason: &str,
         by: f64,
     ) -> Result<(), Fault> {
-        self.call("ecs:StopTask", by, |state, now| {
-            // ECS API Reference, StopTask, `reason`: "Up to 255 characters are allowed in
-            // this message."
-            if reason.chars().count() > 255 {
-                return Err(Fault::from_service(
-                    "ecs:StopTask",
-                    Some("InvalidParameterException"),
-                    Some("reason: at most 255 characters"),
-                    Some(400),
-                ));
-            }
-            let Some(task) = state
-                .tasks
-                .iter_mut()
-                .find(|t| t.arn == arn && t.is_visible_at(now))
-            else {
-                state.hits.not_visible += 1;
-                return Err(Fault::from_service(
-                    "ecs:StopTask",
-                    Some("InvalidParameterException"),
-                    Some("The referenced task was not found."),
-                    Some(400),
-                ));
-            };
-            if task.is_running_at(now) && task.stop_requested_at.is_none() {
-                task.stop_requested_at = Some(now);
-            }
-            // ECS API Reference, StopTask: "Any tags associated with the task will be
-            // deleted."
-            task.attempt_tag = None;
-            Ok(())
-        })
-        .await
+        self.0
+            .call("ecs:StopTask", &[], by, |state, now| {
+                // ECS API Reference, StopTask, `reason`: "Up to 255 characters are allowed in
+                // this message."
+                if reason.chars().count() > 255 {
+                    return Err(Fault::from_service(
+                        "ecs:StopTask",
+                        Some("InvalidParameterException"),
+                        Some("reason: at most 255 characters"),
+                        Some(400),
+                    ));
+                }
+                let Some(task) = state
+                    .tasks
+                    .iter_mut()
+                    .find(|t| t.arn == arn && t.is_visible_at(now))
+                else {
+                    state.hits.not_visible += 1;
+                    return Err(Fault::from_service(
+                        "ecs:StopTask",
+                        Some("InvalidParameterException"),
+                        Some("The referenced task was not found."),
+                        Some(400),
+                    ));
+                };
+                if task.is_running_at(now) && task.stop_requested_at.is_none() {
+                    task.stop_requested_at = Some(now);
+                }
+                // ECS API Reference, StopTask: "Any tags associated with the task will be
+                // deleted."
+                task.attempt_tag = None;
+                Ok(())
+            })
+            .await
     }
 
     async fn log_page(&self, query: &LogPageQuery, by: f64) -> Result<Option<LogPage>, Fault> {
-        self.call("logs:GetLogEvents", by, |state, now| {
-            // <prefix>/<container>/<task id>, as awslogs names streams.
-            let mut parts = query.stream.rsplitn(3, '/');
-            let (task_id, container) = (
-                parts.next().unwrap_or_default(),
-                parts.next().unwrap_or_default(),
-            );
-            let Some(task) = state
-                .tasks
-                .iter()
-                .find(|t| t.arn.ends_with(&format!("/{task_id}")))
-            else {
-                return Ok(None);
-            };
-            if query.group != SIM_LOG_GROUP
-                || container != "app"
-                || task.script.never_starts
-                || !task.is_visible_at(now)
-            {
-                return Ok(None);
-            }
-            let world = state.world.clone();
-            let (events, late) = task.log_events(now, &world);
-            if late {
-                state.hits.late_lines += 1;
-            }
-            let since = query
-                .start_time_ms
-                .map_or(f64::MIN, |ms| ms as f64 / 1000.0);
-            let events: Vec<String> = events
-                .into_iter()
-                .filter(|(at, _)| *at >= since)
-                .map(|(_, line)| line)
-                .collect();
-            Ok(Some(read_page(&events, query, &world, &mut state.hits)))
-        })
-        .await
+        self.0
+            .call("logs:GetLogEvents", &[], by, |state, now| {
+                // <prefix>/<container>/<task id>, as awslogs names streams.
+                let mut parts = query.stream.rsplitn(3, '/');
+                let (task_id, container) = (
+                    parts.next().unwrap_or_default(),
+                    parts.next().unwrap_or_default(),
+                );
+                let Some(task) = state
+                    .tasks
+                    .iter()
+                    .find(|t| t.arn.ends_with(&format!("/{task_id}")))
+                else {
+                    return Ok(None);
+                };
+                if query.group != SIM_LOG_GROUP
+                    || container != "app"
+                    || task.script.never_starts
+                    || !task.is_visible_at(now)
+                {
+                    return Ok(None);
+                }
+                let world = state.world.clone();
+                let (events, late) = task.log_events(now, &world);
+                if late {
+                    state.hits.late_lines += 1;
+                }
+                let since = query
+                    .start_time_ms
+                    .map_or(f64::MIN, |ms| ms as f64 / 1000.0);
+                let events: Vec<String> = events
+                    .into_iter()
+                    .filter(|(at, _)| *at >= since)
+                    .map(|(_, line)| line)
+                    .collect();
+                Ok(Some(read_page(&events, query, &world, &mut state.hits)))
+            })
+            .await
     }
 
     async fn stack_status(&self, stack_id: &str, by: f64) -> Result<Option<String>, Fault> {
-        self.call("cloudformation:DescribeStacks", by, |state, _| {
-            Ok(state.stacks.get(stack_id).cloned())
-        })
-        .await
+        self.0
+            .call("cloudformation:DescribeStacks", &[], by, |state, _| {
+                Ok(state.stacks.get(stack_id).cloned())
+            })
+            .await
     }
 
     async fn list_running(
@@ -872,20 +762,21 @@ impl Ecs for SimEcs {
         started_by: &str,
         by: f64,
     ) -> Result<Vec<String>, Fault> {
-        self.call("ecs:ListTasks", by, |state, now| {
-            Ok(state
-                .tasks
-                .iter()
-                .filter(|t| t.cluster == cluster && t.started_by == started_by)
-                .filter(|t| {
-                    t.is_visible_at(now - state.world.list_lag)
-                        && t.is_running_at(now)
-                        && t.stop_requested_at.is_none()
-                })
-                .map(|t| t.arn.clone())
-                .collect())
-        })
-        .await
+        self.0
+            .call("ecs:ListTasks", &[], by, |state, now| {
+                Ok(state
+                    .tasks
+                    .iter()
+                    .filter(|t| t.cluster == cluster && t.started_by == started_by)
+                    .filter(|t| {
+                        t.is_visible_at(now - state.world.list_lag)
+                            && t.is_running_at(now)
+                            && t.stop_requested_at.is_none()
+                    })
+                    .map(|t| t.arn.clone())
+                    .collect())
+            })
+            .await
     }
 }
 
@@ -1008,61 +899,4 @@ fn read_page(
 }
 
 /// The backend of the simulation: one shared ECS, store and clock for every request.
-#[derive(Clone)]
-pub struct SimBackend {
-    pub ecs: SimEcs,
-    pub store: Arc<MemoryStore>,
-    pub clock: Arc<VirtualClock>,
-}
-
-impl SimBackend {
-    pub fn new(start: f64) -> Self {
-        Self::on(Arc::new(VirtualClock::starting_at(start)))
-    }
-
-    /// A backend on `clock` (a scheduled one: many operations at once; the store's calls
-    /// take time on it too).
-    pub fn on(clock: Arc<VirtualClock>) -> Self {
-        let store = Arc::new(MemoryStore::new());
-        if clock.is_scheduled() {
-            store.on_clock(clock.clone());
-        }
-        Self {
-            ecs: SimEcs::new(clock.clone()),
-            store,
-            clock,
-        }
-    }
-
-    /// ECS and SSM throttle as AWS does (see `clock::throttle`), each with its own draws.
-    pub fn throttle_with(&self, config: Throttling) {
-        self.ecs.throttle_with(config.clone());
-        self.store.throttle_with(
-            self.clock.clone(),
-            Throttling {
-                seed: config.seed.wrapping_add(1),
-                ..config
-            },
-        );
-    }
-}
-
-impl Backend for SimBackend {
-    type Ecs = SimEcs;
-    type Store = Arc<MemoryStore>;
-    type Clock = VirtualClock;
-
-    async fn connect(
-        &self,
-        request: &HandlerRequest,
-    ) -> Result<(SimEcs, Arc<MemoryStore>), TaskRunError> {
-        request
-            .caller_credentials()
-            .map_err(TaskRunError::Credentials)?;
-        Ok((self.ecs.clone(), self.store.clone()))
-    }
-
-    fn clock(&self) -> &VirtualClock {
-        &self.clock
-    }
-}
+pub type SimBackend = handler_kit::sim::SimBackend<SimEcs>;

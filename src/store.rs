@@ -42,21 +42,13 @@ impl handler_kit::records::Keeps for RunRecord {
         &self.run
     }
 
+    fn properties(&self) -> &serde_json::Value {
+        &self.properties
+    }
+
     fn absorb(&mut self, run: crate::machine::Run) {
         RunRecord::absorb(self, run);
     }
 }
 
-impl handler_kit::records::Revised for crate::machine::Run {
-    fn token(&self) -> &str {
-        &self.token
-    }
-
-    fn revision(&self) -> u32 {
-        self.revision
-    }
-
-    fn set_revision(&mut self, revision: u32) {
-        self.revision = revision;
-    }
-}
+handler_kit::revised_by_fields!(crate::machine::Run);

@@ -537,11 +537,11 @@ impl Play {
     /// A play whose every request is also serialized by the SDK, when `wire` is given.
     fn on_the_wire(scenario: &Scenario, wire: Option<std::sync::Arc<Wire>>) -> Self {
         let backend = SimBackend::new(START);
-        backend.ecs.clone().with_world(CLUSTER, FAMILY);
+        backend.gateway.clone().with_world(CLUSTER, FAMILY);
         {
-            let mut state = backend.ecs.lock();
+            let mut state = backend.gateway.lock();
             state.scripts = scenario.scripts.iter().cloned().collect();
-            state.faults = scenario.ecs_faults.iter().cloned().collect();
+            state.plan.faults = scenario.ecs_faults.iter().cloned().collect();
             state.not_placed = scenario.not_placed.iter().cloned().collect();
             state.world = scenario.world.clone();
             let status = if scenario.stack_updating {
@@ -555,12 +555,10 @@ impl Play {
             backend.store.inject(*call, *fault);
         }
         Self {
-            resource: TaskRun {
-                backend: WireBackend {
-                    sim: backend.clone(),
-                    wire,
-                },
-            },
+            resource: TaskRun::new(WireBackend {
+                sim: backend.clone(),
+                wire,
+            }),
             backend,
             stack_tags: scenario.stack_tags.clone(),
             id: None,
@@ -570,7 +568,7 @@ impl Play {
     }
 
     fn ecs(&self) -> &SimEcs {
-        &self.backend.ecs
+        &self.backend.gateway
     }
 
     fn now(&self) -> f64 {
@@ -581,7 +579,7 @@ impl Play {
     fn invoke(&mut self, event: &Value) -> Result<Option<Value>, TestCaseError> {
         let answer = self.invoke_inner(event);
         // Which operations each action made: compared with the schema's permissions.
-        let ecs = std::mem::take(&mut self.ecs().lock().call_log);
+        let ecs = std::mem::take(&mut self.ecs().lock().plan.call_log);
         CALLS_BY_ACTION.record(event, ecs, props::taken(&self.backend.store));
         answer
     }
@@ -593,7 +591,7 @@ impl Play {
         let deadline = UNIX_EPOCH + Duration::from_secs_f64(began + INVOCATION_LIMIT);
         let invocation = cfn_protocol::dispatch(&self.resource, bytes.as_bytes(), Some(deadline));
         let polled = poll_to_end(invocation, || {
-            std::mem::take(&mut self.ecs().lock().crashed)
+            std::mem::take(&mut self.ecs().lock().plan.crashed)
                 | self.backend.store.crashed.swap(false, Ordering::SeqCst)
         });
         match polled {
@@ -662,7 +660,12 @@ impl Play {
         }
         if action == "CREATE" {
             // The Id a CREATE gives: known to the test even if no event ever names it.
-            self.id = Some(ids::run_id(Some(STACK), Some(LOGICAL), Some(&token)));
+            self.id = Some(ids::resource_id(
+                "TaskRun",
+                Some(STACK),
+                Some(LOGICAL),
+                Some(&token),
+            ));
         }
         let mut context: Option<Value> = None;
         let mut count = 0u8;
@@ -682,7 +685,7 @@ impl Play {
             count = count.saturating_add(1);
             let answer = self.invoke(&event)?;
             if std::env::var_os("TASKRUN_TRACE").is_some() {
-                let calls = std::mem::take(&mut self.ecs().lock().call_log);
+                let calls = std::mem::take(&mut self.ecs().lock().plan.call_log);
                 let brief = |v: &Value| {
                     let mut v = v.clone();
                     if let Some(m) = v.get_mut("resourceModel") {

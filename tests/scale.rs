@@ -107,7 +107,9 @@ impl World {
             &properties["Id"]
                 .as_str()
                 .map(str::to_string)
-                .unwrap_or_else(|| ids::run_id(Some(stack), Some(logical), Some(token))),
+                .unwrap_or_else(|| {
+                    ids::resource_id("TaskRun", Some(stack), Some(logical), Some(token))
+                }),
         );
         let record_calls = || {
             self.backend
@@ -122,12 +124,12 @@ impl World {
         // on its record (answered/throttled).
         let trace = || -> Box<dyn FnOnce() -> String + '_> {
             let logged = (
-                self.backend.ecs.lock().call_log.len(),
+                self.backend.gateway.lock().plan.call_log.len(),
                 self.backend.store.call_log.lock().map_or(0, |l| l.len()),
                 record_calls(),
             );
             Box::new(move || {
-                let ecs = self.backend.ecs.lock().call_log[logged.0..].join(" ");
+                let ecs = self.backend.gateway.lock().plan.call_log[logged.0..].join(" ");
                 let store = self
                     .backend
                     .store
@@ -164,7 +166,7 @@ impl World {
     /// A SUCCEEDED model: it names the run's one task, which really ended well.
     fn check_succeeded(&self, logical: &str, id: &str, model: &Value) {
         let now = self.clock().now();
-        let state = self.backend.ecs.lock();
+        let state = self.backend.gateway.lock();
         let named: Vec<&str> = model["TaskArns"]
             .as_array()
             .into_iter()
@@ -206,7 +208,7 @@ impl World {
     /// The run's tasks (ground truth): how many, when the last stopped, how many run now.
     fn tasks_of(&self, id: &str) -> (usize, Option<f64>, usize) {
         let now = self.clock().now();
-        let state = self.backend.ecs.lock();
+        let state = self.backend.gateway.lock();
         let ours: Vec<_> = state.tasks.iter().filter(|t| t.started_by == id).collect();
         let stopped = ours
             .iter()
@@ -229,7 +231,7 @@ impl World {
         );
         let logical = format!("Migrate{index}");
         let token = format!("create-{index}");
-        let id = ids::run_id(Some(&stack), Some(&logical), Some(&token));
+        let id = ids::resource_id("TaskRun", Some(&stack), Some(&logical), Some(&token));
         let properties = json!({
             "Cluster": CLUSTER, "TaskDefinition": FAMILY, "Count": 1, "LaunchType": "FARGATE",
             "NetworkConfiguration": {"AwsvpcConfiguration": {"Subnets": ["subnet-0123456789abcdef0"]}},
@@ -310,8 +312,8 @@ fn play(scenario: &Scenario) -> Report {
     let began = Instant::now();
     let clock = Arc::new(VirtualClock::scheduled(START));
     let backend = SimBackend::on(clock.clone());
-    backend.ecs.clone().with_world(CLUSTER, FAMILY);
-    backend.ecs.lock().default_script.runs_for = TASK_SECONDS;
+    backend.gateway.clone().with_world(CLUSTER, FAMILY);
+    backend.gateway.lock().default_script.runs_for = TASK_SECONDS;
     backend.throttle_with(Throttling {
         buckets: true,
         background: scenario.background,
@@ -321,14 +323,12 @@ fn play(scenario: &Scenario) -> Report {
     });
     let world = World {
         backend: backend.clone(),
-        resource: TaskRun {
-            backend: backend.clone(),
-        },
+        resource: TaskRun::new(backend.clone()),
         stage: Stage::new(clock, scenario.seed),
     };
     let lives: Vec<_> = (0..scenario.k).map(|i| world.life(i)).collect();
     let runs = world.stage.play(lives, "Migrate");
-    let still = backend.ecs.running();
+    let still = backend.gateway.running();
     if !still.is_empty() {
         world.violation(format!(
             "{} task(s) still running at the end, e.g. {} of {}",
@@ -337,14 +337,14 @@ fn play(scenario: &Scenario) -> Report {
             still[0].started_by
         ));
     }
-    let state = backend.ecs.lock();
+    let state = backend.gateway.lock();
     Report::new(
         scenario,
         runs,
         world.stage,
         Twins {
-            ecs_log: &state.call_log,
-            ecs_throttle: &state.throttle,
+            ecs_log: &state.plan.call_log,
+            ecs_throttle: &state.plan.throttle,
             store: &backend.store,
         },
         began,
@@ -445,12 +445,12 @@ fn the_twins_throttle_concurrent_calls_as_aws_answers() {
 
     let clock = Arc::new(VirtualClock::scheduled(START));
     let backend = SimBackend::on(clock.clone());
-    backend.ecs.clone().with_world(CLUSTER, FAMILY);
+    backend.gateway.clone().with_world(CLUSTER, FAMILY);
     backend.throttle_with(Throttling::default());
     let by = START + 50.0;
     let arn = vec!["arn:aws:ecs:us-east-1:123456789012:task/c/1".to_string()];
     let describes: Vec<_> = (0..150)
-        .map(|_| backend.ecs.describe_tasks(CLUSTER, &arn, by))
+        .map(|_| backend.gateway.describe_tasks(CLUSTER, &arn, by))
         .collect();
     let answers = run_concurrently(&clock, describes, f64::INFINITY);
     assert_eq!(clock.now(), START + CALL_LATENCY, "150 calls overlap");
@@ -476,7 +476,7 @@ fn the_twins_throttle_concurrent_calls_as_aws_answers() {
     let tokens: Vec<String> = (0..30).map(|i| format!("token-{i}")).collect();
     let runs: Vec<_> = tokens
         .iter()
-        .map(|t| backend.ecs.run_task(&spec, 1, t, by))
+        .map(|t| backend.gateway.run_task(&spec, 1, t, by))
         .collect();
     let answers = run_concurrently(&clock, runs, f64::INFINITY);
     let started = answers.iter().filter(|a| matches!(a, Some(Ok(_)))).count();
@@ -489,7 +489,7 @@ fn the_twins_throttle_concurrent_calls_as_aws_answers() {
     let answers = run_concurrently(&clock, puts, f64::INFINITY);
     let written = answers.iter().filter(|a| matches!(a, Some(Ok(())))).count();
     assert_eq!(written, 3, "PutParameter's burst");
-    let counts = backend.ecs.lock().throttle.counts();
+    let counts = backend.gateway.lock().plan.throttle.counts();
     let read = counts.iter().find(|(n, _)| *n == "ecs-cluster-read");
     assert_eq!(read.map(|(_, c)| (c.allowed, c.throttled)), Some((100, 50)));
 }

@@ -66,8 +66,8 @@ fn check(answer: &Value) -> Result<(), String> {
 
 fuzz_target!(|data: &[u8]| {
     let backend = SimBackend::new(START);
-    backend.ecs.clone().with_world("c", "migrate");
-    let resource = TaskRun { backend: backend.clone() };
+    backend.gateway.clone().with_world("c", "migrate");
+    let resource = TaskRun::new(backend.clone());
     let deadline = UNIX_EPOCH + Duration::from_secs_f64(START + 60.0);
     let answer = block_on(cfn_protocol::dispatch(&resource, data, Some(deadline)));
     if let Err(why) = check(&answer) {

@@ -1,8 +1,8 @@
 //! What one invocation hands the next: the record's Id and the restart it follows (the
 //! restart itself while following: a poll then costs one DescribeServices).
 
+use handler_kit::context::Carried;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::machine::Restart;
 
@@ -21,20 +21,8 @@ pub struct CallbackContext {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<Restart>,
     /// Passing faults that were throttling, in a row: the callback backs off.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "handler_kit::context::is_zero")]
     pub throttled: u8,
 }
 
-fn is_zero(n: &u8) -> bool {
-    *n == 0
-}
-
-impl CallbackContext {
-    pub fn to_value(&self) -> Value {
-        serde_json::to_value(self).unwrap_or(Value::Null)
-    }
-
-    pub fn from_value(value: &Value) -> Option<Self> {
-        serde_json::from_value(value.clone()).ok()
-    }
-}
+impl Carried for CallbackContext {}

@@ -4,18 +4,15 @@
 use handler_kit::budget::Budget;
 use handler_kit::clock::Clock;
 use handler_kit::driver::{self, Flow, Outcome, Persisted};
-use handler_kit::records::{Hold, KeepError, Records};
+use handler_kit::resource::records;
 use handler_kit::store::ParameterStore;
 use serde_json::Value;
 
 use crate::error::RestartError;
 use crate::machine::{self, Event, Next, Restart};
-use crate::record::{RestartRecord, LIST_PAGE_SIZE, PARAMETER_PATH};
+use crate::record::RestartRecord;
+use crate::resource::ServiceRestartType;
 use crate::services::Services;
-
-pub fn records<S: ParameterStore>(store: &S) -> Records<'_, S, RestartRecord> {
-    Records::new(store, PARAMETER_PATH, LIST_PAGE_SIZE)
-}
 
 /// The restart lifecycle, for the shared driver.
 pub struct RestartMachine;
@@ -54,15 +51,17 @@ impl driver::Machine for RestartMachine {
     }
 }
 
-/// What an invocation holds of a restart.
-pub struct Held {
-    pub hold: Hold<RestartRecord>,
-    /// The properties the model is made of.
-    pub properties: Value,
+/// What an invocation holds of a restart (see [`handler_kit::records::Held`]).
+pub type Held = handler_kit::records::Held<RestartRecord>;
+
+/// The model of an answer about a held restart.
+pub trait Answer {
+    /// The properties, the Id and the restart's outputs.
+    fn model(&self) -> Value;
 }
 
-impl Held {
-    pub fn model(&self) -> Value {
+impl Answer for Held {
+    fn model(&self) -> Value {
         crate::record::model(&self.properties, &self.hold.id, &self.hold.run)
     }
 }
@@ -96,26 +95,12 @@ impl<G: Services, S: ParameterStore, C: Clock> driver::Hands<RestartMachine>
         self.held.hold.run = run;
     }
 
-    /// The write of a run's end, throttled (SSM's PutParameter is reportedly about 3 a
-    /// second for the whole account), is tried again within the invocation after a short
-    /// jittered pause: the operation's answer waits for it. Other writes (a run's plan)
-    /// are not: their invocation answers IN_PROGRESS and backs off, leaving the store's
-    /// tokens to the runs that are ending.
     fn retry_write_after(&self, error: &RestartError, attempt: u8, ending: bool) -> Option<f64> {
-        match error {
-            RestartError::Aws(fault)
-                if ending && fault.kind == handler_kit::fault::FaultKind::Throttled =>
-            {
-                let jitter =
-                    handler_kit::pace::jitter(&self.held.hold.id, self.engine.clock.now(), attempt);
-                Some(handler_kit::pace::spread(1.0, jitter))
-            }
-            _ => None,
-        }
+        error.rewrite_after(&self.held.hold.id, self.engine.clock.now(), attempt, ending)
     }
 
     async fn persist(&mut self, run: Restart) -> Result<Persisted, RestartError> {
-        let kept = records(self.engine.store)
+        let kept = records::<ServiceRestartType, _>(self.engine.store)
             .keep(
                 &mut self.held.hold,
                 run,
@@ -125,15 +110,7 @@ impl<G: Services, S: ParameterStore, C: Clock> driver::Hands<RestartMachine>
         if let Some(record) = &self.held.hold.record {
             self.held.properties = record.properties.clone();
         }
-        kept.map_err(|e| match e {
-            KeepError::Superseded(why) => RestartError::Superseded(format!("ServiceRestart {why}")),
-            KeepError::Unreadable(why) => RestartError::CorruptRecord {
-                id: self.held.hold.id.clone(),
-                why,
-            },
-            KeepError::TooLarge(why) => RestartError::InvalidRequest(why),
-            KeepError::Store(fault) => RestartError::Aws(fault),
-        })
+        kept.map_err(|e| RestartError::not_kept(&self.held.hold.id, e))
     }
 
     /// Nothing is done about a change before the record has it: a passing store fault

@@ -1,4 +1,7 @@
-//! The properties as the handlers read them (validated against schema.json first).
+//! The properties as the handlers read them (validated against schema.json first): the
+//! types `cfn generate` writes from schema.json into `model/generated.rs` (with the
+//! read-only and write-only property names; `model/codegen.json` sets the Rust types of
+//! its integers), and here their defaults.
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -6,33 +9,19 @@ use serde_json::Value;
 use crate::error::RestartError;
 use crate::machine::WaitFor;
 
+mod generated;
+
+pub use generated::*;
+
+/// The handlers' name for the generated `ResourceModel` (the name cfn's model resolver
+/// gives a schema's root).
+pub type Properties = ResourceModel;
+
 pub const DEFAULT_CLUSTER: &str = "default";
 pub const DEFAULT_TIMEOUT_SECONDS: u32 = 1800;
 pub const DEFAULT_POLL_INTERVAL_SECONDS: u32 = 15;
-/// Never taken from input, always recomputed.
-pub const READ_ONLY: [&str; 6] = [
-    "Id",
-    "DeploymentId",
-    "Status",
-    "StatusReason",
-    "StartedAt",
-    "FinishedAt",
-];
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Properties {
-    pub cluster: Option<String>,
-    pub service: String,
-    pub triggers: Option<Vec<Value>>,
-    pub wait_for: Option<WaitFor>,
-    pub timeout: Option<u32>,
-    pub poll_interval: Option<u32>,
-    pub restart_on_update: Option<bool>,
-    pub run_on_rollback: Option<bool>,
-}
-
-impl Properties {
+impl ResourceModel {
     /// The cluster given, else the one a service ARN names (`Ref` of an
     /// `AWS::ECS::Service` is its ARN, `.../service/<cluster>/<name>`), else, for a
     /// service given by name, `default` (as ECS assumes: DescribeServices, "If you do not
@@ -82,8 +71,13 @@ impl Properties {
             .map(|(_, path)| path)
     }
 
+    /// `WaitFor` (a string, as the schema's enums are in the model) read by
+    /// `machine::WaitFor`'s own names; the schema admits no other value.
     pub fn wait_for(&self) -> WaitFor {
-        self.wait_for.unwrap_or(WaitFor::SteadyState)
+        self.wait_for
+            .as_deref()
+            .and_then(|name| WaitFor::deserialize(Value::from(name)).ok())
+            .unwrap_or(WaitFor::SteadyState)
     }
 
     pub fn timeout_seconds(&self) -> u32 {
@@ -124,6 +118,25 @@ mod tests {
             service: service.to_string(),
             ..Properties::default()
         }
+    }
+
+    #[test]
+    fn properties_take_scalars_as_cloudformation_sends_them() {
+        let strings: Properties = serde_json::from_value(serde_json::json!({
+            "Service": "api", "Timeout": "60", "RestartOnUpdate": "false", "WaitFor": "STARTED"
+        }))
+        .expect("strings as scalars");
+        assert_eq!(strings.timeout_seconds(), 60);
+        assert!(!strings.restart_on_update());
+        assert_eq!(strings.wait_for(), WaitFor::Started);
+        assert_eq!(of(None, "api").wait_for(), WaitFor::SteadyState);
+        // Written back with native scalars, without the properties not given.
+        assert_eq!(
+            serde_json::to_value(&strings).expect("serialisable"),
+            serde_json::json!({
+                "Service": "api", "Timeout": 60, "RestartOnUpdate": false, "WaitFor": "STARTED"
+            })
+        );
     }
 
     #[test]

@@ -34,15 +34,7 @@ pub fn status(restart: &Restart) -> &'static str {
 }
 
 pub fn without_read_only(properties: &Value) -> Value {
-    match properties {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .filter(|(k, _)| !READ_ONLY.contains(&k.as_str()))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        ),
-        _ => Value::Object(Map::new()),
-    }
+    handler_kit::records::without_keys(properties, &READ_ONLY)
 }
 
 /// The resource model: the properties and the restart's outputs.
@@ -100,16 +92,13 @@ impl handler_kit::records::Record for RestartRecord {
             if text.len() <= MAX_RECORD_BYTES {
                 return Ok(text);
             }
-            match &mut record.restart.reason {
-                Some(reason) if reason.len() > 200 => {
-                    let mut cut = reason.len() / 2;
-                    while !reason.is_char_boundary(cut) {
-                        cut -= 1;
-                    }
-                    reason.truncate(cut);
-                    reason.push_str(" …");
-                }
-                _ => return Err(format!("the record of {} would take {} bytes, more than the {MAX_RECORD_BYTES} SSM keeps", record.id, text.len())),
+            let halved = record
+                .restart
+                .reason
+                .as_mut()
+                .is_some_and(handler_kit::records::halve);
+            if !halved {
+                return Err(format!("the record of {} would take {} bytes, more than the {MAX_RECORD_BYTES} SSM keeps", record.id, text.len()));
             }
         }
     }
@@ -120,6 +109,10 @@ impl handler_kit::records::Keeps for RestartRecord {
 
     fn run(&self) -> &Restart {
         &self.restart
+    }
+
+    fn properties(&self) -> &Value {
+        &self.properties
     }
 
     /// A restart that succeeded becomes what the next update compares with.
@@ -133,16 +126,4 @@ impl handler_kit::records::Keeps for RestartRecord {
     }
 }
 
-impl handler_kit::records::Revised for Restart {
-    fn token(&self) -> &str {
-        &self.token
-    }
-
-    fn revision(&self) -> u32 {
-        self.revision
-    }
-
-    fn set_revision(&mut self, revision: u32) {
-        self.revision = revision;
-    }
-}
+handler_kit::revised_by_fields!(Restart);

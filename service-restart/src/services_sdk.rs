@@ -2,14 +2,11 @@
 
 use std::time::SystemTime;
 
-use cfn_protocol::HandlerRequest;
 use handler_kit::aws::{by_deadline, fault};
-use handler_kit::clock::SystemClock;
-use handler_kit::ssm::SsmStore;
+use handler_kit::aws_backend::{AwsBackend, FromSdkConfig, SdkConfig};
 use serde_json::Value;
 
-use crate::error::RestartError;
-use crate::resource::{Backend, ServiceRestart};
+use crate::resource::ServiceRestart;
 use crate::services::{
     Deployment, Fault, FaultKind, LifecycleHook, ServiceDeploymentState, ServiceEvent,
     ServiceState, Services,
@@ -179,39 +176,17 @@ impl Services for SdkServices {
     }
 }
 
-pub struct AwsBackend;
-
-impl Backend for AwsBackend {
-    type Services = SdkServices;
-    type Store = SsmStore;
-    type Clock = SystemClock;
-
-    async fn connect(
-        &self,
-        request: &HandlerRequest,
-    ) -> Result<(SdkServices, SsmStore), RestartError> {
-        let config = handler_kit::aws::config_for(request)
-            .await
-            .map_err(RestartError::Credentials)?;
-        Ok((
-            SdkServices {
-                client: aws_sdk_ecs::Client::new(&config),
-            },
-            SsmStore {
-                client: handler_kit::aws::ssm_client(&config),
-                description: "Org::ECS::ServiceRestart record",
-            },
-        ))
-    }
-
-    fn clock(&self) -> &SystemClock {
-        &SystemClock
+impl FromSdkConfig for SdkServices {
+    fn from_config(config: &SdkConfig) -> Self {
+        SdkServices {
+            client: aws_sdk_ecs::Client::new(config),
+        }
     }
 }
 
-static SERVICE_RESTART: ServiceRestart<AwsBackend> = ServiceRestart {
-    backend: AwsBackend,
-};
+/// ServiceRestart in production.
+pub const SERVICE_RESTART: ServiceRestart<AwsBackend<SdkServices>> =
+    ServiceRestart::new(AwsBackend::new("Org::ECS::ServiceRestart record"));
 
 /// One invocation: raw event bytes in, a progress event out (logs and metrics to the
 /// provider log group when the request names one).

@@ -3,22 +3,18 @@
 //! process dying after any call under the test's control. It keeps the ground truth:
 //! every deployment UpdateService started, and how each ends.
 //!
-//! Off unless a test turns them on: ECS's request throttling ([`SimServices::throttle_with`]:
-//! the account's service buckets, a background consumer, random throttling, the SDK's
+//! Off unless a test turns them on: ECS's request throttling
+//! ([`SimGateway::throttle_with`](handler_kit::sim::SimGateway::throttle_with): the
+//! account's service buckets, a background consumer, random throttling, the SDK's
 //! retries; see `handler_kit::clock::throttle`), and a scheduled clock
 //! (`VirtualClock::scheduled`) on which many operations run at once, every call taking its
 //! latency in virtual time.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, MutexGuard};
 
-use cfn_protocol::HandlerRequest;
-use handler_kit::clock::throttle::{self, Throttle, Throttling};
-use handler_kit::clock::{Clock, VirtualClock};
-use handler_kit::store::{Injected, MemoryStore};
+use handler_kit::clock::throttle;
+use handler_kit::sim::{FaultPlan, TwinState};
 
-use crate::error::RestartError;
-use crate::resource::Backend;
 use crate::services::{
     Deployment, Fault, FaultKind, LifecycleHook, ServiceDeploymentState, ServiceEvent,
     ServiceState, Services, CODE_DEPLOY, EXTERNAL,
@@ -140,10 +136,9 @@ pub struct SimState {
     /// (cluster, service name) -> the service.
     pub services: BTreeMap<(String, String), SimService>,
     pub scripts: Vec<DeploymentScript>,
-    pub faults: BTreeMap<u64, Injected>,
-    pub calls: u64,
-    pub call_log: Vec<&'static str>,
-    pub crashed: bool,
+    /// Faults by call number, the calls made, whether an injected crash fired, and ECS's
+    /// request throttling for this account (off by default).
+    pub plan: FaultPlan,
     /// UpdateService calls that reached a CODE_DEPLOY or EXTERNAL service.
     pub updates_of_foreign_controllers: u64,
     /// DescribeServices answers that did not show yet a deployment UpdateService started.
@@ -152,9 +147,13 @@ pub struct SimState {
     pub answers_without_rollout_state: u64,
     /// Deployments a DescribeServiceDeployments answer showed waiting at a hook.
     pub hook_waits_shown: BTreeSet<String>,
-    /// ECS's request throttling for this account (off by default).
-    pub throttle: Throttle,
     next_id: u64,
+}
+
+impl TwinState for SimState {
+    fn plan(&mut self) -> &mut FaultPlan {
+        &mut self.plan
+    }
 }
 
 impl SimDeployment {
@@ -205,10 +204,9 @@ impl SimDeployment {
     }
 }
 
-#[derive(Clone)]
-pub struct SimServices {
-    pub state: Arc<Mutex<SimState>>,
-    pub clock: Arc<VirtualClock>,
+handler_kit::sim_gateway! {
+    /// The in-memory ECS of services. Cheap to clone: clones share one state.
+    pub struct SimServices(SimState), throttled by throttle::ECS_SERVICE_RULES
 }
 
 const DESIRED: i32 = 2;
@@ -233,24 +231,6 @@ fn resolve(cluster: &str, service: &str) -> Option<(String, String)> {
 }
 
 impl SimServices {
-    pub fn new(clock: Arc<VirtualClock>) -> Self {
-        Self {
-            state: Arc::new(Mutex::new(SimState::default())),
-            clock,
-        }
-    }
-
-    pub fn lock(&self) -> MutexGuard<'_, SimState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Throttles calls as ECS would (see `clock::throttle`): the account's service
-    /// buckets.
-    pub fn throttle_with(&self, config: Throttling) {
-        let now = self.clock.now();
-        self.lock().throttle = Throttle::new(&throttle::ECS_SERVICE_RULES, config, now);
-    }
-
     /// A rolling-update service with one completed deployment.
     pub fn with_service(self, cluster: &str, service: &str) -> Self {
         self.with_service_setup(cluster, service, ServiceSetup::default())
@@ -459,71 +439,6 @@ impl SimServices {
         })
     }
 
-    async fn call<T>(
-        &self,
-        operation: &'static str,
-        by: f64,
-        act: impl FnOnce(&mut SimState, f64) -> Result<T, Fault>,
-    ) -> Result<T, Fault> {
-        let injected = {
-            let mut state = self.lock();
-            let call = state.calls;
-            state.calls += 1;
-            state.call_log.push(operation);
-            state.faults.remove(&call)
-        };
-        if injected.is_none() && self.lock().throttle.is_on() {
-            // Throttling comes first: a throttled call does nothing (and the SDK may send
-            // it again after a backoff; never UpdateService).
-            let buckets: Vec<&'static str> = throttle::bucket_of(operation).into_iter().collect();
-            throttle::admit(&self.clock, operation, by, 0.05, |now, attempt| {
-                self.lock()
-                    .throttle
-                    .attempt(operation, &buckets, now, attempt)
-            })
-            .await?;
-        }
-        let now = self.clock.now();
-        match injected {
-            Some(Injected::Before(kind)) => {
-                let mut fault = Fault::new(operation, kind, "injected before acting");
-                fault.may_have_acted = false;
-                Err(fault)
-            }
-            Some(Injected::After(kind)) => {
-                let _ = act(&mut self.lock(), now);
-                let mut fault = Fault::new(operation, kind, "injected after acting");
-                fault.may_have_acted = true;
-                Err(fault)
-            }
-            Some(Injected::Crash) => {
-                let _ = act(&mut self.lock(), now);
-                self.lock().crashed = true;
-                std::future::pending::<()>().await;
-                Err(Fault::new(operation, FaultKind::Other, "unreachable"))
-            }
-            Some(Injected::Slow(seconds)) if now + seconds > by => {
-                let _ = act(&mut self.lock(), now);
-                self.clock.sleep_until(by).await;
-                Err(Fault::new(
-                    operation,
-                    FaultKind::Network,
-                    "no answer in time (simulated)",
-                ))
-            }
-            Some(Injected::Slow(seconds)) => {
-                let answer = act(&mut self.lock(), now);
-                self.clock.sleep(seconds).await;
-                answer
-            }
-            None => {
-                let answer = act(&mut self.lock(), now);
-                self.clock.sleep(0.05).await;
-                answer
-            }
-        }
-    }
-
     /// Deployments UpdateService started.
     pub fn started(&self) -> usize {
         self.lock()
@@ -553,10 +468,11 @@ impl Services for SimServices {
         service: &str,
         by: f64,
     ) -> Result<Option<ServiceState>, Fault> {
-        self.call("ecs:DescribeServices", by, |state, now| {
-            Ok(Self::describe(state, cluster, service, now))
-        })
-        .await
+        self.0
+            .call("ecs:DescribeServices", &[], by, |state, now| {
+                Ok(Self::describe(state, cluster, service, now))
+            })
+            .await
     }
 
     async fn force_new_deployment(
@@ -566,7 +482,7 @@ impl Services for SimServices {
         by: f64,
     ) -> Result<ServiceState, Fault> {
         const OP: &str = "ecs:UpdateService";
-        self.call(OP, by, |state, now| {
+        self.0.call(OP, &[], by, |state, now| {
             let Some(key) = resolve(cluster, service).filter(|k| state.services.contains_key(k))
             else {
                 return Err(Fault::new(
@@ -623,69 +539,13 @@ impl Services for SimServices {
         arn: &str,
         by: f64,
     ) -> Result<Option<ServiceDeploymentState>, Fault> {
-        self.call("ecs:DescribeServiceDeployments", by, |state, now| {
-            Ok(Self::service_deployment(state, arn, now))
-        })
-        .await
+        self.0
+            .call("ecs:DescribeServiceDeployments", &[], by, |state, now| {
+                Ok(Self::service_deployment(state, arn, now))
+            })
+            .await
     }
 }
 
 /// The backend of the simulation: one shared ECS, store and clock.
-#[derive(Clone)]
-pub struct SimBackend {
-    pub services: SimServices,
-    pub store: Arc<MemoryStore>,
-    pub clock: Arc<VirtualClock>,
-}
-
-impl SimBackend {
-    pub fn new(start: f64) -> Self {
-        Self::on(Arc::new(VirtualClock::starting_at(start)))
-    }
-
-    /// A backend on `clock` (a scheduled one: many operations at once; the store's calls
-    /// take time on it too).
-    pub fn on(clock: Arc<VirtualClock>) -> Self {
-        let store = Arc::new(MemoryStore::new());
-        if clock.is_scheduled() {
-            store.on_clock(clock.clone());
-        }
-        Self {
-            services: SimServices::new(clock.clone()),
-            store,
-            clock,
-        }
-    }
-
-    /// ECS and SSM throttle as AWS does (see `clock::throttle`), each with its own draws.
-    pub fn throttle_with(&self, config: Throttling) {
-        self.services.throttle_with(config.clone());
-        self.store.throttle_with(
-            self.clock.clone(),
-            Throttling {
-                seed: config.seed.wrapping_add(1),
-                ..config
-            },
-        );
-    }
-}
-
-impl Backend for SimBackend {
-    type Services = SimServices;
-    type Store = Arc<MemoryStore>;
-    type Clock = VirtualClock;
-
-    async fn connect(
-        &self,
-        request: &HandlerRequest,
-    ) -> Result<(SimServices, Arc<MemoryStore>), RestartError> {
-        request
-            .caller_credentials()
-            .map_err(RestartError::Credentials)?;
-        Ok((self.services.clone(), self.store.clone()))
-    }
-
-    fn clock(&self) -> &VirtualClock {
-        &self.clock
-    }
-}
+pub type SimBackend = handler_kit::sim::SimBackend<SimServices>;

@@ -273,14 +273,14 @@ impl Play {
         let backend = SimBackend::new(START);
         if !s.missing {
             backend
-                .services
+                .gateway
                 .clone()
                 .with_service_setup("c", "api", s.setup.clone());
         }
         {
-            let mut state = backend.services.lock();
+            let mut state = backend.gateway.lock();
             state.scripts = s.scripts.clone();
-            state.faults = s.ecs_faults.iter().cloned().collect();
+            state.plan.faults = s.ecs_faults.iter().cloned().collect();
         }
         for (call, fault) in &s.store_faults {
             backend.store.inject(*call, *fault);
@@ -296,12 +296,10 @@ impl Play {
             }
         }
         Self {
-            resource: ServiceRestart {
-                backend: WireBackend {
-                    sim: backend.clone(),
-                    wire,
-                },
-            },
+            resource: ServiceRestart::new(WireBackend {
+                sim: backend.clone(),
+                wire,
+            }),
             backend,
             id: None,
             invocations: 0,
@@ -313,7 +311,7 @@ impl Play {
     /// Ids of the deployments UpdateService started so far.
     fn started_ids(&self) -> BTreeSet<String> {
         self.backend
-            .services
+            .gateway
             .lock()
             .services
             .values()
@@ -326,7 +324,7 @@ impl Play {
     fn invoke(&mut self, event: &Value) -> Result<Option<Value>, TestCaseError> {
         self.invocations += 1;
         let answer = self.invoke_inner(event);
-        let ecs = std::mem::take(&mut self.backend.services.lock().call_log);
+        let ecs = std::mem::take(&mut self.backend.gateway.lock().plan.call_log);
         let store = props::taken(&self.backend.store);
         if std::env::var_os("TRACE").is_some() {
             let action = event["action"].as_str().unwrap_or_default().to_lowercase();
@@ -351,7 +349,7 @@ impl Play {
         let bytes = event.to_string();
         let invocation = cfn_protocol::dispatch(&self.resource, bytes.as_bytes(), Some(deadline));
         let polled = poll_to_end(invocation, || {
-            std::mem::take(&mut self.backend.services.lock().crashed)
+            std::mem::take(&mut self.backend.gateway.lock().plan.crashed)
                 | self.backend.store.crashed.swap(false, Ordering::SeqCst)
         });
         match polled {
@@ -411,9 +409,9 @@ impl Play {
                 Some(&token),
             ));
         }
-        let before = self.backend.services.started();
+        let before = self.backend.gateway.started();
         let ids_before = self.started_ids();
-        let calls_before = self.backend.services.lock().calls;
+        let calls_before = self.backend.gateway.lock().plan.calls;
         self.op_started = self.backend.clock.now();
         let mut properties = props;
         let mut context: Option<Value> = None;
@@ -430,12 +428,12 @@ impl Play {
             self.check_event(action, &answer)?;
             let status = answer["status"].as_str().unwrap_or_default();
             if status != "IN_PROGRESS" {
-                let started = self.backend.services.started() - before;
-                self.op_ecs_calls = self.backend.services.lock().calls - calls_before;
+                let started = self.backend.gateway.started() - before;
+                self.op_ecs_calls = self.backend.gateway.lock().plan.calls - calls_before;
                 if started > 1 {
                     return Err(fail(format!("{action} started {started} deployments")));
                 }
-                let foreign = self.backend.services.lock().updates_of_foreign_controllers;
+                let foreign = self.backend.gateway.lock().updates_of_foreign_controllers;
                 if foreign > 0 {
                     return Err(fail(format!(
                         "{action} sent UpdateService to a CODE_DEPLOY or EXTERNAL service ({foreign} times): {answer}"
@@ -524,7 +522,7 @@ impl Play {
     fn check_succeeded(&self, model: &Value) -> Result<(), TestCaseError> {
         let id = model["DeploymentId"].as_str().unwrap_or_default();
         let now = self.backend.clock.now();
-        let Some((key, _, d)) = self.backend.services.deployment(id) else {
+        let Some((key, _, d)) = self.backend.gateway.deployment(id) else {
             return Err(fail(format!(
                 "SUCCEEDED names a deployment ECS never had: {model}"
             )));
@@ -543,7 +541,7 @@ impl Play {
                 d.script
             )));
         }
-        let state = self.backend.services.lock();
+        let state = self.backend.gateway.lock();
         let Some(truth) = SimServices::shown(&state, &key, now, false) else {
             return Err(fail(format!(
                 "SUCCEEDED for a service that is gone: {model}"
@@ -706,11 +704,11 @@ fn check_world(
     let model = &answer["resourceModel"];
     let deployment = model["DeploymentId"].as_str().unwrap_or_default();
     let now = p.backend.clock.now();
-    let truth = p.backend.services.deployment(deployment);
+    let truth = p.backend.gateway.deployment(deployment);
     // Waiting at a hook when the Timeout came: the reason says where, and what to do.
     if code == "NotStabilized" && !message.contains(GAVE_UP) {
         if let Some((_, _, d)) = &truth {
-            let seen = p.backend.services.lock().hook_waits_shown.contains(&d.id);
+            let seen = p.backend.gateway.lock().hook_waits_shown.contains(&d.id);
             if d.held_at(now) && (seen || without_faults(s)) {
                 hits.hook_wait_timed_out = true;
                 let hook = d.script.hook.as_ref().map(|h| (h.stage.clone(), h.pause));
@@ -768,7 +766,7 @@ fn play_on(s: &Scenario, wire: Option<Arc<Wire>>) -> Result<(u64, Hits), TestCas
     };
     let result = play_operations(&mut p, s, &props, &mut hits);
     {
-        let state = p.backend.services.lock();
+        let state = p.backend.gateway.lock();
         hits.describe_lagged = state.lagged_answers > 0;
         hits.without_rollout_state =
             state.answers_without_rollout_state > 0 && s.setup.controller == Controller::Ecs;

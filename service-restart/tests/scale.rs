@@ -106,7 +106,7 @@ impl World {
 
     /// The deployments UpdateService started on `service`: (id, steady at).
     fn deployments_of(&self, service: &str) -> Vec<(String, Option<f64>)> {
-        let state = self.backend.services.lock();
+        let state = self.backend.gateway.lock();
         state
             .services
             .get(&(CLUSTER.to_string(), service.to_string()))
@@ -211,11 +211,11 @@ fn play(scenario: &Scenario) -> Report {
     let backend = SimBackend::on(clock.clone());
     for i in 0..scenario.k {
         backend
-            .services
+            .gateway
             .clone()
             .with_service(CLUSTER, &format!("svc-{i}"));
     }
-    backend.services.lock().scripts = vec![
+    backend.gateway.lock().scripts = vec![
         DeploymentScript {
             ends_after: Some(DEPLOYMENT_SECONDS),
             ..DeploymentScript::default()
@@ -231,21 +231,19 @@ fn play(scenario: &Scenario) -> Report {
     });
     let world = World {
         backend: backend.clone(),
-        resource: ServiceRestart {
-            backend: backend.clone(),
-        },
+        resource: ServiceRestart::new(backend.clone()),
         stage: Stage::new(clock, scenario.seed),
     };
     let lives: Vec<_> = (0..scenario.k).map(|i| world.life(i)).collect();
     let runs = world.stage.play(lives, "Restart");
-    let state = backend.services.lock();
+    let state = backend.gateway.lock();
     Report::new(
         scenario,
         runs,
         world.stage,
         Twins {
-            ecs_log: &state.call_log,
-            ecs_throttle: &state.throttle,
+            ecs_log: &state.plan.call_log,
+            ecs_throttle: &state.plan.throttle,
             store: &backend.store,
         },
         began,

@@ -6,36 +6,21 @@ use crate::ecs::Ecs;
 use crate::ecs::Launched;
 use crate::engine::HeldRun;
 use crate::error::TaskRunError;
-use crate::ids;
 use crate::machine::{self, Event, LaunchMode};
 use crate::record::RunRecord;
-use crate::store::{ParameterStore, Stored};
+use crate::store::ParameterStore;
 
 impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
     pub(super) async fn create_first(&self) -> Result<ProgressEvent, TaskRunError> {
         let (properties, model) = self.desired()?;
         let token = self.operation_token();
-        let id = ids::run_id(
-            self.request.stack_id.as_deref(),
-            self.request.request_data.logical_resource_id.as_deref(),
-            Some(&token),
-        );
-        match self
-            .records()
-            .load(&id, self.budget.persist_deadline())
-            .await?
-        {
+        let id = self.new_id();
+        if let Some(record) = self.earlier_delivery(&id, &token).await? {
             // The same first invocation delivered again: carry on with the run it started.
-            Stored::Record(record) if record.run.token == token => {
-                tracing::info!(id = %id, "redelivered CREATE: resuming the run it started");
-                return self
-                    .run_and_answer(HeldRun::from_record(*record), Event::Resumed, None)
-                    .await;
-            }
-            Stored::Record(_) | Stored::Unreadable(_) => {
-                return Err(TaskRunError::AlreadyExists(id))
-            }
-            Stored::Absent => {}
+            tracing::info!(id = %id, "redelivered CREATE: resuming the run it started");
+            return self
+                .run_and_answer(HeldRun::stored(record), Event::Resumed, None)
+                .await;
         }
         let definition = if model.task_count() > 0 {
             Some(
@@ -67,7 +52,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
             // this same CREATE, whose run ended and whose record is gone: follow those
             // tasks again rather than start more.
             let earlier = self
-                .ecs
+                .gateway
                 .find_started(&run.cluster, &id, self.budget.call_deadline())
                 .await?
                 .into_iter()
@@ -105,7 +90,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
             return Ok(None);
         };
         match self
-            .ecs
+            .gateway
             .stack_status(stack, self.budget.call_deadline())
             .await
         {

@@ -5,7 +5,7 @@ use crate::clock::Clock;
 use crate::context::{CallbackContext, Stage};
 use crate::ecs::Ecs;
 use crate::engine::{HeldRun, Outcome};
-use crate::error::TaskRunError;
+use crate::error::{RunFailure, TaskRunError};
 use crate::machine::Event;
 use crate::store::{ParameterStore, Stored};
 
@@ -27,7 +27,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
             }
             Stored::Record(record) if record.run.is_ended() => self.delete_record(&id).await,
             Stored::Record(record) => {
-                let mut held = HeldRun::from_record(*record);
+                let mut held = HeldRun::stored(*record);
                 let reason = format!("TaskRun {id} deleted");
                 let outcome = self
                     .engine()
@@ -62,7 +62,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
             Stored::Record(record) => {
                 // Abandon again: changes nothing once recorded, and records it if the
                 // first invocation could not.
-                let mut held = HeldRun::from_record(*record);
+                let mut held = HeldRun::stored(*record);
                 let reason = format!("TaskRun {} deleted", context.id);
                 let outcome = self
                     .engine()
@@ -94,22 +94,10 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
                 other => other,
             },
             Outcome::Pending { delay } => Ok(self.in_progress(&held, Stage::Delete, delay)),
-            Outcome::GaveUp => Err(TaskRunError::StopUnconfirmed(format!(
+            Outcome::GaveUp => Err(TaskRunError::Own(RunFailure::StopUnconfirmed(format!(
                 "TaskRun {}'s tasks could not be confirmed stopped; it was not deleted (try again)",
                 held.id
-            ))),
-        }
-    }
-
-    async fn delete_record(&self, id: &str) -> Result<ProgressEvent, TaskRunError> {
-        if self
-            .records()
-            .delete(id, self.budget.persist_deadline())
-            .await?
-        {
-            Ok(ProgressEvent::deleted())
-        } else {
-            Err(TaskRunError::NotFound(id.to_string()))
+            )))),
         }
     }
 }

@@ -9,35 +9,61 @@
 
 mod create;
 mod delete;
-mod list;
-mod read;
 mod resume;
 mod update;
 
-use cfn_protocol::{HandlerError, HandlerRequest, ProgressEvent};
+use std::ops::Deref;
+
+use cfn_protocol::{HandlerError, ProgressEvent};
+use handler_kit::context::Carried;
+use handler_kit::resource::Handlers;
 use serde_json::Value;
 
-use crate::budget::Budget;
 use crate::clock::Clock;
 use crate::context::{CallbackContext, Stage};
-use crate::ecs::{Ecs, TaskDefinitionInfo};
-use crate::engine::{Engine, HeldRun, Outcome};
-use crate::error::TaskRunError;
+use crate::ecs::{Ecs, Fault, TaskDefinitionInfo};
+use crate::engine::{Answer, Engine, HeldRun, Outcome};
+use crate::error::{RunFailure, TaskRunError};
 use crate::machine::{
     ContainerLog, Ending, LaunchMode, Plan, Retry, Run, STOP_CONFIRM_LIMIT_SECONDS,
 };
 use crate::model::ResourceModel;
 use crate::record::RunRecord;
-use crate::store::{ParameterStore, Records, Stored};
+use crate::resource::TaskRunType;
+use crate::store::ParameterStore;
 use crate::update_policy::Fingerprint;
 
-/// One invocation of the handler: the request, and what every handler works with.
-pub struct Invocation<'a, E, S, C> {
-    pub request: &'a HandlerRequest,
-    pub ecs: &'a E,
-    pub store: &'a S,
-    pub clock: &'a C,
-    pub budget: Budget,
+/// One invocation of a TaskRun handler: the kit's invocation (the request, the ECS
+/// gateway, the record store, the clock and the time budget, and what every type's
+/// handlers share), with TaskRun's handlers as methods.
+pub struct Invocation<'a, E, S, C>(pub handler_kit::resource::Invocation<'a, TaskRunType, E, S, C>);
+
+impl<'a, E, S, C> Deref for Invocation<'a, E, S, C> {
+    type Target = handler_kit::resource::Invocation<'a, TaskRunType, E, S, C>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<E: Ecs, S: ParameterStore, C: Clock> Handlers<E, S, C> for TaskRunType {
+    async fn create(
+        invocation: handler_kit::resource::Invocation<'_, Self, E, S, C>,
+    ) -> Result<ProgressEvent, TaskRunError> {
+        Invocation(invocation).create().await
+    }
+
+    async fn update(
+        invocation: handler_kit::resource::Invocation<'_, Self, E, S, C>,
+    ) -> Result<ProgressEvent, TaskRunError> {
+        Invocation(invocation).update().await
+    }
+
+    async fn delete(
+        invocation: handler_kit::resource::Invocation<'_, Self, E, S, C>,
+    ) -> Result<ProgressEvent, TaskRunError> {
+        Invocation(invocation).delete().await
+    }
 }
 
 impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
@@ -82,15 +108,6 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
         }
     }
 
-    /// The Id a CREATE gives its TaskRun: the same for every delivery of the operation.
-    fn new_id(&self) -> String {
-        crate::ids::run_id(
-            self.request.stack_id.as_deref(),
-            self.request.request_data.logical_resource_id.as_deref(),
-            Some(&self.operation_token()),
-        )
-    }
-
     /// The context of an operation whose first step is to be done again.
     fn start_context(&self, id: String, stage: Stage) -> CallbackContext {
         CallbackContext {
@@ -113,102 +130,32 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
         context: &CallbackContext,
         result: Result<ProgressEvent, TaskRunError>,
     ) -> Result<ProgressEvent, TaskRunError> {
-        match result {
-            Err(TaskRunError::Aws(fault)) if fault.is_transient() => {
-                let throttled = fault.kind == crate::ecs::FaultKind::Throttled;
-                if self.clock.now() >= context.give_up_at && !throttled {
-                    return Err(TaskRunError::StopUnconfirmed(format!(
-                        "TaskRun {}: the run's record could not be reached until well past the deadline ({fault})",
-                        context.id
-                    )));
-                }
-                tracing::warn!(id = %context.id, error = %fault, "passing fault; trying again at the next callback");
-                let model = (self.request.action != cfn_protocol::Action::Delete).then(|| {
-                    // The properties as given (Overrides included: a Start is done again
-                    // from them), with the Id.
-                    let mut model = self.request.desired_properties();
-                    if let Some(map) = model.as_object_mut() {
-                        map.insert("Id".into(), Value::String(context.id.clone()));
-                    }
-                    model
-                });
-                // Throttled: back off (with every other TaskRun of the account); else a
-                // short jittered pause.
-                let mut context = context.clone();
-                let delay = handler_kit::pace::retry_delay(
-                    &mut context.throttled,
-                    throttled,
-                    &context.id,
-                    self.clock.now(),
-                );
-                if throttled {
-                    // Throttled time does not count toward giving up: a deploy of many
-                    // TaskRuns at once waits its turn at SSM's or ECS's bucket, and fails
-                    // only if CloudFormation's own timeout passes.
-                    context.give_up_at += f64::from(delay);
-                }
-                Ok(ProgressEvent::in_progress(model, context.to_value(), delay)
-                    .with_message(format!("will try again: {fault}")))
-            }
-            other => other,
-        }
+        let give_up = |fault: &Fault| {
+            TaskRunError::Own(RunFailure::StopUnconfirmed(format!(
+                "TaskRun {}: the run's record could not be reached until well past the deadline ({fault})",
+                context.id
+            )))
+        };
+        self.0.ride_out(
+            &context.id,
+            context,
+            |c| (&mut c.give_up_at, &mut c.throttled),
+            result,
+            give_up,
+        )
     }
 
     fn context(&self) -> Result<Option<CallbackContext>, TaskRunError> {
-        self.request
-            .callback_context
-            .as_ref()
-            .map(|value| {
-                CallbackContext::from_value(value).ok_or_else(|| {
-                    TaskRunError::InvalidRequest(
-                        "callbackContext was not written by this handler".into(),
-                    )
-                })
-            })
-            .transpose()
-    }
-
-    fn records(&self) -> Records<'_, S> {
-        crate::store::records(self.store)
+        self.0.context()
     }
 
     fn engine(&self) -> Engine<'_, E, S, C> {
         Engine {
-            ecs: self.ecs,
+            ecs: self.gateway,
             store: self.store,
             clock: self.clock,
             budget: self.budget,
             stack_tags: self.request.request_data.stack_tags.as_ref(),
-        }
-    }
-
-    /// The token that identifies this operation across redeliveries.
-    fn operation_token(&self) -> String {
-        match self
-            .request
-            .bearer_token
-            .as_deref()
-            .filter(|t| !t.is_empty())
-        {
-            Some(token) => token.to_string(),
-            // A hand-made event without a token: every invocation is its own operation.
-            None => format!("local-{}-{}", self.budget.started, std::process::id()),
-        }
-    }
-
-    /// The record, or NotFound; an unreadable one is an error.
-    async fn load(&self, id: &str) -> Result<RunRecord, TaskRunError> {
-        match self
-            .records()
-            .load(id, self.budget.persist_deadline())
-            .await?
-        {
-            Stored::Record(record) => Ok(*record),
-            Stored::Absent => Err(TaskRunError::NotFound(id.to_string())),
-            Stored::Unreadable(why) => Err(TaskRunError::CorruptRecord {
-                id: id.to_string(),
-                why,
-            }),
         }
     }
 
@@ -220,19 +167,11 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
         Ok((properties, model))
     }
 
-    /// The primary identifier a READ, UPDATE or DELETE names, without validating the rest.
-    fn requested_id(&self) -> Result<String, TaskRunError> {
-        let id_of = |v: &Value| v.get("Id").and_then(Value::as_str).map(str::to_string);
-        id_of(&self.request.desired_properties())
-            .or_else(|| self.request.previous_properties().as_ref().and_then(id_of))
-            .ok_or_else(|| TaskRunError::NotFound("(no Id given)".into()))
-    }
-
     async fn describe_task_definition(
         &self,
         reference: &str,
     ) -> Result<TaskDefinitionInfo, TaskRunError> {
-        self.ecs
+        self.gateway
             .describe_task_definition(reference, self.budget.call_deadline())
             .await
             .map_err(TaskRunError::Aws)
@@ -324,7 +263,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
     ) -> Result<ProgressEvent, TaskRunError> {
         match self.engine().drive(&mut held, event).await {
             Ok(outcome) => self.answer(held, outcome, message).await,
-            Err(error @ TaskRunError::RunEnded { .. }) => {
+            Err(error @ TaskRunError::Own(RunFailure::RunEnded { .. })) => {
                 // The run could not be recorded and its tasks were stopped: a CREATE
                 // leaves nothing behind (best effort: the store may refuse this too).
                 if self.request.action == cfn_protocol::Action::Create {
@@ -361,10 +300,10 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
                 })
             }
             Outcome::GaveUp => {
-                let error = TaskRunError::StopUnconfirmed(format!(
+                let error = TaskRunError::Own(RunFailure::StopUnconfirmed(format!(
                     "{}; but its tasks could not be confirmed stopped: the record keeps following them",
                     held.run.reason.clone().unwrap_or_default()
-                ));
+                )));
                 Ok(ProgressEvent::failed(error.code(), error.to_string()).with_model(held.model()))
             }
             Outcome::Ended => match held.run.ending {
@@ -458,11 +397,4 @@ fn check_fits(record: &RunRecord) -> Result<(), TaskRunError> {
         .to_parameter_value()
         .map(|_| ())
         .map_err(TaskRunError::InvalidRequest)
-}
-
-fn put_error(error: crate::store::PutError) -> TaskRunError {
-    match error {
-        crate::store::PutError::TooLarge(why) => TaskRunError::InvalidRequest(why),
-        crate::store::PutError::Store(fault) => TaskRunError::Aws(fault),
-    }
 }

@@ -33,18 +33,9 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
             // Tasks followed (or their logs read): the context has all a poll needs; the
             // record is read only if the run changes state.
             Some(run) if crate::engine::travels_in_context(&run) && run.token == context.token => {
-                HeldRun::from_context(context.id, run, self.request.desired_properties())
+                HeldRun::carried(context.id, run, self.request.desired_properties())
             }
-            _ => {
-                let record = self.load(&context.id).await?;
-                if record.run.token != context.token {
-                    return Err(TaskRunError::Superseded(format!(
-                        "TaskRun {} has started another run since this operation began",
-                        context.id
-                    )));
-                }
-                HeldRun::from_record(record)
-            }
+            _ => HeldRun::stored(self.followed_record(&context.id, &context.token).await?),
         };
         self.run_and_answer(held, Event::Resumed, None).await
     }

@@ -6,7 +6,7 @@ use crate::clock::Clock;
 use crate::context::Stage;
 use crate::ecs::Ecs;
 use crate::engine::{HeldRun, Outcome};
-use crate::error::TaskRunError;
+use crate::error::{RunFailure, TaskRunError};
 use crate::machine::Event;
 use crate::model::ResourceModel;
 use crate::record::{without_read_only, PendingUpdate, RunRecord};
@@ -22,7 +22,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
         if record.run.token == token {
             tracing::info!(id = %id, "redelivered UPDATE: resuming the run it started");
             return self
-                .run_and_answer(HeldRun::from_record(record), Event::Resumed, None)
+                .run_and_answer(HeldRun::stored(record), Event::Resumed, None)
                 .await;
         }
         let rollback = self.request.rollback;
@@ -37,10 +37,9 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
             });
             self.records()
                 .put(&record, self.budget.persist_deadline())
-                .await
-                .map_err(super::put_error)?;
+                .await?;
             tracing::info!(id = %id, "stopping the run still going before this update");
-            let mut held = HeldRun::from_record(record);
+            let mut held = HeldRun::stored(record);
             let reason = format!("superseded by an update of TaskRun {id}");
             let outcome = self
                 .engine()
@@ -65,7 +64,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
         if record.run.token == token {
             // The earlier run is over and this update's own run has started.
             return self
-                .run_and_answer(HeldRun::from_record(record), Event::Resumed, None)
+                .run_and_answer(HeldRun::stored(record), Event::Resumed, None)
                 .await;
         }
         if record
@@ -77,7 +76,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
                 "TaskRun {id} was changed by another operation since this update began"
             )));
         }
-        let mut held = HeldRun::from_record(record);
+        let mut held = HeldRun::stored(record);
         let reason = format!("superseded by an update of TaskRun {id}");
         let outcome = self
             .engine()
@@ -99,10 +98,10 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
     ) -> Result<ProgressEvent, TaskRunError> {
         match outcome {
             Outcome::Pending { delay } => Ok(self.in_progress(&held, Stage::Supersede, delay)),
-            Outcome::GaveUp => Err(TaskRunError::StopUnconfirmed(format!(
+            Outcome::GaveUp => Err(TaskRunError::Own(RunFailure::StopUnconfirmed(format!(
                 "the earlier run of TaskRun {} could not be confirmed stopped; the update did not go ahead",
                 held.id
-            ))),
+            )))),
             Outcome::Ended => {
                 let mut record = held
                     .hold
@@ -155,8 +154,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
                 tracing::info!(id = %record.id, why = %why, "update does not run the tasks");
                 self.records()
                     .put(&record, self.budget.persist_deadline())
-                    .await
-                    .map_err(super::put_error)?;
+                    .await?;
                 Ok(ProgressEvent::success(record.model()).with_message(why))
             }
             Decision::Run(why) => {

@@ -5,14 +5,14 @@
 
 use std::sync::Arc;
 
+use cfn_protocol::CredentialsProblem;
 use cfn_protocol::HandlerRequest;
+use handler_kit::resource::Backend;
 use taskrun::ecs::{
     Described, Ecs, Fault, LaunchSpec, Launched, LogPage, LogPageQuery, StartedTask,
     TaskDefinitionInfo,
 };
 use taskrun::ecs_sdk::SdkEcs;
-use taskrun::error::TaskRunError;
-use taskrun::resource::Backend;
 use taskrun::sim::{SimBackend, SimEcs, VirtualClock};
 use test_support::sdk_config;
 use test_support::wire::Recorded;
@@ -166,14 +166,14 @@ pub struct WireBackend {
 }
 
 impl Backend for WireBackend {
-    type Ecs = RecordedEcs;
+    type Gateway = RecordedEcs;
     type Store = Recorded<Arc<taskrun::store::MemoryStore>, SdkEcs>;
     type Clock = VirtualClock;
 
     async fn connect(
         &self,
         request: &HandlerRequest,
-    ) -> Result<(Self::Ecs, Self::Store), TaskRunError> {
+    ) -> Result<(Self::Gateway, Self::Store), CredentialsProblem> {
         let (ecs, store) = self.sim.connect(request).await?;
         Ok((
             RecordedEcs {

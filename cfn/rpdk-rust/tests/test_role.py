@@ -725,6 +725,8 @@ def project(tmp_path, text, **settings):
         settings={"protocolVersion": "2.0.0", "architecture": "x86_64", **settings},
         runtime="provided.al2023",
         artifact_type="RESOURCE",
+        # generate also writes the model (src/model/generated.rs) from it
+        schema={"typeName": "Org::Test::Thing", "properties": {"Id": {"type": "string"}}},
         overwrite=overwrite,
         write_settings=lambda: None,
     )

@@ -3,7 +3,18 @@
 //! send native JSON. [`coerce_to_schema`] walks the properties alongside the resource
 //! schema and turns such strings into the integer, number or boolean the schema declares,
 //! so that validation and typed decoding see one shape whatever the sender.
+//!
+//! Typed models can also take such strings directly: a field read with [`deserialize`]
+//! (`#[serde(deserialize_with = "cfn_protocol::lenient::deserialize")]`) accepts a
+//! boolean, integer or number either native or as a string, alone or inside `Option`,
+//! `Vec` and string-keyed maps, by the same rules as [`coerce_to_schema`].
 
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::hash::BuildHasher;
+use std::marker::PhantomData;
+
+use serde::de::{self, Deserialize, Deserializer, Unexpected, Visitor};
 use serde_json::{Map, Number, Value};
 
 /// Rewrites, in place, string scalars of `value` into the types `schema` declares.
@@ -118,6 +129,202 @@ fn convert_scalar(text: &str, types: &[&str]) -> Option<Value> {
     None
 }
 
+/// Deserializes a value whose scalars CloudFormation may have sent as strings (`"5"`,
+/// `"true"`): booleans, integers and numbers are taken native or as such a string,
+/// alone or inside `Option`, `Vec`, `BTreeMap<String, _>` and `HashMap<String, _>`.
+/// A failure says what was expected and what kind of value came, never the value.
+pub fn deserialize<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Lenient,
+{
+    T::deserialize_lenient(deserializer)
+}
+
+/// A type [`deserialize`] can read: a scalar CloudFormation may send as a string, or a
+/// container of such values.
+pub trait Lenient: Sized {
+    /// Reads `Self`, taking its scalars native or as strings.
+    fn deserialize_lenient<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error>;
+}
+
+/// Lets serde's own container impls read lenient items.
+struct Item<T>(T);
+
+impl<'de, T: Lenient> Deserialize<'de> for Item<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        T::deserialize_lenient(deserializer).map(Item)
+    }
+}
+
+impl<T: Lenient> Lenient for Option<T> {
+    fn deserialize_lenient<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Option::<Item<T>>::deserialize(deserializer).map(|item| item.map(|Item(value)| value))
+    }
+}
+
+impl<T: Lenient> Lenient for Vec<T> {
+    fn deserialize_lenient<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::<Item<T>>::deserialize(deserializer)
+            .map(|items| items.into_iter().map(|Item(value)| value).collect())
+    }
+}
+
+impl<T: Lenient> Lenient for BTreeMap<String, T> {
+    fn deserialize_lenient<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        BTreeMap::<String, Item<T>>::deserialize(deserializer)
+            .map(|map| map.into_iter().map(|(k, Item(v))| (k, v)).collect())
+    }
+}
+
+impl<T: Lenient, S: BuildHasher + Default> Lenient for HashMap<String, T, S> {
+    fn deserialize_lenient<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        HashMap::<String, Item<T>, S>::deserialize(deserializer)
+            .map(|map| map.into_iter().map(|(k, Item(v))| (k, v)).collect())
+    }
+}
+
+/// A scalar as JSON or CloudFormation's string may carry it; `None` when the value is
+/// not one (or out of its range).
+trait Scalar: Sized {
+    const EXPECTING: &'static str;
+    fn from_bool(_: bool) -> Option<Self> {
+        None
+    }
+    fn from_i64(_: i64) -> Option<Self> {
+        None
+    }
+    fn from_u64(_: u64) -> Option<Self> {
+        None
+    }
+    fn from_f64(_: f64) -> Option<Self> {
+        None
+    }
+    fn from_text(text: &str) -> Option<Self>;
+}
+
+impl Scalar for bool {
+    const EXPECTING: &'static str = "a boolean, or true or false as a string";
+    fn from_bool(value: bool) -> Option<Self> {
+        Some(value)
+    }
+    fn from_text(text: &str) -> Option<Self> {
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("true") {
+            Some(true)
+        } else if text.eq_ignore_ascii_case("false") {
+            Some(false)
+        } else {
+            None
+        }
+    }
+}
+
+macro_rules! integer_scalar {
+    ($($integer:ty),*) => {$(
+        impl Scalar for $integer {
+            const EXPECTING: &'static str = concat!(
+                "an integer (", stringify!($integer), "), native or as a string"
+            );
+            fn from_i64(value: i64) -> Option<Self> {
+                Self::try_from(value).ok()
+            }
+            fn from_u64(value: u64) -> Option<Self> {
+                Self::try_from(value).ok()
+            }
+            fn from_f64(value: f64) -> Option<Self> {
+                integral(Some(value), &["integer"]).and_then(|i| Self::try_from(i).ok())
+            }
+            fn from_text(text: &str) -> Option<Self> {
+                text.trim().parse().ok()
+            }
+        }
+
+        impl Lenient for $integer {
+            fn deserialize_lenient<'de, D: Deserializer<'de>>(
+                deserializer: D,
+            ) -> Result<Self, D::Error> {
+                deserializer.deserialize_any(ScalarVisitor(PhantomData))
+            }
+        }
+    )*};
+}
+
+integer_scalar!(i8, i16, i32, i64, u8, u16, u32, u64);
+
+macro_rules! float_scalar {
+    ($($float:ty),*) => {$(
+        impl Scalar for $float {
+            const EXPECTING: &'static str = "a number, native or as a string";
+            fn from_i64(value: i64) -> Option<Self> {
+                Some(value as $float)
+            }
+            fn from_u64(value: u64) -> Option<Self> {
+                Some(value as $float)
+            }
+            fn from_f64(value: f64) -> Option<Self> {
+                Some(value as $float)
+            }
+            fn from_text(text: &str) -> Option<Self> {
+                text.trim().parse::<$float>().ok().filter(|n| n.is_finite())
+            }
+        }
+
+        impl Lenient for $float {
+            fn deserialize_lenient<'de, D: Deserializer<'de>>(
+                deserializer: D,
+            ) -> Result<Self, D::Error> {
+                deserializer.deserialize_any(ScalarVisitor(PhantomData))
+            }
+        }
+    )*};
+}
+
+float_scalar!(f32, f64);
+
+impl Lenient for bool {
+    fn deserialize_lenient<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ScalarVisitor(PhantomData))
+    }
+}
+
+struct ScalarVisitor<T>(PhantomData<T>);
+
+impl<T: Scalar> ScalarVisitor<T> {
+    // The kind of value only: what failed to parse is never repeated.
+    fn refuse<E: de::Error>(&self, kind: &'static str, parsed: Option<T>) -> Result<T, E> {
+        parsed.ok_or_else(|| E::invalid_value(Unexpected::Other(kind), self))
+    }
+}
+
+impl<T: Scalar> Visitor<'_> for ScalarVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(T::EXPECTING)
+    }
+
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<T, E> {
+        self.refuse("a boolean", T::from_bool(value))
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<T, E> {
+        self.refuse("an integer out of range", T::from_i64(value))
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<T, E> {
+        self.refuse("an integer out of range", T::from_u64(value))
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<T, E> {
+        self.refuse("a number", T::from_f64(value))
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<T, E> {
+        self.refuse("a string that is not one", T::from_text(value))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,5 +392,79 @@ mod tests {
         let mut value = json!({"X": "1"});
         coerce_to_schema(&mut value, &root, &root);
         assert_eq!(value, json!({"X": "1"}));
+    }
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    struct Typed {
+        #[serde(deserialize_with = "super::deserialize")]
+        count: u32,
+        #[serde(default, deserialize_with = "super::deserialize")]
+        flag: Option<bool>,
+        #[serde(default, deserialize_with = "super::deserialize")]
+        ratio: Option<f64>,
+        #[serde(default, deserialize_with = "super::deserialize")]
+        sizes: Option<Vec<i32>>,
+        #[serde(default, deserialize_with = "super::deserialize")]
+        limits: BTreeMap<String, u8>,
+    }
+
+    fn typed(value: Value) -> Result<Typed, String> {
+        serde_json::from_value(value).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn typed_fields_take_scalars_native_or_as_strings() {
+        let native = typed(json!({
+            "count": 5, "flag": true, "ratio": 0.5, "sizes": [1, -2], "limits": {"a": 3}
+        }));
+        let strings = typed(json!({
+            "count": " 5 ", "flag": "TRUE", "ratio": "0.5", "sizes": ["1", "-2"], "limits": {"a": "3"}
+        }));
+        let want = Typed {
+            count: 5,
+            flag: Some(true),
+            ratio: Some(0.5),
+            sizes: Some(vec![1, -2]),
+            limits: BTreeMap::from([("a".to_string(), 3)]),
+        };
+        assert_eq!(native, Ok(want));
+        assert_eq!(strings, native);
+        let absent = typed(json!({"count": 1.0, "flag": null}));
+        assert_eq!(
+            absent,
+            Ok(Typed {
+                count: 1,
+                flag: None,
+                ratio: None,
+                sizes: None,
+                limits: BTreeMap::new(),
+            })
+        );
+        assert_eq!(
+            typed(json!({"count": "2", "ratio": 3})).map(|t| t.ratio),
+            Ok(Some(3.0))
+        );
+    }
+
+    #[test]
+    fn typed_fields_refuse_other_values_without_quoting_them() {
+        let cases = [
+            json!({"count": "secret-5"}),
+            json!({"count": -1}),
+            json!({"count": 1.5}),
+            json!({"count": 4_294_967_296_u64}),
+            json!({"count": true}),
+            json!({"count": 1, "flag": "secret-yes"}),
+            json!({"count": 1, "flag": 1}),
+            json!({"count": 1, "ratio": "secret-NaN"}),
+            json!({"count": 1, "sizes": ["secret-1"]}),
+            json!({"count": 1, "limits": {"a": "300"}}),
+            json!({"count": [1]}),
+            json!({}),
+        ];
+        for input in cases {
+            let error = typed(input.clone()).expect_err("refused");
+            assert!(!error.contains("secret"), "{input}: {error}");
+            assert!(!error.contains("300"), "{input}: {error}");
+        }
     }
 }

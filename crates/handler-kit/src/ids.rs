@@ -19,13 +19,10 @@ pub fn digest_hex(parts: &[&str], len: usize) -> String {
 }
 
 /// The primary identifier of a new resource: the logical ID (readable in the console, and
-/// in `ListTasks --started-by` for a TaskRun) and a digest of stack, logical ID and request
-/// token. At most 36 characters, which is also ECS's limit for `startedBy`.
-pub fn run_id(stack_id: Option<&str>, logical_id: Option<&str>, token: Option<&str>) -> String {
-    resource_id("TaskRun", stack_id, logical_id, token)
-}
-
-/// As [`run_id`], with `fallback` as the readable part when the logical ID has none.
+/// wherever the Id is shown again, e.g. as an ECS task's `startedBy`) and a digest of stack,
+/// logical ID and request token; `fallback` (the type's name) is the readable part when
+/// the logical ID has none. At most 36 characters, which is also ECS's limit for
+/// `startedBy`.
 pub fn resource_id(
     fallback: &str,
     stack_id: Option<&str>,
@@ -70,22 +67,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn run_ids_are_deterministic_and_distinct() {
-        let a = run_id(Some("arn:stack/1"), Some("Migrate"), Some("tok"));
-        assert_eq!(a, run_id(Some("arn:stack/1"), Some("Migrate"), Some("tok")));
+    fn resource_ids_are_deterministic_and_distinct() {
+        let id = |stack, logical, token| resource_id("Widget", stack, logical, token);
+        let a = id(Some("arn:stack/1"), Some("Migrate"), Some("tok"));
+        assert_eq!(a, id(Some("arn:stack/1"), Some("Migrate"), Some("tok")));
         assert!(
             a.starts_with("Migrate-") && a.len() == "Migrate-".len() + 16,
             "{a}"
         );
-        assert_ne!(a, run_id(Some("arn:stack/2"), Some("Migrate"), Some("tok")));
-        assert_ne!(
-            a,
-            run_id(Some("arn:stack/1"), Some("Migrate"), Some("tok2"))
-        );
-        let long = run_id(None, Some("AVeryLongLogicalIdThatGoesOnAndOn"), None);
+        assert_ne!(a, id(Some("arn:stack/2"), Some("Migrate"), Some("tok")));
+        assert_ne!(a, id(Some("arn:stack/1"), Some("Migrate"), Some("tok2")));
+        let long = id(None, Some("AVeryLongLogicalIdThatGoesOnAndOn"), None);
         assert!(long.len() <= 36, "{long}");
-        assert!(run_id(None, None, None).starts_with("TaskRun-"));
-        assert!(run_id(None, Some("---"), None).starts_with("TaskRun-"));
+        assert!(id(None, None, None).starts_with("Widget-"));
+        assert!(id(None, Some("---"), None).starts_with("Widget-"));
     }
 
     #[test]

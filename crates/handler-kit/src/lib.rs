@@ -3,17 +3,24 @@
 //!
 //! - `clock`, `budget`: time behind a trait, and the time one invocation may take;
 //! - `driver`: the engine loop of a lifecycle (a pure `step`, record first, then act);
-//! - `fault`: a failed AWS call as plain data;
+//! - `fault`: a failed AWS call as plain data; `failure`: the ways every handler fails,
+//!   with one table of their Registry codes and a slot for a type's own;
+//! - `resource`: a resource type as a `cfn_protocol::Resource` (the `Backend` a request's
+//!   gateway and store come from, the `Invocation` its handlers work with, the default
+//!   READ, LIST and DELETE); `context`: the callback context carried between invocations;
+//!   `sim`: the backend of a type's simulation (its in-memory twin, store and clock);
 //! - `store`, `records`: the parameter store port (where records live), its in-memory twin,
 //!   and typed records in it;
-//! - `schema`: a resource schema compiled once, and properties checked against it;
+//! - `schema`: a resource schema compiled once (`EmbeddedSchema`), and properties checked
+//!   against it;
 //! - `ids`: identifiers derived from the request (the same for a redelivered invocation);
 //! - `pace`: pauses jittered without a random source, and backed off when AWS throttles;
 //! - with feature `aws`: `aws` (clients acting with the caller's credentials, error
 //!   classification, call deadlines), `ssm` (the store over SSM Parameter Store),
 //!   `logging` (structured logs, captured per invocation), `provider_log` (the handler's
-//!   logs and metrics shipped to the log group CloudFormation names), and `lambda` (the
-//!   entry point: Lambda runtime → `cfn_protocol::dispatch` → logs and metrics).
+//!   logs and metrics shipped to the log group CloudFormation names), `aws_backend` (the
+//!   production backend: a type's gateway over the SDK, its records in SSM), and `lambda`
+//!   (the entry point: Lambda runtime → `cfn_protocol::dispatch` → logs and metrics).
 //!
 //! Records of a resource type in the in-memory store (with feature `aws`, `ssm::SsmStore`
 //! puts the same records in SSM Parameter Store):
@@ -63,13 +70,20 @@
 
 pub mod budget;
 pub mod clock;
+pub mod context;
 pub mod driver;
+pub mod failure;
 pub mod fault;
 pub mod ids;
 pub mod pace;
 pub mod records;
+pub mod resource;
 pub mod schema;
+pub mod sim;
 pub mod store;
+
+#[cfg(feature = "aws")]
+pub mod aws_backend;
 
 #[cfg(feature = "aws")]
 pub mod aws;
@@ -81,3 +95,7 @@ pub mod logging;
 pub mod provider_log;
 #[cfg(feature = "aws")]
 pub mod ssm;
+
+// For `action_span!`, which expands in the resource types' crates.
+#[doc(hidden)]
+pub use tracing;

@@ -187,10 +187,63 @@ pub trait Revised: Clone {
     fn set_revision(&mut self, revision: u32);
 }
 
+/// `properties` (an object) less `keys`: e.g. the read-only properties, which a record
+/// does not keep (they are its outputs). Anything but an object is an empty object.
+pub fn without_keys(properties: &serde_json::Value, keys: &[&str]) -> serde_json::Value {
+    match properties {
+        serde_json::Value::Object(map) => serde_json::Value::Object(
+            map.iter()
+                .filter(|(k, _)| !keys.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        _ => serde_json::Value::Object(serde_json::Map::new()),
+    }
+}
+
+/// Shortens a text kept in a record that does not fit (a reason) to half its length, at
+/// a character boundary, marked as cut; `false` when it is already short (200 bytes or
+/// less) and nothing was cut.
+pub fn halve(text: &mut String) -> bool {
+    if text.len() <= 200 {
+        return false;
+    }
+    let mut cut = text.len() / 2;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+    text.push_str(" …");
+    true
+}
+
+/// Implements [`Revised`] for a run type with the fields `token: String` and
+/// `revision: u32`.
+#[macro_export]
+macro_rules! revised_by_fields {
+    ($run:ty) => {
+        impl $crate::records::Revised for $run {
+            fn token(&self) -> &str {
+                &self.token
+            }
+
+            fn revision(&self) -> u32 {
+                self.revision
+            }
+
+            fn set_revision(&mut self, revision: u32) {
+                self.revision = revision;
+            }
+        }
+    };
+}
+
 /// A record that keeps a run.
 pub trait Keeps: Record + Clone {
     type Run: Revised;
     fn run(&self) -> &Self::Run;
+    /// The properties the record keeps (what its model is made of).
+    fn properties(&self) -> &serde_json::Value;
     /// Takes `run` as the record's run (and whatever follows from it).
     fn absorb(&mut self, run: Self::Run);
 }
@@ -203,6 +256,65 @@ pub struct Hold<R: Keeps> {
     pub run: R::Run,
     pub record: Option<R>,
     pub stored: Option<u32>,
+}
+
+/// A run as one invocation holds it: the [`Hold`] (run, record, stored revision), the
+/// properties the model is made of (the record's, or the request's), and what the last
+/// look at the run saw.
+#[derive(Clone)]
+pub struct Held<R: Keeps> {
+    /// The run, and its record once read or written.
+    pub hold: Hold<R>,
+    /// The properties the model is made of.
+    pub properties: serde_json::Value,
+    /// What the last observation said, for an IN_PROGRESS event's message.
+    pub note: Option<String>,
+}
+
+impl<R: Keeps> std::ops::Deref for Held<R> {
+    type Target = Hold<R>;
+
+    fn deref(&self) -> &Hold<R> {
+        &self.hold
+    }
+}
+
+impl<R: Keeps> std::ops::DerefMut for Held<R> {
+    fn deref_mut(&mut self) -> &mut Hold<R> {
+        &mut self.hold
+    }
+}
+
+impl<R: Keeps> Held<R> {
+    /// A run the store already has.
+    pub fn stored(record: R) -> Self {
+        let properties = record.properties().clone();
+        Self {
+            hold: Hold::stored(record),
+            properties,
+            note: None,
+        }
+    }
+
+    /// A new run of a record not yet written (or to be overwritten).
+    pub fn new_run(record: R, run: R::Run) -> Self {
+        let properties = record.properties().clone();
+        Self {
+            hold: Hold::new_run(record, run),
+            properties,
+            note: None,
+        }
+    }
+
+    /// A run carried by a callback context (no record read yet), with the request's
+    /// `properties`.
+    pub fn carried(id: String, run: R::Run, properties: serde_json::Value) -> Self {
+        Self {
+            hold: Hold::carried(id, run),
+            properties,
+            note: None,
+        }
+    }
 }
 
 impl<R: Keeps> Hold<R> {
@@ -312,6 +424,22 @@ impl<S: ParameterStore, R: Keeps> Records<'_, S, R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn halving_keeps_characters_whole_and_short_texts_as_they_are() {
+        let mut short = "x".repeat(200);
+        assert!(!halve(&mut short));
+        assert_eq!(short.len(), 200);
+        let mut long = "é".repeat(201);
+        assert!(halve(&mut long));
+        assert_eq!(long, format!("{} …", "é".repeat(100)));
+        let kept = without_keys(&serde_json::json!({"Id": "1", "A": 2}), &["Id"]);
+        assert_eq!(kept, serde_json::json!({"A": 2}));
+        assert_eq!(
+            without_keys(&serde_json::json!([]), &[]),
+            serde_json::json!({})
+        );
+    }
 
     #[test]
     fn small_records_are_stored_as_json_large_ones_deflated() {

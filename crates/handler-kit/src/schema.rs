@@ -3,7 +3,11 @@
 //! violation is then named by its property path, values masked (an environment override
 //! may be a secret), at most [`MAX_VIOLATIONS`] of them and a count of the rest.
 
+use std::sync::OnceLock;
+
 use serde_json::Value;
+
+use crate::failure::{Failure, OwnFailure};
 
 /// At most this many violations are listed; the rest are counted. A request with
 /// 100,000 invalid list items must still get a short answer.
@@ -73,6 +77,58 @@ impl Schema {
     /// for properties recorded earlier.
     pub fn coerce(&self, properties: &mut Value) {
         cfn_protocol::lenient::coerce_to_schema(properties, &self.schema, &self.schema);
+    }
+}
+
+/// A type's schema.json, embedded at build time and compiled on first use, once.
+pub struct EmbeddedSchema {
+    /// The schema's text.
+    pub text: &'static str,
+    compiled: OnceLock<Result<Schema, String>>,
+}
+
+impl EmbeddedSchema {
+    /// The schema `text` (compiled when first used).
+    pub const fn new(text: &'static str) -> Self {
+        Self {
+            text,
+            compiled: OnceLock::new(),
+        }
+    }
+
+    /// The compiled schema; an unusable one is an internal failure.
+    pub fn compiled<O: OwnFailure>(&self) -> Result<&Schema, Failure<O>> {
+        self.compiled
+            .get_or_init(|| Schema::compile(self.text))
+            .as_ref()
+            .map_err(|e| Failure::Internal(e.clone()))
+    }
+
+    /// Turns CloudFormation's string scalars into the schema's types, then validates.
+    /// Every violation is named by its property path, in one error.
+    pub fn prepare<O: OwnFailure>(&self, properties: Value) -> Result<Value, Failure<O>> {
+        self.compiled()?
+            .prepare(properties)
+            .map_err(Failure::InvalidModel)
+    }
+
+    /// Whether the schema is usable, or what is wrong with it, where, and what to do.
+    pub fn check(&self) -> Result<(), String> {
+        Schema::compile(self.text).map(|_| ())
+    }
+
+    /// Whether the schema can go to the Registry: it compiles, and it links only to
+    /// documentation that exists (no placeholder `sourceUrl` or `documentationUrl`: the
+    /// Registry console shows them as the type's home).
+    pub fn check_publishable(&self) -> Result<(), String> {
+        self.check()?;
+        match unknown_links(self.text) {
+            unknown if unknown.is_empty() => Ok(()),
+            unknown => Err(format!(
+                "schema.json links to hosts not known to exist: {}",
+                unknown.join(", ")
+            )),
+        }
     }
 }
 

@@ -1,10 +1,9 @@
 use cfn_protocol::ProgressEvent;
 use handler_kit::clock::Clock;
-use handler_kit::records::{Hold, Stored};
 use handler_kit::store::ParameterStore;
 
 use super::Env;
-use crate::engine::{records, Held};
+use crate::engine::Held;
 use crate::error::RestartError;
 use crate::machine::{Event, Restart};
 use crate::policy;
@@ -18,42 +17,17 @@ impl<G: Services, S: ParameterStore, C: Clock> Env<'_, G, S, C> {
         typed.cluster()?;
         let token = self.operation_token();
         let id = self.new_id();
-        match records(self.store)
-            .load(&id, self.budget.persist_deadline())
-            .await?
-        {
+        if let Some(record) = self.earlier_delivery(&id, &token).await? {
             // The same first invocation delivered again: carry on with its restart.
-            Stored::Record(record) if record.restart.token == token => {
-                let properties = record.properties.clone();
-                return self
-                    .run_and_answer(
-                        Held {
-                            hold: Hold::stored(*record),
-                            properties,
-                        },
-                        Event::Resumed,
-                        None,
-                    )
-                    .await;
-            }
-            Stored::Record(_) | Stored::Unreadable(_) => {
-                return Err(RestartError::AlreadyExists(id))
-            }
-            Stored::Absent => {}
+            return self
+                .run_and_answer(Held::stored(record), Event::Resumed, None)
+                .await;
         }
         let mut restart = self.plan(token, &typed)?;
         restart.fingerprint = Some(policy::fingerprint(&typed));
         let record = RestartRecord::new(id, &properties, restart.clone());
-        let properties = record.properties.clone();
-        self.run_and_answer(
-            Held {
-                hold: Hold::new_run(record, restart),
-                properties,
-            },
-            Event::Resumed,
-            None,
-        )
-        .await
+        self.run_and_answer(Held::new_run(record, restart), Event::Resumed, None)
+            .await
     }
 
     pub(super) fn plan(

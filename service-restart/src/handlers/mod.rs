@@ -1,44 +1,64 @@
 //! One module per Registry action, over the engine and the record store.
 
 mod create;
-mod delete;
-mod list;
-mod read;
 mod resume;
 mod update;
 
-use cfn_protocol::{HandlerRequest, ProgressEvent};
-use handler_kit::budget::Budget;
+use std::ops::Deref;
+
+use cfn_protocol::ProgressEvent;
 use handler_kit::clock::Clock;
+use handler_kit::context::Carried;
 use handler_kit::driver::Outcome;
-use handler_kit::records::Stored;
+use handler_kit::resource::{Handlers, Invocation};
 use handler_kit::store::ParameterStore;
 use serde_json::Value;
 
 use crate::context::CallbackContext;
-use crate::engine::{records, Engine, Held};
-use crate::error::{ending_code, RestartError};
+use crate::engine::{Answer, Engine, Held};
+use crate::error::{ending_code, GaveUp, RestartError};
 use crate::machine::{Ending, Phase};
 use crate::model::Properties;
-use crate::record::RestartRecord;
-use crate::services::Services;
+use crate::resource::ServiceRestartType;
+use crate::services::{Fault, Services};
 
 /// How long a callback that cannot reach the record goes on before it gives up: past the
 /// restart's deadline, or, for an operation's first step, past its first try.
 const GIVE_UP_AFTER_SECONDS: f64 = 600.0;
 
-pub struct Env<'a, G, S, C> {
-    pub request: &'a HandlerRequest,
-    pub services: &'a G,
-    pub store: &'a S,
-    pub clock: &'a C,
-    pub budget: Budget,
+/// One invocation of a ServiceRestart handler: the kit's invocation (the request, the
+/// ECS gateway, the record store, the clock and the time budget, and what every type's
+/// handlers share), with ServiceRestart's handlers as methods. READ, LIST and DELETE (the
+/// record removed: the service is not the resource's to touch, and a deployment in
+/// progress goes on as ECS runs it) are the kit's.
+pub struct Env<'a, G, S, C>(pub Invocation<'a, ServiceRestartType, G, S, C>);
+
+impl<'a, G, S, C> Deref for Env<'a, G, S, C> {
+    type Target = Invocation<'a, ServiceRestartType, G, S, C>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<G: Services, S: ParameterStore, C: Clock> Handlers<G, S, C> for ServiceRestartType {
+    async fn create(
+        invocation: Invocation<'_, Self, G, S, C>,
+    ) -> Result<ProgressEvent, RestartError> {
+        Env(invocation).create().await
+    }
+
+    async fn update(
+        invocation: Invocation<'_, Self, G, S, C>,
+    ) -> Result<ProgressEvent, RestartError> {
+        Env(invocation).update().await
+    }
 }
 
 impl<G: Services, S: ParameterStore, C: Clock> Env<'_, G, S, C> {
     fn engine(&self) -> Engine<'_, G, S, C> {
         Engine {
-            services: self.services,
+            services: self.gateway,
             store: self.store,
             clock: self.clock,
             budget: self.budget,
@@ -46,65 +66,13 @@ impl<G: Services, S: ParameterStore, C: Clock> Env<'_, G, S, C> {
     }
 
     fn context(&self) -> Result<Option<CallbackContext>, RestartError> {
-        self.request
-            .callback_context
-            .as_ref()
-            .map(|value| {
-                CallbackContext::from_value(value).ok_or_else(|| {
-                    RestartError::InvalidRequest(
-                        "callbackContext was not written by this handler".into(),
-                    )
-                })
-            })
-            .transpose()
-    }
-
-    fn operation_token(&self) -> String {
-        match self
-            .request
-            .bearer_token
-            .as_deref()
-            .filter(|t| !t.is_empty())
-        {
-            Some(token) => token.to_string(),
-            None => format!("local-{}-{}", self.budget.started, std::process::id()),
-        }
-    }
-
-    fn new_id(&self) -> String {
-        handler_kit::ids::resource_id(
-            "ServiceRestart",
-            self.request.stack_id.as_deref(),
-            self.request.request_data.logical_resource_id.as_deref(),
-            Some(&self.operation_token()),
-        )
-    }
-
-    fn requested_id(&self) -> Result<String, RestartError> {
-        let id_of = |v: &Value| v.get("Id").and_then(Value::as_str).map(str::to_string);
-        id_of(&self.request.desired_properties())
-            .or_else(|| self.request.previous_properties().as_ref().and_then(id_of))
-            .ok_or_else(|| RestartError::NotFound("(no Id given)".into()))
+        self.0.context()
     }
 
     fn desired(&self) -> Result<(Value, Properties), RestartError> {
         let properties = crate::schema::prepare(self.request.desired_properties())?;
         let typed = crate::model::typed(&properties)?;
         Ok((properties, typed))
-    }
-
-    async fn load(&self, id: &str) -> Result<RestartRecord, RestartError> {
-        match records(self.store)
-            .load(id, self.budget.persist_deadline())
-            .await?
-        {
-            Stored::Record(record) => Ok(*record),
-            Stored::Absent => Err(RestartError::NotFound(id.to_string())),
-            Stored::Unreadable(why) => Err(RestartError::CorruptRecord {
-                id: id.to_string(),
-                why,
-            }),
-        }
     }
 
     /// Drives the held restart and answers: SUCCESS when it succeeded, FAILED with the
@@ -140,7 +108,8 @@ impl<G: Services, S: ParameterStore, C: Clock> Env<'_, G, S, C> {
                             // ended restart.
                             return Ok(self.in_progress(&held, 1.0));
                         }
-                        if let Err(fault) = records(self.store)
+                        if let Err(fault) = self
+                            .records()
                             .delete(&held.hold.id, self.budget.persist_deadline())
                             .await
                         {
@@ -188,44 +157,22 @@ impl<G: Services, S: ParameterStore, C: Clock> Env<'_, G, S, C> {
         context: CallbackContext,
         result: Result<ProgressEvent, RestartError>,
     ) -> Result<ProgressEvent, RestartError> {
-        match result {
-            Err(RestartError::Aws(fault)) if fault.is_transient() => {
-                let throttled = fault.kind == handler_kit::fault::FaultKind::Throttled;
-                if self.clock.now() >= context.give_up_at && !throttled {
-                    tracing::error!(id = %context.id, error = %fault, "passing fault until the give-up time; giving up");
-                    return Err(RestartError::GaveUp(format!(
-                        "ServiceRestart {}: the restart's record could not be reached until well past the deadline ({fault}); a deployment it may have started goes on as ECS runs it, and the record {}/{} may remain",
-                        context.id,
-                        crate::record::PARAMETER_PATH,
-                        context.id
-                    )));
-                }
-                tracing::warn!(id = %context.id, error = %fault, "passing fault; trying again at the next callback");
-                let model = (self.request.action != cfn_protocol::Action::Delete).then(|| {
-                    let mut model = self.request.desired_properties();
-                    if let Some(map) = model.as_object_mut() {
-                        map.insert("Id".into(), Value::String(context.id.clone()));
-                    }
-                    model
-                });
-                // Throttled: back off (with every other restart of the account); else a
-                // short jittered pause.
-                let mut context = context;
-                let delay = handler_kit::pace::retry_delay(
-                    &mut context.throttled,
-                    throttled,
-                    &context.id,
-                    self.clock.now(),
-                );
-                if throttled {
-                    // Throttled time does not count toward giving up.
-                    context.give_up_at += f64::from(delay);
-                }
-                Ok(ProgressEvent::in_progress(model, context.to_value(), delay)
-                    .with_message(format!("will try again: {fault}")))
-            }
-            other => other,
-        }
+        let give_up = |fault: &Fault| {
+            tracing::error!(id = %context.id, error = %fault, "passing fault until the give-up time; giving up");
+            RestartError::Own(GaveUp(format!(
+                "ServiceRestart {}: the restart's record could not be reached until well past the deadline ({fault}); a deployment it may have started goes on as ECS runs it, and the record {}/{} may remain",
+                context.id,
+                crate::record::PARAMETER_PATH,
+                context.id
+            )))
+        };
+        self.0.ride_out(
+            &context.id,
+            &context,
+            |c| (&mut c.give_up_at, &mut c.throttled),
+            result,
+            give_up,
+        )
     }
 
     /// Whether this invocation does an operation's first step (its first delivery, or a

@@ -1,6 +1,5 @@
 use cfn_protocol::ProgressEvent;
 use handler_kit::clock::Clock;
-use handler_kit::records::Hold;
 use handler_kit::store::ParameterStore;
 
 use super::Env;
@@ -20,24 +19,11 @@ impl<G: Services, S: ParameterStore, C: Clock> Env<'_, G, S, C> {
             // Following: the context has all a poll needs; the record is read only when
             // the restart changes state. Ended: the answer is made from it alone.
             Some(restart) if restart.phase != Phase::Starting && restart.token == context.token => {
-                Held {
-                    hold: Hold::carried(context.id, restart),
-                    properties: self.request.desired_properties(),
-                }
+                Held::carried(context.id, restart, self.request.desired_properties())
             }
             _ => {
-                let record = self.load(&context.id).await?;
-                if record.restart.token != context.token {
-                    return Err(RestartError::Superseded(format!(
-                        "ServiceRestart {} has started another restart since this operation began",
-                        context.id
-                    )));
-                }
-                let properties = record.properties.clone();
-                Held {
-                    hold: Hold::stored(record),
-                    properties,
-                }
+                let record = self.followed_record(&context.id, &context.token).await?;
+                Held::stored(record)
             }
         };
         self.run_and_answer(held, Event::Resumed, None).await

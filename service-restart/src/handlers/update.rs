@@ -1,10 +1,9 @@
 use cfn_protocol::ProgressEvent;
 use handler_kit::clock::Clock;
-use handler_kit::records::Hold;
 use handler_kit::store::ParameterStore;
 
 use super::Env;
-use crate::engine::{records, Held};
+use crate::engine::Held;
 use crate::error::RestartError;
 use crate::machine::{self, Event};
 use crate::policy::{self, Decision};
@@ -18,16 +17,8 @@ impl<G: Services, S: ParameterStore, C: Clock> Env<'_, G, S, C> {
         let mut record = self.load(&id).await?;
         let token = self.operation_token();
         if record.restart.token == token {
-            let properties = record.properties.clone();
             return self
-                .run_and_answer(
-                    Held {
-                        hold: Hold::stored(record),
-                        properties,
-                    },
-                    Event::Resumed,
-                    None,
-                )
+                .run_and_answer(Held::stored(record), Event::Resumed, None)
                 .await;
         }
         if !record.restart.is_ended() {
@@ -49,7 +40,7 @@ impl<G: Services, S: ParameterStore, C: Clock> Env<'_, G, S, C> {
         match decision {
             Decision::Skip(why) => {
                 tracing::info!(id = %id, why = %why, "update does not restart the service");
-                records(self.store)
+                self.records()
                     .put(&record, self.budget.persist_deadline())
                     .await?;
                 Ok(ProgressEvent::success(record.model()).with_message(why))
@@ -62,16 +53,8 @@ impl<G: Services, S: ParameterStore, C: Clock> Env<'_, G, S, C> {
                 // DescribeServices does not show them yet (it is eventually consistent)
                 // and would let them pass for new once it does.
                 restart.known = machine::known_after(&record.restart);
-                let properties = record.properties.clone();
-                self.run_and_answer(
-                    Held {
-                        hold: Hold::new_run(record, restart),
-                        properties,
-                    },
-                    Event::Resumed,
-                    Some(why),
-                )
-                .await
+                self.run_and_answer(Held::new_run(record, restart), Event::Resumed, Some(why))
+                    .await
             }
         }
     }

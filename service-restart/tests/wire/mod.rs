@@ -5,11 +5,10 @@
 
 use std::sync::Arc;
 
-use cfn_protocol::HandlerRequest;
+use cfn_protocol::{CredentialsProblem, HandlerRequest};
 use handler_kit::clock::VirtualClock;
+use handler_kit::resource::Backend;
 use handler_kit::store::MemoryStore;
-use service_restart::error::RestartError;
-use service_restart::resource::Backend;
 use service_restart::services::{Fault, ServiceDeploymentState, ServiceState, Services};
 use service_restart::services_sdk::SdkServices;
 use service_restart::sim::{SimBackend, SimServices};
@@ -77,14 +76,14 @@ pub struct WireBackend {
 }
 
 impl Backend for WireBackend {
-    type Services = RecordedServices;
+    type Gateway = RecordedServices;
     type Store = Recorded<Arc<MemoryStore>, SdkServices>;
     type Clock = VirtualClock;
 
     async fn connect(
         &self,
         request: &HandlerRequest,
-    ) -> Result<(Self::Services, Self::Store), RestartError> {
+    ) -> Result<(Self::Gateway, Self::Store), CredentialsProblem> {
         let (services, store) = self.sim.connect(request).await?;
         Ok((
             RecordedServices {

@@ -3,22 +3,25 @@
 A Rust resource type is a Cargo project whose handler binary (named after the
 project's `entrypoint`, `bootstrap` by default) speaks the CloudFormation
 resource provider protocol 2.0.0 as a Lambda function on the `provided.al2023`
-runtime. This plugin generates no code from the schema (the Rust handler owns its
-model types); `cfn init` scaffolds a starting point from templates/.
+runtime. `cfn generate` writes the type's model from its schema (src/model/generated.rs,
+see rpdk.rust.model); `cfn init` scaffolds a starting point from templates/.
 
 - init:     records the runtime, entrypoint and settings in .rpdk-config and, unless
             the folder already holds a Cargo project (Cargo.toml), scaffolds a resource
             type that builds, answers every handler and passes `cfn test` (see
             `RustLanguagePlugin._scaffold`): Cargo.toml, src/main.rs, src/resource.rs,
-            schema.json (with <type>.json, the file cfn reads, a link to it), inputs/,
-            README.md, .gitignore. A file that exists is never overwritten (unless
+            src/model.rs, schema.json (with <type>.json, the file cfn reads, a link to
+            it), inputs/, README.md, .gitignore, and (by the generate step cfn init runs)
+            src/model/generated.rs. A file that exists is never overwritten (unless
             `cfn init --force`), except the generic example schema cfn itself writes
             just before (a schema of your own is kept). The handler depends on the crates
             cfn-protocol and handler-kit, by path: RPDK_RUST_KIT_PATH (the folder holding
             them), else the crates/ of the repository this plugin is installed from.
 - generate: `cfn generate` itself writes resource-role.yaml (Project.generate),
             then calls the plugin, then writes docs/ (Project.generate_docs). The
-            plugin keeps its settings in .rpdk-config current and narrows the
+            plugin writes the model, src/model/generated.rs, from the schema (always
+            anew: it is generated; src/model/codegen.json sets Rust types, see
+            rpdk.rust.model), keeps its settings in .rpdk-config current and narrows the
             role's policy to the account (see rpdk.rust.role): SSM actions only on
             the `recordParameterPath` parameters, iam:PassRole only to the
             `passRoleToService` services and the `executionRole.passRoles` roles,
@@ -68,6 +71,7 @@ from rpdk.core.exceptions import SysExitRecommendedError
 from rpdk.core.plugin_base import LanguagePlugin
 
 from . import __version__, elf
+from .model import MODEL_FILE, ModelError, load_settings, render_model
 from .role import EXECUTION_ROLE, RoleError, rewrite_role
 
 LOG = logging.getLogger(__name__)
@@ -122,6 +126,7 @@ SCAFFOLD_FILES = (
     ("Cargo.toml", "Cargo.toml.tpl"),
     ("src/main.rs", "main.rs.tpl"),
     ("src/resource.rs", "resource.rs.tpl"),
+    ("src/model.rs", "model.rs.tpl"),
     ("inputs/inputs_1_create.json", "inputs_1_create.json.tpl"),
     ("inputs/inputs_1_update.json", "inputs_1_update.json.tpl"),
     ("inputs/inputs_1_invalid.json", "inputs_1_invalid.json.tpl"),
@@ -160,6 +165,9 @@ class RustLanguagePlugin(LanguagePlugin):
 
     def __init__(self):
         self._protocol_version = PROTOCOL_VERSION
+        # cfn init calls generate right after init: then the model is written only into
+        # a project init scaffolded, and only when absent (init never overwrites a file).
+        self._init_scaffolded = None
 
     # ------------------------------------------------------------------ init
 
@@ -174,6 +182,7 @@ class RustLanguagePlugin(LanguagePlugin):
         for key, value in DEFAULT_SETTINGS.items():
             project.settings.setdefault(key, value)
         project.settings["protocolVersion"] = self._protocol_version
+        self._init_scaffolded = False
         if getattr(project, "artifact_type", "RESOURCE") != "RESOURCE":
             LOG.warning(
                 "Only resource types are scaffolded: create the Cargo project with a "
@@ -196,6 +205,7 @@ class RustLanguagePlugin(LanguagePlugin):
             )
         else:
             self._scaffold(project)
+            self._init_scaffolded = True
         LOG.debug("Init complete")
 
     def _scaffold(self, project):
@@ -304,8 +314,29 @@ class RustLanguagePlugin(LanguagePlugin):
         if need_to_write:
             project.write_settings()
         self._architecture(project)  # fail early on a bad setting
+        self._write_model(project)
         self._restrict_role(project)
         LOG.debug("Generate complete")
+
+    def _write_model(self, project):
+        """src/model/generated.rs from the schema: rewritten by every `cfn generate`;
+        during `cfn init`, written only into a scaffolded project, and kept if present."""
+        during_init, self._init_scaffolded = self._init_scaffolded, None
+        if getattr(project, "artifact_type", "RESOURCE") != "RESOURCE":
+            return  # hooks and modules have no resource model
+        if during_init is False:
+            return
+        try:
+            text = render_model(project.schema, load_settings(project.root))
+        except ModelError as e:
+            raise RustPluginError(f"{MODEL_FILE}: {e}") from e
+        if during_init:
+            _write_new(project, MODEL_FILE, text)
+            return
+        path = project.root / MODEL_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        project.overwrite(path, text)
+        LOG.info("Wrote %s from the schema", MODEL_FILE)
 
     @staticmethod
     def _restrict_role(project):

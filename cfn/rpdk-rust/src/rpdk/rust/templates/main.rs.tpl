@@ -1,9 +1,11 @@
 //! The handler binary of @TYPE_NAME@: the Lambda runtime hands each event to
 //! `cfn_protocol`'s dispatch (decoding, routing by action, errors and panics turned into
-//! progress events), which calls the handlers of `resource.rs`.
+//! progress events), which calls the handlers of `resource.rs` over the model of
+//! `model.rs`.
 
 use std::process::ExitCode;
 
+mod model;
 mod resource;
 
 fn main() -> ExitCode {

@@ -1,6 +1,7 @@
-//! @TYPE_NAME@ as a [`cfn_protocol::Resource`]: a resource is one record, its model as
-//! JSON, kept with handler-kit's records in SSM Parameter Store (the SecureString
-//! parameter `@RECORD_PATH@/<Id>`), acting with the caller's credentials.
+//! @TYPE_NAME@ as a [`cfn_protocol::Resource`]: a resource is one record, its model (the
+//! `ResourceModel` `cfn generate` writes from schema.json, see `model.rs`), kept with
+//! handler-kit's records in SSM Parameter Store (the SecureString parameter
+//! `@RECORD_PATH@/<Id>`), acting with the caller's credentials.
 //!
 //! CREATE writes the record, READ reads it (NotFound when there is none), UPDATE rewrites
 //! it, DELETE removes it and LIST lists them: the least that passes the contract tests
@@ -23,7 +24,9 @@ use handler_kit::schema::Schema;
 use handler_kit::ssm::SsmStore;
 use handler_kit::store::ParameterStore;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use crate::model::ResourceModel;
 
 pub const TYPE_NAME: &str = "@TYPE_NAME@";
 /// Where the records live: settings.recordParameterPath in .rpdk-config, to which
@@ -48,7 +51,7 @@ fn schema() -> Result<&'static Schema, Error> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     pub id: String,
-    pub model: Value,
+    pub model: ResourceModel,
 }
 
 impl Record for Entry {
@@ -135,14 +138,15 @@ impl<'a, S: ParameterStore> Handlers<'a, S> {
             request.request_data.logical_resource_id.as_deref(),
             request.bearer_token.as_deref(),
         );
-        let model = with_id(checked_properties(request)?, &id);
+        let mut model = desired_model(request)?;
+        model.id = Some(id.clone());
         self.keep(id, model).await
     }
 
     pub async fn read(&self, request: &HandlerRequest) -> Result<ProgressEvent, Error> {
         let id = identifier(request)?;
         match self.records.load(&id, self.by).await? {
-            Stored::Record(entry) => Ok(ProgressEvent::success(entry.model)),
+            Stored::Record(entry) => Ok(ProgressEvent::success(answer(&entry.model)?)),
             Stored::Absent => Err(Error::NotFound(id)),
             Stored::Unreadable(why) => Err(Error::Internal(format!(
                 "the record of {id} cannot be read: {why}"
@@ -155,7 +159,8 @@ impl<'a, S: ParameterStore> Handlers<'a, S> {
         if let Stored::Absent = self.records.load(&id, self.by).await? {
             return Err(Error::NotFound(id));
         }
-        let model = with_id(checked_properties(request)?, &id);
+        let mut model = desired_model(request)?;
+        model.id = Some(id.clone());
         self.keep(id, model).await
     }
 
@@ -173,33 +178,37 @@ impl<'a, S: ParameterStore> Handlers<'a, S> {
             .records
             .list(request.next_token.as_deref(), self.by)
             .await?;
-        let models = entries.into_iter().map(|entry| entry.model).collect();
+        let models = entries
+            .iter()
+            .map(|entry| answer(&entry.model))
+            .collect::<Result<_, _>>()?;
         Ok(ProgressEvent::listed(models, next_token))
     }
 
     /// Writes the record of `id`, and answers with its model.
-    async fn keep(&self, id: String, model: Value) -> Result<ProgressEvent, Error> {
+    async fn keep(&self, id: String, model: ResourceModel) -> Result<ProgressEvent, Error> {
         let entry = Entry { id, model };
         self.records.put(&entry, self.by).await?;
-        Ok(ProgressEvent::success(entry.model))
+        Ok(ProgressEvent::success(answer(&entry.model)?))
     }
 }
 
-/// The desired properties, in the schema's types (CloudFormation sends every scalar as a
-/// string), or every way they break the schema.
-fn checked_properties(request: &HandlerRequest) -> Result<Map<String, Value>, Error> {
-    match schema()?.prepare(request.desired_properties()) {
-        Ok(Value::Object(properties)) => Ok(properties),
-        Ok(_) => Err(Error::InvalidProperties(vec![
-            "the properties are not an object".to_string(),
-        ])),
-        Err(violations) => Err(Error::InvalidProperties(violations)),
-    }
+/// The desired properties as the model: checked against the schema first, in its types
+/// (CloudFormation sends every scalar as a string), and refused with every way they
+/// break it.
+fn desired_model(request: &HandlerRequest) -> Result<ResourceModel, Error> {
+    let properties = schema()?
+        .prepare(request.desired_properties())
+        .map_err(Error::InvalidProperties)?;
+    // serde's message would quote the value; the schema has already named any problem.
+    serde_json::from_value(properties).map_err(|_| {
+        Error::InvalidProperties(vec!["the properties do not fit the model".to_string()])
+    })
 }
 
-fn with_id(mut properties: Map<String, Value>, id: &str) -> Value {
-    properties.insert("Id".to_string(), Value::String(id.to_string()));
-    Value::Object(properties)
+/// A model as the handlers answer it: the properties given, with native scalars.
+fn answer(model: &ResourceModel) -> Result<Value, Error> {
+    serde_json::to_value(model).map_err(|e| Error::Internal(e.to_string()))
 }
 
 /// The primary identifier of the resource a request is about: a request without one is
