@@ -3,7 +3,9 @@
 # the real binaries that ship behind a local Lambda Runtime API (scripts/bench.py), against
 # their own AWS emulator. The current tree's handler and the previous one (git commit
 # $BASELINE below) are both built and run in the same run; every row of the printed table
-# shows both, each figure beside its goal. Also written to .tmp/bench/<label>.txt.
+# shows both, each figure beside its goal. Also written to .tmp/bench/<label>.txt. Figure 9
+# (what waiting costs, 1 min to 35 h runs) plays tests/operation_cost.rs over the simulation
+# on a virtual clock, in this tree and in a worktree of $BASELINE.
 # `make bench` runs it; scripts/bench.md says how each figure is measured.
 #
 #   bash scripts/bench.sh [--quick] [--baseline REV] [--rebuild-previous] [--no-previous] [--no-many]
@@ -51,7 +53,7 @@ while [ $# -gt 0 ]; do
     --no-many) many=""; shift ;;
     --quick) quick=1; shift ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -180,6 +182,37 @@ if [ -n "$previous" ]; then
   fi
   prev_args=(--previous-binary "${prev_bins[0]}" --previous-sr-binary "${prev_bins[1]}"
              --previous-zip-binary "${prev_bins[0]}" --previous-what "$BASELINE (${prev_sha:0:12})")
+
+  # Figure 9 of the previous handler: tests/operation_cost.rs as it is in this tree, run in a
+  # worktree of the baseline (the file uses only what both trees have). Kept beside the
+  # previous binaries, keyed by the file's digest and the stamp (the simulation is on a
+  # virtual clock: the same commit and file give the same figures).
+  cost_key="$stamp; $(sha256sum tests/operation_cost.rs | cut -c1-16)"
+  prev_cost="$prev_dir/cost.jsonl"
+  if [ -n "$rebuild_previous" ] || [ ! -s "$prev_cost" ] \
+      || [ "$(cat "$prev_dir/cost-stamp" 2>/dev/null || true)" != "$cost_key" ]; then
+    rm -f "$prev_cost" "$prev_dir/cost-stamp"
+    worktree="$ROOT/.tmp/bench-previous-worktree"
+    if [ -e "$worktree" ]; then git worktree remove --force "$worktree" >/dev/null 2>&1 || rm -rf "$worktree"; fi
+    git worktree prune
+    git worktree add --detach --quiet "$worktree" "$prev_sha"
+    # The baseline (e5a511e) spelled two names otherwise: the simulation's gateway was
+    # `backend.ecs`, and a TaskRun was built as `TaskRun { backend }`.
+    sed -e 's/backend\.gateway\./backend.ecs./g' \
+        -e 's/TaskRun::new(backend\.clone())/TaskRun { backend: backend.clone() }/' \
+        tests/operation_cost.rs >"$worktree/tests/operation_cost.rs"
+    say "figure 9 of the previous handler (the simulation, in a worktree of $BASELINE; the first time: a test build)"
+    if ( cd "$worktree" && CARGO_TARGET_DIR="$target_dir" COST_OUT="$ROOT/$prev_cost" \
+           cargo test --test operation_cost -- --ignored --exact what_waiting_costs ) \
+         >"$DIR/previous-cost.log" 2>&1; then
+      echo "$cost_key" >"$prev_dir/cost-stamp"
+    else
+      say "figure 9 of the previous handler failed (log: $DIR/previous-cost.log); shown as n/a"
+      rm -f "$prev_cost"
+    fi
+    git worktree remove --force "$worktree"
+    worktree=""
+  fi
 fi
 
 cur_args=()
@@ -224,5 +257,21 @@ status=0
   --build-times "$(IFS=';'; echo "${build_times[*]:-}" | sed 's/;/; /g')" \
   ${quick:+--quick} ${cur_args[@]+"${cur_args[@]}"} ${prev_args[@]+"${prev_args[@]}"} \
   ${many_args[@]+"${many_args[@]}"} ${extra[@]+"${extra[@]}"} || status=$?
+
+# Figure 9, what waiting costs: the tree's handler (its library) over the simulation on a
+# virtual clock, 1 min to 35 h runs (tests/operation_cost.rs), beside the previous one's.
+say "figure 9: what waiting costs (simulation, virtual clock; a test build when the tree changed)"
+cost_table="$DIR/$label-cost.txt"
+if COST_OUT="$DIR/$label-cost.jsonl" COST_PREVIOUS="${prev_cost:-/nonexistent}" \
+     cargo test --test operation_cost -- --ignored --exact what_waiting_costs --nocapture \
+     >"$DIR/$label-cost.log" 2>&1; then
+  sed -n '/^9\. What waiting costs/,/longest invocation <= 30 s/p' "$DIR/$label-cost.log" >"$cost_table"
+  cat "$cost_table"
+  cat "$cost_table" >>"$DIR/$label.txt"
+else
+  echo "bench: figure 9 failed (log: $DIR/$label-cost.log)" >&2
+  tail -n 20 "$DIR/$label-cost.log" >&2
+  status=1
+fi
 say "bench done (exit $status)"
 exit "$status"
