@@ -63,7 +63,18 @@ impl World {
 
     /// One operation to its end, as CloudFormation plays it; its last answer.
     fn operate(&mut self, action: &str, properties: Value, previous: Option<Value>) -> Value {
-        let token = next_token("token-");
+        self.operate_as(&next_token("token-"), action, properties, previous)
+    }
+
+    /// As [`World::operate`], with the bearer token `token` (the run's jitter derives from
+    /// it: a test that counts calls plays fixed tokens, not whatever the counter is at).
+    fn operate_as(
+        &mut self,
+        token: &str,
+        action: &str,
+        properties: Value,
+        previous: Option<Value>,
+    ) -> Value {
         let mut properties = properties;
         let mut context: Option<Value> = None;
         let mut template = Template::in_memory("Org::ECS::TaskRun", STACK, "Migrate");
@@ -73,7 +84,7 @@ impl World {
         for _ in 0..5000 {
             let event = template.envelope(&Call {
                 action,
-                token: &token,
+                token,
                 properties: Some(&properties),
                 previous: previous.as_ref(),
                 context: context.as_ref(),
@@ -579,21 +590,40 @@ fn the_run_ids_are_stable() {
 
 /// Issue 16: what one CREATE costs (Count 1, default PollInterval, the task's log read
 /// for Output): no more DescribeTasks than before this work (5, 17, 28 and 48 for tasks
-/// of 5, 20, 60 and 300 s, measured on e5a511e with this twin), and two record writes
-/// (the plan, then the end), where there were four.
+/// of 5, 20, 60 and 300 s, measured on e5a511e with this twin, the same for every token),
+/// and two record writes (the plan, then the end), where there were four. The looks are
+/// jittered since (±25 %, from the run's token: runs started together do not look in the
+/// same second), so one run may look once or twice more than before: over 100 fixed
+/// tokens, the mean is no more than before and no run more than 10 % more. (With a token
+/// from the test binary's counter, whichever the other tests left, it passed or failed by
+/// the token: a 60 s task looks 26 to 30 times.)
 #[test]
 fn issue_16_a_create_writes_its_record_twice_and_looks_no_more_than_before() {
     for (runs_for, looks_before) in [(5.0, 5), (20.0, 17), (60.0, 28), (300.0, 48)] {
-        let mut world = World::new(Adversity::default()).scripts(vec![exits_0(runs_for)]);
-        let answer = world.create(json!({"Cluster": "c", "TaskDefinition": "migrate"}));
-        assert_eq!(answer["status"], "SUCCESS");
-        let looks = world.calls("ecs:DescribeTasks");
-        let writes = world.store_calls("ssm:PutParameter");
+        let mut looks = Vec::new();
+        for token in 0..100 {
+            let mut world = World::new(Adversity::default()).scripts(vec![exits_0(runs_for)]);
+            let answer = world.operate_as(
+                &format!("looks-{token}"),
+                "CREATE",
+                json!({"Cluster": "c", "TaskDefinition": "migrate"}),
+                None,
+            );
+            assert_eq!(answer["status"], "SUCCESS");
+            let writes = world.store_calls("ssm:PutParameter");
+            assert_eq!(writes, 2, "{runs_for} s task: {writes} PutParameter");
+            looks.push(world.calls("ecs:DescribeTasks"));
+        }
+        let mean = looks.iter().sum::<usize>() as f64 / looks.len() as f64;
+        let most = looks.iter().copied().max().unwrap_or_default();
         assert!(
-            looks <= looks_before,
-            "{runs_for} s task: {looks} DescribeTasks"
+            mean <= looks_before as f64,
+            "{runs_for} s task: {mean:.2} DescribeTasks on average"
         );
-        assert_eq!(writes, 2, "{runs_for} s task: {writes} PutParameter");
+        assert!(
+            most as f64 <= (looks_before as f64 * 1.1).ceil(),
+            "{runs_for} s task: a run looked {most} times"
+        );
     }
 }
 
