@@ -321,10 +321,11 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Engine<'_, E, S, C> {
     }
 
     fn launch_spec(&self, held: &HeldRun) -> Result<LaunchSpec, TaskRunError> {
+        // An undo's tasks are launched with the undone run's properties, not the model's.
         let properties = held
             .record
             .as_ref()
-            .map(|r| &r.properties)
+            .map(|r| r.undo.as_ref().map_or(&r.properties, |undo| &undo.launch))
             .unwrap_or(&held.properties);
         let model: ResourceModel = crate::properties::typed(properties)?;
         // StartTask adds its attempt tag to the others.

@@ -24,6 +24,7 @@ pub mod sim;
 pub mod store;
 pub mod task_result;
 pub mod task_tags;
+pub mod undo;
 pub mod update_policy;
 
 #[cfg(feature = "aws")]

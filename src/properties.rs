@@ -79,11 +79,19 @@ pub fn check(properties: &Value, model: &ResourceModel) -> Result<(), TaskRunErr
             );
         }
     }
-    if let Some(overrides) = properties.get("Overrides") {
+    // The undo's overrides go to ECS the same way, later: refused now, not mid-rollback.
+    let undo_overrides = properties
+        .get("OnRollback")
+        .and_then(|o| o.get("Overrides"));
+    for (path, overrides) in [
+        ("/Overrides", properties.get("Overrides")),
+        ("/OnRollback/Overrides", undo_overrides),
+    ] {
+        let Some(overrides) = overrides else { continue };
         let size = override_json(overrides).chars().count();
         if size > MAX_OVERRIDE_CHARACTERS {
             problems.push(format!(
-                "/Overrides: {size} characters of JSON as ECS receives them, more than the {MAX_OVERRIDE_CHARACTERS} ECS allows"
+                "{path}: {size} characters of JSON as ECS receives them, more than the {MAX_OVERRIDE_CHARACTERS} ECS allows"
             ));
         }
     }

@@ -26,6 +26,41 @@ pub struct PendingUpdate {
     pub rollback: bool,
 }
 
+/// A run that a rollback of the update that started it may undo (its properties have
+/// `OnRollback`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Undoable {
+    /// The token of the run it undoes: the record's run, or nothing is undone.
+    pub run: String,
+    /// A digest of the properties that run was started with (`update_policy::digest` of
+    /// them without read-only ones): a rollback undoes the run only when the properties it
+    /// rolls back from (the request's previous ones) are these.
+    pub properties: String,
+}
+
+/// How a failed undo is answered (`OnRollback.IfUndoFails`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum IfUndoFails {
+    /// SUCCESS, the failure in Status, StatusReason and the message: the rollback goes on.
+    Report,
+    /// FAILED: the stack stays UPDATE_ROLLBACK_FAILED.
+    Fail,
+}
+
+/// While the record's run is an undo: what its tasks are launched with, and how its
+/// failure is answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UndoRun {
+    /// The undone run's properties with OnRollback's overrides, its resolved task
+    /// definition and Count 1 (the record's `properties` are the rollback's desired ones:
+    /// the model CloudFormation gets back).
+    pub launch: Value,
+    pub if_fails: IfUndoFails,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunRecord {
@@ -38,6 +73,10 @@ pub struct RunRecord {
     pub baseline: Option<Fingerprint>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_update: Option<PendingUpdate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undoable: Option<Undoable>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undo: Option<UndoRun>,
     pub run: Run,
 }
 
@@ -64,6 +103,8 @@ impl RunRecord {
             properties: without_read_only(properties),
             baseline: None,
             pending_update: None,
+            undoable: None,
+            undo: None,
             run,
         }
     }

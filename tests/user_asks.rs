@@ -437,3 +437,106 @@ fn adopt_existing_without_describe_stacks_fails_and_runs_nothing() {
         assert!(world.run_task_calls().is_empty());
     });
 }
+
+/// Undo on rollback (issue 19): a stack update ran the migration with a new task
+/// definition revision, a later resource failed, and CloudFormation rolls the stack back.
+/// The undo runs OnRollback's command with the revision that ran the migration (not the
+/// old one the rollback goes back to), once however often the rollback is delivered; a
+/// failing undo is reported and the rollback goes on (the default), or fails it with
+/// IfUndoFails FAIL; an update that ran nothing leaves nothing to undo.
+#[test]
+fn a_rolled_back_update_is_undone_with_the_task_definition_that_ran_it() {
+    run(async {
+        let world = World::new("undo").await;
+        let cfn = world.cfn("Migrate");
+        let old = world.register("db-old").await;
+        let new = world.register("db-new").await;
+        let undo = |extra: Value| {
+            let mut on_rollback = json!({"Overrides": {"ContainerOverrides": [
+                {"Name": "app", "Command": ["bin/rails", "db:rollback", "STEP=1"]}]}});
+            if let (Some(map), Value::Object(extra)) = (on_rollback.as_object_mut(), extra) {
+                map.extend(extra);
+            }
+            on_rollback
+        };
+        let v1 = world.properties(json!({"TaskDefinition": old}));
+        let created = cfn.create(&v1).await;
+        assert_eq!(created.status(), "SUCCESS", "{:?}", created.last());
+        let id = created.id();
+        let v2 = world.properties(json!({"TaskDefinition": new, "OnRollback": undo(json!({}))}));
+        assert_eq!(cfn.update(&id, &v2, &v1).await.status(), "SUCCESS");
+        assert_eq!(world.run_task_calls().len(), 2);
+
+        let token = new_token();
+        let rolled_back = cfn.rollback(&token, &id, &v1, &v2).await;
+        assert_eq!(rolled_back.status(), "SUCCESS", "{:?}", rolled_back.last());
+        let calls = world.run_task_calls();
+        assert_eq!(calls.len(), 3, "the undo ran one task");
+        assert_eq!(
+            calls[2]["taskDefinition"],
+            json!(new),
+            "with the revision that migrated"
+        );
+        assert_eq!(calls[2]["count"], json!(1));
+        assert_eq!(
+            calls[2]["overrides"]["containerOverrides"][0]["command"],
+            json!(["bin/rails", "db:rollback", "STEP=1"])
+        );
+        assert_eq!(
+            rolled_back.model()["TaskDefinition"],
+            json!(old),
+            "the model is the rollback's"
+        );
+        assert!(
+            rolled_back.model().get("OnRollback").is_none(),
+            "write-only"
+        );
+        // Delivered again (the same operation): followed, not run again.
+        let again = cfn.rollback(&token, &id, &v1, &v2).await;
+        assert_eq!(again.status(), "SUCCESS");
+        // Another rollback from the same properties finds nothing left to undo.
+        let other = cfn.rollback(&new_token(), &id, &v1, &v2).await;
+        assert_eq!(other.status(), "SUCCESS");
+        assert_eq!(world.run_task_calls().len(), 3, "the undo ran once");
+
+        // A failing undo, by default: reported, the rollback goes on.
+        let v3 = world.properties(
+            json!({"TaskDefinition": new, "Triggers": ["v3"], "OnRollback": undo(json!({}))}),
+        );
+        assert_eq!(cfn.update(&id, &v3, &v1).await.status(), "SUCCESS");
+        world
+            .emulator
+            .queue_outcome(&world.family, exits_with(1, &[]), 1);
+        let reported = cfn.rollback(&new_token(), &id, &v1, &v3).await;
+        assert_eq!(reported.status(), "SUCCESS", "{:?}", reported.last());
+        assert!(
+            reported.message().contains("the undo failed"),
+            "{}",
+            reported.message()
+        );
+        assert_eq!(reported.model()["Status"], "FAILED");
+        assert_eq!(world.run_task_calls().len(), 5);
+
+        // IfUndoFails FAIL: the rollback fails (UPDATE_ROLLBACK_FAILED).
+        let v4 = world.properties(json!({"TaskDefinition": new, "Triggers": ["v4"],
+            "OnRollback": undo(json!({"IfUndoFails": "FAIL"}))}));
+        assert_eq!(cfn.update(&id, &v4, &v1).await.status(), "SUCCESS");
+        world
+            .emulator
+            .queue_outcome(&world.family, exits_with(1, &[]), 1);
+        let failed = cfn.rollback(&new_token(), &id, &v1, &v4).await;
+        assert_eq!(failed.status(), "FAILED", "{:?}", failed.last());
+        assert_eq!(world.run_task_calls().len(), 7);
+
+        // An update that ran nothing (only Timeout changed) leaves nothing to undo.
+        let v5 = world.properties(json!({"TaskDefinition": new, "Triggers": ["v4"],
+            "Timeout": 900, "OnRollback": undo(json!({}))}));
+        let skipped = cfn.update(&id, &v5, &v4).await;
+        assert_eq!(skipped.status(), "SUCCESS");
+        assert_eq!(
+            cfn.rollback(&new_token(), &id, &v4, &v5).await.status(),
+            "SUCCESS"
+        );
+        assert_eq!(world.run_task_calls().len(), 7, "nothing undone");
+    });
+}

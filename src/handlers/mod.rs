@@ -318,6 +318,19 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
                         .clone()
                         .unwrap_or_else(|| "the run failed".into());
                     tracing::info!(id = %held.id, ?ending, reason = %reason, "run ended without success");
+                    let undo_reported = held
+                        .record
+                        .as_ref()
+                        .and_then(|r| r.undo.as_ref())
+                        .is_some_and(|u| u.if_fails == crate::record::IfUndoFails::Report);
+                    if undo_reported && self.request.action == cfn_protocol::Action::Update {
+                        // OnRollback.IfUndoFails REPORT: the rollback goes on; the model's
+                        // Status and StatusReason say the undo failed.
+                        tracing::warn!(id = %held.id, reason = %reason, "the undo failed; IfUndoFails is REPORT: the rollback goes on");
+                        return Ok(ProgressEvent::success(held.model()).with_message(format!(
+                            "the undo failed ({reason}); IfUndoFails is REPORT: the rollback goes on"
+                        )));
+                    }
                     if self.request.action == cfn_protocol::Action::Create
                         && self.request.callback_context.is_none()
                         && held.run.plan.mode == LaunchMode::StartTask

@@ -143,15 +143,23 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
             None
         };
         let desired = Fingerprint::of(&properties, &model, definition.as_ref());
+        if rollback {
+            if let Some(undo) = self.undo_of(&record) {
+                return self.undo(record, properties, desired, token, undo).await;
+            }
+        }
         let decision = update_policy::decide(&model, &desired, record.baseline.as_ref(), rollback);
         if let Some(baseline) = record.baseline.as_mut() {
             baseline.adopt_new_criteria(&desired);
         }
         record.pending_update = None;
         record.properties = without_read_only(&properties);
+        record.undo = None;
         match decision {
             Decision::Skip(why) => {
                 tracing::info!(id = %record.id, why = %why, "update does not run the tasks");
+                // A rollback of this update has nothing of it to undo.
+                record.undoable = None;
                 self.records()
                     .put(&record, self.budget.persist_deadline())
                     .await?;
@@ -166,6 +174,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
                     );
                 }
                 let run = self.plan_run(token, &properties, &model, definition.as_ref())?;
+                record.undoable = crate::undo::undoable(&properties, &run.token);
                 let mut sized = record.clone();
                 sized.run = run.clone();
                 super::check_fits(&sized)?;
@@ -173,5 +182,55 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
                     .await
             }
         }
+    }
+
+    /// The undo a rollback runs, if the update it rolls back ran tasks that succeeded and
+    /// said what undoes them (`crate::undo`).
+    fn undo_of(&self, record: &RunRecord) -> Option<crate::record::UndoRun> {
+        let previous = self.request.previous_properties()?;
+        match crate::schema::prepare(previous) {
+            Ok(previous) => crate::undo::undo_of(record, &previous),
+            Err(error) => {
+                // Then they cannot be the properties the run was started with.
+                tracing::warn!(id = %record.id, error = %error, "previous properties unreadable: nothing undone");
+                None
+            }
+        }
+    }
+
+    /// Runs `undo` in place of the rolled-back update's run: one task of that run's task
+    /// definition revision with OnRollback's overrides, under its Timeout, LogTail and
+    /// Retry. The record then holds the rollback's properties (the model answered) and the
+    /// undo; a redelivered rollback finds the undo's token and follows it. Once it
+    /// succeeds, the state is the rollback's: its fingerprint becomes the baseline.
+    async fn undo(
+        &self,
+        mut record: RunRecord,
+        properties: Value,
+        desired: Fingerprint,
+        token: String,
+        undo: crate::record::UndoRun,
+    ) -> Result<ProgressEvent, TaskRunError> {
+        let model = crate::properties::typed(&undo.launch)?;
+        crate::properties::check(&undo.launch, &model)?;
+        let definition = self
+            .describe_task_definition(&model.task_definition)
+            .await?;
+        let mut run = self.plan_run(token, &undo.launch, &model, Some(&definition))?;
+        run.fingerprint = Some(desired);
+        let why = format!(
+            "undoing the rolled-back update's run: OnRollback's overrides with {}",
+            definition.arn
+        );
+        tracing::info!(id = %record.id, task_definition = %definition.arn, "rollback: undoing the run of the update rolled back");
+        record.pending_update = None;
+        record.properties = without_read_only(&properties);
+        record.undoable = None;
+        record.undo = Some(undo);
+        let mut sized = record.clone();
+        sized.run = run.clone();
+        super::check_fits(&sized)?;
+        self.run_and_answer(HeldRun::new_run(record, run), Event::Resumed, Some(why))
+            .await
     }
 }

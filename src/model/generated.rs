@@ -22,7 +22,7 @@ pub const READ_ONLY: [&str; 8] = [
 ];
 
 /// The properties no handler returns (`writeOnlyProperties`).
-pub const WRITE_ONLY: [&str; 1] = ["Overrides"];
+pub const WRITE_ONLY: [&str; 2] = ["Overrides", "OnRollback"];
 
 /// Runs one-off Amazon ECS tasks (database migrations, seeding, smoke tests) while a stack
 /// deploys, and succeeds only when every task stops with exit code 0 in the containers that
@@ -86,6 +86,17 @@ pub struct ResourceModel {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[serde(deserialize_with = "cfn_protocol::lenient::deserialize")]
     pub run_on_rollback: Option<bool>,
+    /// What undoes this TaskRun's run when CloudFormation rolls back the stack update that
+    /// ran it: these Overrides (for example a ContainerOverrides Command [bin/rails,
+    /// db:rollback, STEP=1]) run as one task with the task definition revision that run
+    /// used, taken from its record, so that the code that made the change undoes it;
+    /// Cluster, the launch and network settings, Timeout, LogTail, Retry and
+    /// DecidingContainers are the run's. Only a run of that update that ran tasks and
+    /// succeeded is undone, at most once however often the rollback is delivered, and
+    /// instead of what RunOnRollback would run. Write-only, like Overrides.
+    #[serde(rename = "OnRollback")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_rollback: Option<OnRollback>,
     /// When set, an update runs the tasks only if one of these environment variables has
     /// another value than the last run that succeeded gave its tasks (task definition with
     /// Overrides applied), or Triggers changed. Only digests of the listed values are kept.
@@ -222,16 +233,27 @@ pub struct ResourceModel {
     pub output: Option<String>,
 }
 
-/// Environment variables of one container whose change makes an update run the tasks.
+/// What undoes this TaskRun's run when CloudFormation rolls back the stack update that ran
+/// it: these Overrides (for example a ContainerOverrides Command [bin/rails, db:rollback,
+/// STEP=1]) run as one task with the task definition revision that run used, taken from its
+/// record, so that the code that made the change undoes it; Cluster, the launch and network
+/// settings, Timeout, LogTail, Retry and DecidingContainers are the run's. Only a run of
+/// that update that ran tasks and succeeded is undone, at most once however often the
+/// rollback is delivered, and instead of what RunOnRollback would run. Write-only, like
+/// Overrides.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
-pub struct UpdateCriterion {
-    /// The name of a container in the task definition.
-    #[serde(rename = "Container")]
-    pub container: String,
-    /// Environment variable names to compare between the previous and the new task
-    /// definition (with Overrides applied).
-    #[serde(rename = "EnvironmentKeys")]
-    pub environment_keys: Vec<String>,
+pub struct OnRollback {
+    /// Overrides of the undone run's task definition for the undo, in the ECS TaskOverride
+    /// shape.
+    #[serde(rename = "Overrides")]
+    pub overrides: TaskOverride,
+    /// REPORT (default): the rollback goes on; the undo's failure is in Status,
+    /// StatusReason and the provider log. FAIL: the rollback fails and the stack stays
+    /// UPDATE_ROLLBACK_FAILED, for a person to look at (continue-update-rollback, skipping
+    /// this resource, goes on without the undo). Allowed values: REPORT, FAIL.
+    #[serde(rename = "IfUndoFails")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_undo_fails: Option<String>,
 }
 
 /// Overrides of the task definition for this run (the ECS TaskOverride shape).
@@ -344,6 +366,18 @@ pub struct EphemeralStorage {
     #[serde(rename = "SizeInGiB")]
     #[serde(deserialize_with = "cfn_protocol::lenient::deserialize")]
     pub size_in_gib: i32,
+}
+
+/// Environment variables of one container whose change makes an update run the tasks.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+pub struct UpdateCriterion {
+    /// The name of a container in the task definition.
+    #[serde(rename = "Container")]
+    pub container: String,
+    /// Environment variable names to compare between the previous and the new task
+    /// definition (with Overrides applied).
+    #[serde(rename = "EnvironmentKeys")]
+    pub environment_keys: Vec<String>,
 }
 
 /// A capacity provider and its share of the tasks.

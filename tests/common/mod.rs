@@ -257,18 +257,50 @@ impl Cfn {
         properties: Option<&Value>,
         previous: Option<&Value>,
     ) -> Operation {
+        self.play(action, token, properties, previous, false).await
+    }
+
+    /// The UPDATE CloudFormation sends when it rolls the stack back (`rollback: true`):
+    /// back to `properties` from `previous`, to its end, with the bearer token `token`
+    /// (the same token again is a redelivery).
+    pub async fn rollback(
+        &self,
+        token: &str,
+        id: &str,
+        properties: &Value,
+        previous: &Value,
+    ) -> Operation {
+        let mut desired = properties.clone();
+        desired["Id"] = json!(id);
+        let mut before = previous.clone();
+        before["Id"] = json!(id);
+        self.play("UPDATE", token, Some(&desired), Some(&before), true)
+            .await
+    }
+
+    async fn play(
+        &self,
+        action: &str,
+        token: &str,
+        properties: Option<&Value>,
+        previous: Option<&Value>,
+        rollback: bool,
+    ) -> Operation {
         let started = Instant::now();
         let mut events = Vec::new();
         let mut context: Option<Value> = None;
         let mut properties = properties.cloned();
         loop {
-            let event = self.envelope(
+            let mut event = self.envelope(
                 action,
                 token,
                 properties.as_ref(),
                 previous,
                 context.as_ref(),
             );
+            if rollback {
+                event["rollback"] = json!(true);
+            }
             let answer = invoke_handler(event).await;
             assert_no_nulls(&answer);
             let status = answer["status"].as_str().unwrap_or_default().to_string();
