@@ -325,7 +325,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Engine<'_, E, S, C> {
         let properties = held
             .record
             .as_ref()
-            .map(|r| r.undo.as_ref().map_or(&r.properties, |undo| &undo.launch))
+            .map(|r| r.undo_run().map_or(&r.properties, |undo| &undo.launch))
             .unwrap_or(&held.properties);
         let model: ResourceModel = crate::properties::typed(properties)?;
         // StartTask adds its attempt tag to the others.

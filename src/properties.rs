@@ -83,6 +83,16 @@ pub fn check(properties: &Value, model: &ResourceModel) -> Result<(), TaskRunErr
     let undo_overrides = properties
         .get("OnRollback")
         .and_then(|o| o.get("Overrides"));
+    if let Some(overrides) = &model.on_rollback.as_ref().map(|o| &o.overrides) {
+        let commands = overrides
+            .container_overrides
+            .iter()
+            .flatten()
+            .any(|c| c.command.as_ref().is_some_and(|c| !c.is_empty()));
+        if !commands {
+            problems.push("/OnRollback/Overrides: give the undo's Command in ContainerOverrides: without one, the task definition's own command (the migration itself) would run".to_string());
+        }
+    }
     for (path, overrides) in [
         ("/Overrides", properties.get("Overrides")),
         ("/OnRollback/Overrides", undo_overrides),

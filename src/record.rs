@@ -33,9 +33,9 @@ pub struct PendingUpdate {
 pub struct Undoable {
     /// The token of the run it undoes: the record's run, or nothing is undone.
     pub run: String,
-    /// A digest of the properties that run was started with (`update_policy::digest` of
-    /// them without read-only ones): a rollback undoes the run only when the properties it
-    /// rolls back from (the request's previous ones) are these.
+    /// A digest of the properties that run was started with (`undo::properties_digest`):
+    /// a rollback undoes the run only when the properties it rolls back from (the
+    /// request's previous ones) are these.
     pub properties: String,
 }
 
@@ -54,11 +54,23 @@ pub enum IfUndoFails {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UndoRun {
+    /// The token of the undo's run: what the record's run is while it is this undo.
+    pub run: String,
+    /// The digest of the undone run's properties: a later rollback from them (a
+    /// continue-update-rollback after a failed undo) runs the undo again.
+    pub undoes: String,
     /// The undone run's properties with OnRollback's overrides, its resolved task
     /// definition and Count 1 (the record's `properties` are the rollback's desired ones:
     /// the model CloudFormation gets back).
     pub launch: Value,
     pub if_fails: IfUndoFails,
+}
+
+impl RunRecord {
+    /// The undo the record's run is, if it is one.
+    pub fn undo_run(&self) -> Option<&UndoRun> {
+        self.undo.as_ref().filter(|undo| undo.run == self.run.token)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

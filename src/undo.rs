@@ -17,9 +17,23 @@
 
 use serde_json::{Map, Value};
 
-use crate::machine::Ending;
+use crate::machine::{Ending, Phase};
+use crate::model::WRITE_ONLY;
 use crate::record::{without_read_only, IfUndoFails, RunRecord, UndoRun, Undoable};
 use crate::update_policy::digest;
+
+/// The digest a rollback's previous properties are matched with: without the read-only
+/// outputs, and without the write-only properties (`Overrides`, `OnRollback`), which
+/// CloudFormation is not documented to send back in `previousResourceProperties`.
+pub fn properties_digest(properties: &Value) -> String {
+    let mut kept = without_read_only(properties);
+    if let Some(map) = kept.as_object_mut() {
+        for key in WRITE_ONLY {
+            map.remove(key);
+        }
+    }
+    digest(&kept)
+}
 
 /// What a new run started with `properties` (prepared, with write-only ones) and token
 /// `token` leaves for a rollback of its update to undo: something only when the properties
@@ -28,22 +42,31 @@ pub fn undoable(properties: &Value, token: &str) -> Option<Undoable> {
     properties.get("OnRollback")?;
     Some(Undoable {
         run: token.to_string(),
-        properties: digest(&without_read_only(properties)),
+        properties: properties_digest(properties),
     })
 }
 
 /// The undo a rollback from `previous` (the request's previous properties, prepared)
 /// runs on `record`, if any: the undone run's properties with OnRollback's overrides, its
-/// resolved task definition revision and one task (a rollback command runs once; not on
-/// the run's Instances).
+/// resolved task definition revision and one task (a rollback command runs once; with
+/// RunTask, not on the run's Instances). Also the same undo again when the record's run is
+/// an undo from these properties that did not succeed (the rollback failed, IfUndoFails
+/// FAIL, or was given up on, and CloudFormation continues it). The caller sets the undo's
+/// run token.
 pub fn undo_of(record: &RunRecord, previous: &Value) -> Option<UndoRun> {
+    let previous = properties_digest(previous);
+    if let Some(undo) = record.undo_run() {
+        let failed =
+            record.run.phase == Phase::Ended && record.run.ending != Some(Ending::Succeeded);
+        return (failed && undo.undoes == previous).then(|| undo.clone());
+    }
     let undoable = record.undoable.as_ref()?;
     let run = &record.run;
     let undone_succeeded = run.ending == Some(Ending::Succeeded)
         && run.plan.count > 0
         && !run.tasks.is_empty()
         && undoable.run == run.token;
-    if !undone_succeeded || digest(&without_read_only(previous)) != undoable.properties {
+    if !undone_succeeded || previous != undoable.properties {
         return None;
     }
     let on_rollback = record.properties.get("OnRollback")?;
@@ -64,6 +87,8 @@ pub fn undo_of(record: &RunRecord, previous: &Value) -> Option<UndoRun> {
         _ => IfUndoFails::Report,
     };
     Some(UndoRun {
+        run: String::new(),
+        undoes: previous,
         launch: Value::Object(launch),
         if_fails,
     })
@@ -151,6 +176,49 @@ mod tests {
         let mut with_outputs = properties.clone();
         with_outputs["Status"] = json!("SUCCEEDED");
         assert!(undo_of(&record, &with_outputs).is_some());
+    }
+
+    #[test]
+    fn a_failed_undo_is_run_again_by_a_rollback_continued_and_a_succeeded_one_is_not() {
+        let properties = new_properties();
+        let record = record_after(&properties, Ending::Succeeded, true);
+        let mut undo = undo_of(&record, &properties).expect("an undo");
+        undo.run = "rollback-token".into();
+        let undo_plan = record.run.plan.clone();
+        let mut undo_run = Run::new(
+            "rollback-token".into(),
+            "c".into(),
+            undo_plan,
+            2000.0,
+            600,
+            15,
+        );
+        undo_run.phase = Phase::Ended;
+        undo_run.ending = Some(Ending::TasksFailed);
+        let mut after = record.clone();
+        after.undoable = None;
+        after.undo = Some(undo.clone());
+        after.run = undo_run;
+        let again = undo_of(&after, &properties).expect("the undo again");
+        assert_eq!(again.launch, undo.launch);
+        // From other properties, or once it succeeded: nothing.
+        let mut other = properties.clone();
+        other["Count"] = json!(2);
+        assert!(undo_of(&after, &other).is_none());
+        after.run.ending = Some(Ending::Succeeded);
+        assert!(undo_of(&after, &properties).is_none());
+    }
+
+    #[test]
+    fn a_rollback_matches_without_the_write_only_properties() {
+        let properties = new_properties();
+        let record = record_after(&properties, Ending::Succeeded, true);
+        let mut sent = properties.clone();
+        if let Some(map) = sent.as_object_mut() {
+            map.remove("Overrides");
+            map.remove("OnRollback");
+        }
+        assert!(undo_of(&record, &sent).is_some());
     }
 
     #[test]

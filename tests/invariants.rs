@@ -546,16 +546,14 @@ struct Play {
     /// Operation tokens and the properties each asked for.
     runs: Vec<(String, Props)>,
     invocations: u64,
-    /// Launches with OnRollback's overrides so far (by the simulation's log).
-    undo_launches: usize,
+    /// Launches so far, and those with OnRollback's overrides (by the simulation's log).
+    launched: (usize, usize),
+    /// Rollbacks that undid a run.
+    undos: u64,
 }
 
 /// Every operation each handler made, over every scenario played.
 static CALLS_BY_ACTION: props::CallsByAction = props::CallsByAction::new();
-
-/// Rollbacks that undid a run (OnRollback), over every scenario played: the undo checks
-/// are only as good as the undos the scenarios reach.
-static UNDOS: AtomicU64 = AtomicU64::new(0);
 
 fn fail(message: String) -> TestCaseError {
     TestCaseError::fail(message)
@@ -596,7 +594,8 @@ impl Play {
             id: None,
             runs: Vec::new(),
             invocations: 0,
-            undo_launches: 0,
+            launched: (0, 0),
+            undos: 0,
         }
     }
 
@@ -878,6 +877,25 @@ impl Play {
     }
 
     /// Whether the record's run is the one the operation with `token` started, SUCCEEDED.
+    /// Launches in the simulation's log: all, and those with OnRollback's overrides.
+    fn launches(&self) -> (usize, usize) {
+        let state = self.ecs().lock();
+        let undo = state
+            .launches
+            .iter()
+            .filter(|l| {
+                l.model.overrides.as_ref().is_some_and(|o| {
+                    o.container_overrides.iter().flatten().any(|c| {
+                        c.command
+                            .as_ref()
+                            .is_some_and(|c| c.iter().eq(UNDO_COMMAND.iter()))
+                    })
+                })
+            })
+            .count();
+        (state.launches.len(), undo)
+    }
+
     fn succeeded(&self, token: &str) -> bool {
         self.record()
             .is_some_and(|r| r.run.token == token && record::status(&r.run) == "SUCCEEDED")
@@ -1007,6 +1025,9 @@ impl Play {
         let token = self.runs[0].0.clone();
         let mut exists;
         let mut last_props = scenario.create.clone();
+        // The last operation was an update whose run succeeded with OnRollback: a rollback
+        // now must undo it.
+        let mut undo_due = false;
         // The properties of the last run that ran tasks and succeeded (ground truth: the
         // record's run of the operation, seen when the operation ended).
         let mut baseline = (self.succeeded(&token) && scenario.create.task_count() > 0)
@@ -1085,39 +1106,50 @@ impl Play {
                     // record's run is an undo of this operation's.
                     let undid = self
                         .record()
-                        .is_some_and(|r| r.undo.is_some() && r.run.token == token);
-                    if undid && !(rollback && last_props.undo > 0) {
+                        .is_some_and(|r| r.undo_run().is_some() && r.run.token == token);
+                    let not_started = matches!(&end, End::Answered(a)
+                        if a["message"].as_str().is_some_and(|m| m.contains("the undo could not start")));
+                    if (undid || not_started) && !(rollback && last_props.undo > 0) {
                         return Err(fail(format!(
                             "an undo ran for an UPDATE that is not a rollback from properties with OnRollback (rollback {rollback}, previous {:?})",
                             last_props
                         )));
                     }
-                    let undo_launches = self
-                        .ecs()
-                        .lock()
-                        .launches
-                        .iter()
-                        .filter(|l| {
-                            l.model.overrides.as_ref().is_some_and(|o| {
-                                o.container_overrides.iter().flatten().any(|c| {
-                                    c.command
-                                        .as_ref()
-                                        .is_some_and(|c| c.iter().eq(UNDO_COMMAND.iter()))
-                                })
-                            })
-                        })
-                        .count();
-                    if !undid && undo_launches != self.undo_launches {
+                    // The rollback of an update whose run succeeded with OnRollback undoes it
+                    // (or says why it could not start, or fails).
+                    if let End::Answered(answer) = &end {
+                        if rollback
+                            && undo_due
+                            && answer["status"] == "SUCCESS"
+                            && !undid
+                            && !not_started
+                        {
+                            return Err(fail(format!(
+                                "a rollback of an update whose run succeeded with OnRollback undid nothing ({:?}): {answer}",
+                                last_props
+                            )));
+                        }
+                    }
+                    let (launches, undo_launches) = self.launches();
+                    let (launches_before, undo_launches_before) = self.launched;
+                    if undid && launches - launches_before != undo_launches - undo_launches_before {
+                        return Err(fail(
+                            "an undo launched something else than OnRollback's overrides".into(),
+                        ));
+                    }
+                    if !undid && undo_launches != undo_launches_before {
                         return Err(fail(format!(
                             "OnRollback's overrides were launched by an UPDATE that undid nothing (rollback {rollback})"
                         )));
                     }
-                    self.undo_launches = undo_launches;
-                    if undid {
-                        UNDOS.fetch_add(1, Ordering::Relaxed);
-                    }
+                    self.launched = (launches, undo_launches);
+                    self.undos += u64::from(undid);
                     // An undo's tasks are counted against the run it undoes (one task).
-                    let props = if undid { last_props.undo_run() } else { props };
+                    let counted = if undid {
+                        last_props.undo_run()
+                    } else {
+                        props.clone()
+                    };
                     if expected == Some(false) && started > 0 && !undid {
                         return Err(fail(format!(
                             "an UPDATE that must not run (rollback {rollback}, {:?}, last success {:?}) started {started} tasks",
@@ -1129,6 +1161,8 @@ impl Play {
                             && answer["status"] == "SUCCESS"
                             && props.task_count() > 0
                             && started == 0
+                            && !undid
+                            && !not_started
                         {
                             return Err(fail(format!(
                                 "an UPDATE that had to run answered SUCCESS without starting a task (rollback {rollback}, {:?}, last success {:?}): {answer}",
@@ -1136,13 +1170,19 @@ impl Play {
                             )));
                         }
                     }
-                    if self.succeeded(&token) && props.task_count() > 0 {
+                    // A succeeded undo leaves the state the rollback's properties describe.
+                    if self.succeeded(&token) && (undid || props.task_count() > 0) {
                         baseline = Some(props.clone());
                     }
+                    undo_due = false;
                     match &end {
                         End::Answered(answer) => {
-                            self.check_counts(Some(answer), &token, &props)?;
+                            self.check_counts(Some(answer), &token, &counted)?;
                             if answer["status"] == "SUCCESS" {
+                                undo_due = !rollback
+                                    && props.undo > 0
+                                    && started > 0
+                                    && self.succeeded(&token);
                                 last_props = props.clone();
                             }
                             if self.record().is_none() {
@@ -1150,10 +1190,11 @@ impl Play {
                             }
                             self.check_followed("after UPDATE")?;
                         }
-                        End::Abandoned => self.check_counts(None, &token, &props)?,
+                        End::Abandoned => self.check_counts(None, &token, &counted)?,
                     }
                 }
                 Kind::Delete => {
+                    undo_due = false;
                     match self.operate(
                         "DELETE",
                         None,
@@ -1473,6 +1514,9 @@ fn invariants_hold_over_random_scenarios() {
     let invocations = AtomicU64::new(0);
     let hits = std::sync::Mutex::new(Hits::default());
     let advanced = AtomicU64::new(0);
+    // Rollbacks that undid a run (OnRollback): the undo checks are only as good as the
+    // undos the scenarios reach.
+    let undos = AtomicU64::new(0);
     let result = runner.run(&scenario(), |scenario| {
         let mut play = Play::new(&scenario);
         let mut outcome = play.play(&scenario);
@@ -1486,6 +1530,7 @@ fn invariants_hold_over_random_scenarios() {
         }
         props::played_one(&played, cases, "invariants");
         invocations.fetch_add(play.invocations, Ordering::SeqCst);
+        undos.fetch_add(play.undos, Ordering::SeqCst);
         if let Ok(mut total) = hits.lock() {
             total.add(&play.ecs().lock().hits);
         }
@@ -1513,7 +1558,7 @@ fn invariants_hold_over_random_scenarios() {
     for (name, count) in total.named() {
         println!("  AWS as it is: {name}: {count}");
     }
-    let undos = UNDOS.load(Ordering::Relaxed);
+    let undos = undos.load(Ordering::SeqCst);
     println!("  rollbacks that undid a run (OnRollback): {undos}");
     // About 6 in 1,000 scenarios: a run of many thousand that reached none has lost them.
     assert!(
@@ -1860,7 +1905,9 @@ fn an_update_rolled_back_is_undone_once() {
         ],
         ..quiet(plain(1, 600))
     };
-    let before = UNDOS.load(Ordering::Relaxed);
-    replay(scenario);
-    assert_eq!(UNDOS.load(Ordering::Relaxed) - before, 1, "one undo");
+    let mut play = Play::new(&scenario);
+    if let Err(e) = play.play(&scenario) {
+        panic!("{e}");
+    }
+    assert_eq!(play.undos, 1, "one undo");
 }

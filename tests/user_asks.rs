@@ -441,9 +441,10 @@ fn adopt_existing_without_describe_stacks_fails_and_runs_nothing() {
 /// Undo on rollback (issue 19): a stack update ran the migration with a new task
 /// definition revision, a later resource failed, and CloudFormation rolls the stack back.
 /// The undo runs OnRollback's command with the revision that ran the migration (not the
-/// old one the rollback goes back to), once however often the rollback is delivered; a
-/// failing undo is reported and the rollback goes on (the default), or fails it with
-/// IfUndoFails FAIL; an update that ran nothing leaves nothing to undo.
+/// old one the rollback goes back to), once however often the rollback is delivered; an
+/// update that ran nothing leaves nothing to undo; a failing undo is reported and the
+/// rollback goes on (the default), or fails it with IfUndoFails FAIL, and then a
+/// continue-update-rollback runs it again.
 #[test]
 fn a_rolled_back_update_is_undone_with_the_task_definition_that_ran_it() {
     run(async {
@@ -451,9 +452,9 @@ fn a_rolled_back_update_is_undone_with_the_task_definition_that_ran_it() {
         let cfn = world.cfn("Migrate");
         let old = world.register("db-old").await;
         let new = world.register("db-new").await;
-        let undo = |extra: Value| {
+        let undo = |step: u32, extra: Value| {
             let mut on_rollback = json!({"Overrides": {"ContainerOverrides": [
-                {"Name": "app", "Command": ["bin/rails", "db:rollback", "STEP=1"]}]}});
+                {"Name": "app", "Command": ["bin/rails", "db:rollback", format!("STEP={step}")]}]}});
             if let (Some(map), Value::Object(extra)) = (on_rollback.as_object_mut(), extra) {
                 map.extend(extra);
             }
@@ -463,7 +464,7 @@ fn a_rolled_back_update_is_undone_with_the_task_definition_that_ran_it() {
         let created = cfn.create(&v1).await;
         assert_eq!(created.status(), "SUCCESS", "{:?}", created.last());
         let id = created.id();
-        let v2 = world.properties(json!({"TaskDefinition": new, "OnRollback": undo(json!({}))}));
+        let v2 = world.properties(json!({"TaskDefinition": new, "OnRollback": undo(1, json!({}))}));
         assert_eq!(cfn.update(&id, &v2, &v1).await.status(), "SUCCESS");
         assert_eq!(world.run_task_calls().len(), 2);
 
@@ -499,15 +500,30 @@ fn a_rolled_back_update_is_undone_with_the_task_definition_that_ran_it() {
         assert_eq!(other.status(), "SUCCESS");
         assert_eq!(world.run_task_calls().len(), 3, "the undo ran once");
 
-        // A failing undo, by default: reported, the rollback goes on.
+        // An update that ran nothing (only OnRollback changed: nothing that shapes the
+        // tasks) leaves nothing to undo, though the run before it did succeed.
         let v3 = world.properties(
-            json!({"TaskDefinition": new, "Triggers": ["v3"], "OnRollback": undo(json!({}))}),
+            json!({"TaskDefinition": new, "Triggers": ["v3"], "OnRollback": undo(1, json!({}))}),
         );
         assert_eq!(cfn.update(&id, &v3, &v1).await.status(), "SUCCESS");
+        let v3b = world.properties(
+            json!({"TaskDefinition": new, "Triggers": ["v3"], "OnRollback": undo(2, json!({}))}),
+        );
+        assert_eq!(cfn.update(&id, &v3b, &v3).await.status(), "SUCCESS");
+        assert_eq!(world.run_task_calls().len(), 4);
+        let nothing = cfn.rollback(&new_token(), &id, &v3, &v3b).await;
+        assert_eq!(nothing.status(), "SUCCESS");
+        assert_eq!(world.run_task_calls().len(), 4, "nothing undone");
+
+        // A failing undo, by default: reported, the rollback goes on.
+        let v4 = world.properties(
+            json!({"TaskDefinition": new, "Triggers": ["v4"], "OnRollback": undo(1, json!({}))}),
+        );
+        assert_eq!(cfn.update(&id, &v4, &v3).await.status(), "SUCCESS");
         world
             .emulator
             .queue_outcome(&world.family, exits_with(1, &[]), 1);
-        let reported = cfn.rollback(&new_token(), &id, &v1, &v3).await;
+        let reported = cfn.rollback(&new_token(), &id, &v3, &v4).await;
         assert_eq!(reported.status(), "SUCCESS", "{:?}", reported.last());
         assert!(
             reported.message().contains("the undo failed"),
@@ -515,28 +531,26 @@ fn a_rolled_back_update_is_undone_with_the_task_definition_that_ran_it() {
             reported.message()
         );
         assert_eq!(reported.model()["Status"], "FAILED");
-        assert_eq!(world.run_task_calls().len(), 5);
+        assert_eq!(world.run_task_calls().len(), 6);
 
-        // IfUndoFails FAIL: the rollback fails (UPDATE_ROLLBACK_FAILED).
-        let v4 = world.properties(json!({"TaskDefinition": new, "Triggers": ["v4"],
-            "OnRollback": undo(json!({"IfUndoFails": "FAIL"}))}));
-        assert_eq!(cfn.update(&id, &v4, &v1).await.status(), "SUCCESS");
+        // IfUndoFails FAIL: the rollback fails (UPDATE_ROLLBACK_FAILED); continuing the
+        // rollback (a new operation from the same properties) runs the undo again.
+        let v5 = world.properties(json!({"TaskDefinition": new, "Triggers": ["v5"],
+            "OnRollback": undo(1, json!({"IfUndoFails": "FAIL"}))}));
+        assert_eq!(cfn.update(&id, &v5, &v3).await.status(), "SUCCESS");
         world
             .emulator
             .queue_outcome(&world.family, exits_with(1, &[]), 1);
-        let failed = cfn.rollback(&new_token(), &id, &v1, &v4).await;
+        let failed = cfn.rollback(&new_token(), &id, &v3, &v5).await;
         assert_eq!(failed.status(), "FAILED", "{:?}", failed.last());
-        assert_eq!(world.run_task_calls().len(), 7);
-
-        // An update that ran nothing (only Timeout changed) leaves nothing to undo.
-        let v5 = world.properties(json!({"TaskDefinition": new, "Triggers": ["v4"],
-            "Timeout": 900, "OnRollback": undo(json!({}))}));
-        let skipped = cfn.update(&id, &v5, &v4).await;
-        assert_eq!(skipped.status(), "SUCCESS");
+        assert_eq!(world.run_task_calls().len(), 8);
+        let continued = cfn.rollback(&new_token(), &id, &v3, &v5).await;
+        assert_eq!(continued.status(), "SUCCESS", "{:?}", continued.last());
+        let calls = world.run_task_calls();
+        assert_eq!(calls.len(), 9, "the undo ran again");
         assert_eq!(
-            cfn.rollback(&new_token(), &id, &v4, &v5).await.status(),
-            "SUCCESS"
+            calls[8]["overrides"]["containerOverrides"][0]["command"],
+            json!(["bin/rails", "db:rollback", "STEP=1"])
         );
-        assert_eq!(world.run_task_calls().len(), 7, "nothing undone");
     });
 }

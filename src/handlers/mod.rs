@@ -321,7 +321,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
                     let undo_reported = held
                         .record
                         .as_ref()
-                        .and_then(|r| r.undo.as_ref())
+                        .and_then(|r| r.undo_run())
                         .is_some_and(|u| u.if_fails == crate::record::IfUndoFails::Report);
                     if undo_reported && self.request.action == cfn_protocol::Action::Update {
                         // OnRollback.IfUndoFails REPORT: the rollback goes on; the model's

@@ -9,7 +9,7 @@ use crate::engine::{HeldRun, Outcome};
 use crate::error::{RunFailure, TaskRunError};
 use crate::machine::Event;
 use crate::model::ResourceModel;
-use crate::record::{without_read_only, PendingUpdate, RunRecord};
+use crate::record::{without_read_only, IfUndoFails, PendingUpdate, RunRecord};
 use crate::store::ParameterStore;
 use crate::update_policy::{self, Decision, Fingerprint};
 
@@ -174,9 +174,21 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
                     );
                 }
                 let run = self.plan_run(token, &properties, &model, definition.as_ref())?;
-                record.undoable = crate::undo::undoable(&properties, &run.token);
+                // A run of a rollback (RunOnRollback) is not itself rolled back.
+                record.undoable =
+                    crate::undo::undoable(&properties, &run.token).filter(|_| !rollback);
                 let mut sized = record.clone();
                 sized.run = run.clone();
+                if record.undoable.is_some() {
+                    // Its undo's record holds these properties twice (the model and the
+                    // undo's launch): refused now if that cannot be kept, not mid-rollback.
+                    sized.undo = Some(crate::record::UndoRun {
+                        run: String::new(),
+                        undoes: String::new(),
+                        launch: properties.clone(),
+                        if_fails: crate::record::IfUndoFails::Report,
+                    });
+                }
                 super::check_fits(&sized)?;
                 self.run_and_answer(HeldRun::new_run(record, run), Event::Resumed, Some(why))
                     .await
@@ -209,28 +221,59 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
         properties: Value,
         desired: Fingerprint,
         token: String,
-        undo: crate::record::UndoRun,
+        mut undo: crate::record::UndoRun,
     ) -> Result<ProgressEvent, TaskRunError> {
-        let model = crate::properties::typed(&undo.launch)?;
-        crate::properties::check(&undo.launch, &model)?;
-        let definition = self
-            .describe_task_definition(&model.task_definition)
-            .await?;
-        let mut run = self.plan_run(token, &undo.launch, &model, Some(&definition))?;
-        run.fingerprint = Some(desired);
-        let why = format!(
-            "undoing the rolled-back update's run: OnRollback's overrides with {}",
-            definition.arn
-        );
-        tracing::info!(id = %record.id, task_definition = %definition.arn, "rollback: undoing the run of the update rolled back");
+        undo.run = token.clone();
+        let if_fails = undo.if_fails;
         record.pending_update = None;
         record.properties = without_read_only(&properties);
         record.undoable = None;
+        let planned = async {
+            let model = crate::properties::typed(&undo.launch)?;
+            crate::properties::check(&undo.launch, &model)?;
+            let definition = self
+                .describe_task_definition(&model.task_definition)
+                .await?;
+            let mut run = self.plan_run(token, &undo.launch, &model, Some(&definition))?;
+            run.fingerprint = Some(desired);
+            let mut sized = record.clone();
+            sized.run = run.clone();
+            sized.undo = Some(undo.clone());
+            super::check_fits(&sized)?;
+            Ok::<_, TaskRunError>((run, definition.arn))
+        };
+        let (run, task_definition) = match planned.await {
+            Ok(planned) => planned,
+            // Refused for good (the revision deregistered and deleted, a permission
+            // missing, a record too large): with REPORT the rollback goes on without it.
+            Err(error) if if_fails == IfUndoFails::Report && reportable(&error) => {
+                tracing::warn!(id = %record.id, error = %error, "the undo could not start; IfUndoFails is REPORT: the rollback goes on");
+                record.undo = None;
+                self.records()
+                    .put(&record, self.budget.persist_deadline())
+                    .await?;
+                return Ok(ProgressEvent::success(record.model()).with_message(format!(
+                    "the undo could not start ({error}); IfUndoFails is REPORT: the rollback goes on"
+                )));
+            }
+            Err(error) => return Err(error),
+        };
+        let why = format!(
+            "undoing the rolled-back update's run: OnRollback's overrides with {task_definition}"
+        );
+        tracing::info!(id = %record.id, task_definition = %task_definition, "rollback: undoing the run of the update rolled back");
         record.undo = Some(undo);
-        let mut sized = record.clone();
-        sized.run = run.clone();
-        super::check_fits(&sized)?;
         self.run_and_answer(HeldRun::new_run(record, run), Event::Resumed, Some(why))
             .await
     }
+}
+
+/// Whether an undo that could not start is reported (IfUndoFails REPORT) rather than
+/// answered: not when CloudFormation would try the invocation again and it may then start.
+fn reportable(error: &TaskRunError) -> bool {
+    use cfn_protocol::{HandlerError, HandlerErrorCode as Code};
+    matches!(
+        error.code(),
+        Code::InvalidRequest | Code::AccessDenied | Code::NotFound | Code::GeneralServiceException
+    )
 }

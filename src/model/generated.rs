@@ -88,12 +88,13 @@ pub struct ResourceModel {
     pub run_on_rollback: Option<bool>,
     /// What undoes this TaskRun's run when CloudFormation rolls back the stack update that
     /// ran it: these Overrides (for example a ContainerOverrides Command [bin/rails,
-    /// db:rollback, STEP=1]) run as one task with the task definition revision that run
-    /// used, taken from its record, so that the code that made the change undoes it;
-    /// Cluster, the launch and network settings, Timeout, LogTail, Retry and
-    /// DecidingContainers are the run's. Only a run of that update that ran tasks and
-    /// succeeded is undone, at most once however often the rollback is delivered, and
-    /// instead of what RunOnRollback would run. Write-only, like Overrides.
+    /// db:rollback, STEP=1]) run as one task, with RunTask, of the task definition revision
+    /// that run used, taken from its record, so that the code that made the change undoes
+    /// it; Cluster, the launch and network settings, Timeout, LogTail, Retry and
+    /// DecidingContainers are the run's (Instances are not: the undo is one task wherever
+    /// ECS places it). Only a run of that update that ran tasks and succeeded is undone, at
+    /// most once however often the rollback is delivered, and instead of what RunOnRollback
+    /// would run. Write-only, like Overrides.
     #[serde(rename = "OnRollback")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_rollback: Option<OnRollback>,
@@ -235,9 +236,10 @@ pub struct ResourceModel {
 
 /// What undoes this TaskRun's run when CloudFormation rolls back the stack update that ran
 /// it: these Overrides (for example a ContainerOverrides Command [bin/rails, db:rollback,
-/// STEP=1]) run as one task with the task definition revision that run used, taken from its
-/// record, so that the code that made the change undoes it; Cluster, the launch and network
-/// settings, Timeout, LogTail, Retry and DecidingContainers are the run's. Only a run of
+/// STEP=1]) run as one task, with RunTask, of the task definition revision that run used,
+/// taken from its record, so that the code that made the change undoes it; Cluster, the
+/// launch and network settings, Timeout, LogTail, Retry and DecidingContainers are the
+/// run's (Instances are not: the undo is one task wherever ECS places it). Only a run of
 /// that update that ran tasks and succeeded is undone, at most once however often the
 /// rollback is delivered, and instead of what RunOnRollback would run. Write-only, like
 /// Overrides.
@@ -249,8 +251,8 @@ pub struct OnRollback {
     pub overrides: TaskOverride,
     /// REPORT (default): the rollback goes on; the undo's failure is in Status,
     /// StatusReason and the provider log. FAIL: the rollback fails and the stack stays
-    /// UPDATE_ROLLBACK_FAILED, for a person to look at (continue-update-rollback, skipping
-    /// this resource, goes on without the undo). Allowed values: REPORT, FAIL.
+    /// UPDATE_ROLLBACK_FAILED, for a person to look at: continuing the rollback runs the
+    /// undo again, skipping this resource goes on without it. Allowed values: REPORT, FAIL.
     #[serde(rename = "IfUndoFails")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub if_undo_fails: Option<String>,
