@@ -11,6 +11,7 @@ pub mod context;
 pub mod ecs;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod handlers;
 pub mod logs;
 pub mod machine;

@@ -98,6 +98,25 @@ pub struct ResourceModel {
     #[serde(rename = "OnRollback")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_rollback: Option<OnRollback>,
+    /// Runs that give the same Lock Name, in one account and Region, never run at the same
+    /// time, across stacks: a run waits (IN_PROGRESS, within its Timeout; the provider log
+    /// names who holds the lock and since when) until the lock is free, holds it from
+    /// before its first task starts until its last task is confirmed stopped, and frees it
+    /// when it succeeds, fails, times out, is stopped by an update or DELETE, or is undone.
+    /// The lock is a log of create-only SSM parameters under the records' path (see the
+    /// README, "One at a time"): a holder whose handler died is broken once its lease (the
+    /// holder's Timeout plus 11 minutes) has passed.
+    #[serde(rename = "Lock")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<Lock>,
+    /// Sends an EventBridge event to this bus for each change of a run: started, retrying
+    /// (why), succeeded (Output), failed (the reason and log tail of the stack event),
+    /// timed out, and undone; with the stack, logical ID, Id, task ARNs and a console link,
+    /// so that a rule can notify a channel. Best effort: sending never fails an operation
+    /// nor makes it wait past its time.
+    #[serde(rename = "Events")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<Events>,
     /// When set, an update runs the tasks only if one of these environment variables has
     /// another value than the last run that succeeded gave its tasks (task definition with
     /// Overrides applied), or Triggers changed. Only digests of the listed values are kept.
@@ -368,6 +387,34 @@ pub struct EphemeralStorage {
     #[serde(rename = "SizeInGiB")]
     #[serde(deserialize_with = "cfn_protocol::lenient::deserialize")]
     pub size_in_gib: i32,
+}
+
+/// Runs that give the same Lock Name, in one account and Region, never run at the same
+/// time, across stacks: a run waits (IN_PROGRESS, within its Timeout; the provider log
+/// names who holds the lock and since when) until the lock is free, holds it from before
+/// its first task starts until its last task is confirmed stopped, and frees it when it
+/// succeeds, fails, times out, is stopped by an update or DELETE, or is undone. The lock is
+/// a log of create-only SSM parameters under the records' path (see the README, "One at a
+/// time"): a holder whose handler died is broken once its lease (the holder's Timeout plus
+/// 11 minutes) has passed.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+pub struct Lock {
+    /// The lock's name: runs with the same Name in an account and Region take turns.
+    #[serde(rename = "Name")]
+    pub name: String,
+}
+
+/// Sends an EventBridge event to this bus for each change of a run: started, retrying
+/// (why), succeeded (Output), failed (the reason and log tail of the stack event), timed
+/// out, and undone; with the stack, logical ID, Id, task ARNs and a console link, so that a
+/// rule can notify a channel. Best effort: sending never fails an operation nor makes it
+/// wait past its time.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+pub struct Events {
+    /// The event bus's name or ARN (default: the account's default bus).
+    #[serde(rename = "EventBusName")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_bus_name: Option<String>,
 }
 
 /// Environment variables of one container whose change makes an update run the tasks.

@@ -4,6 +4,7 @@
 //! callbackDelaySeconds (scaled down), the same bearer token for one operation.
 #![allow(dead_code)]
 
+pub mod events;
 mod local;
 
 pub use local::*;

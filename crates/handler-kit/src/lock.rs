@@ -1,0 +1,1 @@
+//! A named lock over create-only parameters (being written).

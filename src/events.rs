@@ -1,0 +1,1 @@
+//! The events of a TaskRun run (being written).

@@ -1,0 +1,1 @@
+//! Reading back the events a run sent (being written).
