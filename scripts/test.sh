@@ -171,9 +171,11 @@ step clippy "cargo clippy -D warnings" fig_clippy cargo clippy --all-targets --w
 step module-cycles "module cycles" fig_last \
   python3 scripts/module_cycles.py src service-restart/src crates/handler-kit/src crates/cfn-protocol/src
 step cargo-test "cargo test" fig_cargo_test \
-  cargo test --workspace -- --skip invariants_hold_over_random_scenarios
+  cargo test --workspace -- --skip invariants_hold_over_random_scenarios --skip runs_of_one_lock_never_overlap
 step invariants "property test (TaskRun)" fig_invariants \
   cargo test --test invariants invariants_hold_over_random_scenarios -- --nocapture
+step lock-race "property test (Lock race)" fig_invariants \
+  cargo test --test lock_race runs_of_one_lock_never_overlap -- --nocapture
 step invariants-restart "property test (Restart)" fig_invariants \
   cargo test -p service-restart --test invariants invariants_hold_over_random_scenarios -- --nocapture
 step emulator-tests "emulator tests" fig_pytest \

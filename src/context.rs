@@ -41,6 +41,10 @@ pub struct CallbackContext {
     /// Passing faults that were throttling, in a row: the callback backs off.
     #[serde(default, skip_serializing_if = "handler_kit::context::is_zero")]
     pub throttled: u8,
+    /// What of the run `token` has been announced to EventBridge (`Events`): carried to
+    /// the next invocation at no cost (see `crate::events::Announced`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announced: Option<crate::events::Announced>,
 }
 
 impl Carried for CallbackContext {}

@@ -19,8 +19,9 @@ use crate::machine::{self, Event, LaunchMode, Next, Run, Step, STOP_CONFIRM_LIMI
 use crate::model::ResourceModel;
 use crate::outcome::task_id;
 use crate::record::{self, RunRecord};
-use crate::store::{ParameterStore, Records};
+use crate::store::{ParameterStore, Records, LOCK_PATH};
 use handler_kit::driver::{self, Flow, Persisted};
+use handler_kit::lock::{Lock, Taken};
 use handler_kit::records::Held;
 
 /// DescribeTasks takes at most this many ARNs.
@@ -105,6 +106,7 @@ impl driver::Machine for RunMachine {
             Next::Done => Flow::Done,
             Next::GiveUp => Flow::GiveUp,
             Next::Wait(seconds) => Flow::Wait(*seconds),
+            Next::Pause(seconds) => Flow::Pause(*seconds),
             _ => Flow::Act,
         }
     }
@@ -133,6 +135,12 @@ impl driver::Machine for RunMachine {
             // the batch started fewer tasks than it asked for (its sweep would look for
             // them five minutes).
             || after.not_placed_count != before.not_placed_count
+            // The first try for the lock: a run that may hold it is in the record, so that
+            // whatever comes next (a redelivery, an update, a DELETE) frees it. Later
+            // looks, while another run holds it, are not written.
+            || (matches!(next, Next::TakeLock { .. })
+                && before.lock.as_ref().is_some_and(|l| l.seen.is_none())
+                && after.lock.as_ref().is_some_and(|l| l.seen.is_none()))
     }
 
     fn carried(run: &Run) -> bool {
@@ -142,7 +150,10 @@ impl driver::Machine for RunMachine {
 
 /// Whether `run` travels in the callback context (see `handlers::in_progress`), so that
 /// pausing it needs no record write: a run whose tasks are followed, or whose stopped
-/// tasks' logs are being read. Either is derived again from the record's last write (the
+/// tasks' logs are being read. Not a run waiting for its lock: taking it acts, and an
+/// invocation delivered twice must not take it from a stale copy of a run that already
+/// ended and freed it (each callback reads the record instead; a look that finds the
+/// same holder changes nothing, so waiting writes nothing). Either is derived again from the record's last write (the
 /// tasks, described once more) if the context is lost, so neither must be written first.
 pub(crate) fn travels_in_context(run: &Run) -> bool {
     matches!(
@@ -255,8 +266,63 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Engine<'_, E, S, C> {
                     .list_running(&held.run.cluster, &held.id, self.budget.call_deadline())
                     .await,
             ),
+            Next::TakeLock { lease_until } => {
+                let Some(lock) = &held.run.lock else {
+                    return Err(TaskRunError::Internal("a lock to take, and none".into()));
+                };
+                let taken = Lock::new(self.store, LOCK_PATH, &lock.name)
+                    .take(
+                        &lock.holder,
+                        lease_until,
+                        self.clock.now(),
+                        self.budget.call_deadline(),
+                    )
+                    .await;
+                match &taken {
+                    Ok(Taken::Busy(other)) => {
+                        let waited = self.clock.now() - lock.waiting_since;
+                        tracing::info!(
+                            id = %held.id,
+                            lock = %lock.name,
+                            holder = %other.holder.id,
+                            holder_stack = other.holder.stack.as_deref().unwrap_or(""),
+                            holder_resource = other.holder.logical_id.as_deref().unwrap_or(""),
+                            since = %handler_kit::clock::iso8601(other.since),
+                            lease_until = %handler_kit::clock::iso8601(other.lease_until),
+                            waited_seconds = waited.round(),
+                            "waiting for the lock"
+                        );
+                        held.note = Some(format!(
+                            "waiting for lock '{}' ({} s so far), held by {} since {}",
+                            lock.name,
+                            waited.round(),
+                            other.holder.describe("TaskRun"),
+                            handler_kit::clock::iso8601(other.since)
+                        ));
+                    }
+                    Ok(Taken::Holds { generation, broke }) => {
+                        if let Some(broke) = broke {
+                            tracing::warn!(id = %held.id, lock = %lock.name, holder = %broke.holder.id, lease_until = %handler_kit::clock::iso8601(broke.lease_until), "took the lock from a holder whose lease had ended");
+                        }
+                        tracing::info!(id = %held.id, lock = %lock.name, generation, "took the lock");
+                        held.note = None;
+                    }
+                    Ok(Taken::Contended | Taken::FreedAlready) | Err(_) => {}
+                }
+                Event::LockTaken(taken)
+            }
+            Next::ReleaseLock => {
+                let Some(lock) = &held.run.lock else {
+                    return Err(TaskRunError::Internal("a lock to free, and none".into()));
+                };
+                let released = Lock::new(self.store, LOCK_PATH, &lock.name)
+                    .release(&lock.holder, self.clock.now(), self.budget.call_deadline())
+                    .await;
+                tracing::info!(id = %held.id, lock = %lock.name, freed = ?released.as_ref().ok(), "freeing the lock");
+                Event::LockReleased(released)
+            }
             // The driver hands over actions only.
-            Next::Wait(_) | Next::Done | Next::GiveUp => Event::Resumed,
+            Next::Wait(_) | Next::Pause(_) | Next::Done | Next::GiveUp => Event::Resumed,
         })
     }
 

@@ -4,6 +4,11 @@
 //!              plan recorded
 //!                   │
 //!                   ▼
+//!               Waiting ─── Timeout, superseded ───▶ Ended
+//!   (only with a Lock: its lock taken,   │
+//!    looked at again while another holds it)
+//!                   │ lock taken
+//!                   ▼
 //!   ┌────────── Launching ──── every batch answered ───▶ Running ─── all stopped ──▶ Ended
 //!   │  (batches started with          │                    │   (Succeeded / TasksFailed)
 //!   │   idempotency tokens;           │ deadline, refused, │ deadline, unreadable,
@@ -23,7 +28,10 @@
 //! recorded before its tasks are stopped, a run is never decided from our own StopTask.
 
 //!
-//! Each phase's transition is in a module of its own (`launching`, `running`,
+//! A run with a Lock frees it once Ended (`Next::ReleaseLock`, whatever the ending),
+//! before the operation answers: see `waiting`.
+//!
+//! Each phase's transition is in a module of its own (`waiting`, `launching`, `running`,
 //! `stopping`, `collecting`), with the helpers only that phase uses and the way into it
 //! from the others (`stopping::abandon`, `Run::begin_stopping`, `collecting::begin`);
 //! here are the run's types, `step` dispatching on the phase, and what more than one
@@ -34,7 +42,11 @@ mod launching;
 mod running;
 mod stopping;
 mod task_arns;
+mod waiting;
 
+pub use waiting::{held_by, lease_until};
+
+use handler_kit::lock::{Held, Holder, Taken};
 use handler_kit::pace;
 use serde::{Deserialize, Serialize};
 
@@ -89,6 +101,8 @@ pub const STOP_CONFIRM_LIMIT_SECONDS: f64 = 600.0;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Phase {
+    /// The plan is recorded; the run waits for its lock (only a run with a Lock).
+    Waiting,
     /// The plan is recorded; batches are being started.
     Launching,
     /// Every batch was answered; the tasks are followed.
@@ -390,6 +404,36 @@ pub struct Run {
     /// Calls throttled in a row: the next pause backs off (see [`Run::backoff`]).
     #[serde(default, skip_serializing_if = "is_zero_u8")]
     pub throttled: u8,
+    /// The lock the run takes before it starts anything, and frees once it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Boxed: most runs have none, and a run is held by value in every frame of the engine.
+    pub lock: Option<Box<RunLock>>,
+}
+
+/// A run's lock (see `waiting`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunLock {
+    pub name: String,
+    /// This run, as the lock names its holder.
+    pub holder: Holder,
+    /// When the run began to wait for it.
+    pub waiting_since: f64,
+    /// The generation that made this run the holder, once it took the lock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
+    /// Who held the lock at the last look, while the run waited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen: Option<Held>,
+    /// The lock was taken from a holder whose lease had ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broke: Option<Held>,
+    /// The run ended and the lock is free of it (freed, or never taken).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub released: bool,
+    /// Attempts to free it that failed.
+    #[serde(default, skip_serializing_if = "is_zero_u8")]
+    pub release_faults: u8,
 }
 
 fn is_zero_usize(n: &usize) -> bool {
@@ -426,6 +470,10 @@ pub enum Event {
     /// The logs asked for, in the order asked: their last lines, or `None` when there is
     /// no such stream.
     LogsRead(Vec<Result<Option<Vec<String>>, Fault>>),
+    /// What an attempt to take the run's lock found.
+    LockTaken(Result<Taken, Fault>),
+    /// Whether the run's lock was freed of it (`false`: it no longer held it).
+    LockReleased(Result<bool, Fault>),
 }
 
 /// What the engine does next.
@@ -443,8 +491,15 @@ pub enum Next {
     Sweep,
     /// Read these logs (GetLogEvents, from the end).
     ReadLogs(Vec<LogQuery>),
+    /// Take the run's lock, with a lease until this time.
+    TakeLock { lease_until: f64 },
+    /// Free the run's lock (the run ended).
+    ReleaseLock,
     /// Nothing to do before this many seconds have passed.
     Wait(f64),
+    /// Nothing to do before this many seconds have passed, and the operation answers
+    /// IN_PROGRESS now, saying why (waiting for another run's lock).
+    Pause(f64),
     /// The run ended.
     Done,
     /// The run is stopping but its tasks could not be confirmed stopped in time: the
@@ -524,7 +579,25 @@ impl Run {
             launched_at: None,
             remembered: Vec::new(),
             throttled: 0,
+            lock: None,
         }
+    }
+
+    /// The run waits for lock `name` before it starts anything (see `waiting`).
+    pub fn wait_for_lock(&mut self, name: String, holder: Holder, now: f64) {
+        if self.phase == Phase::Launching && self.batches.iter().all(|b| b.attempts == 0) {
+            self.phase = Phase::Waiting;
+        }
+        self.lock = Some(Box::new(RunLock {
+            name,
+            holder,
+            waiting_since: now,
+            generation: None,
+            seen: None,
+            broke: None,
+            released: false,
+            release_faults: 0,
+        }));
     }
 
     /// The run of a TaskRun that adopts what an earlier resource ran (`AdoptExisting`): it
@@ -577,8 +650,9 @@ impl Run {
         }
     }
 
+    /// Nothing of this run runs, or holds its lock, any more.
     pub fn is_ended(&self) -> bool {
-        self.phase == Phase::Ended
+        self.phase == Phase::Ended && !waiting::holds_lock(self)
     }
 
     /// ARNs of every task to describe: the run's own and any a sweep found.
@@ -688,15 +762,38 @@ impl Run {
     }
 }
 
+/// The `Status` output of a run.
+pub fn status(run: &Run) -> &'static str {
+    match (run.phase, run.ending) {
+        // Nothing started: the run waits for its lock.
+        (Phase::Waiting, _) => "WAITING",
+        (Phase::Launching | Phase::Running, _) => "RUNNING",
+        // The tasks are all stopped; only the logs are being read.
+        (Phase::Collecting, Some(Ending::Succeeded)) => "SUCCEEDED",
+        (Phase::Collecting, _) => "FAILED",
+        (Phase::Stopping, _) => "STOPPING",
+        (Phase::Ended, Some(Ending::Succeeded)) => "SUCCEEDED",
+        (Phase::Ended, Some(Ending::TimedOut)) => "TIMED_OUT",
+        (Phase::Ended, Some(Ending::Superseded)) => "SUPERSEDED",
+        (Phase::Ended, _) => "FAILED",
+    }
+}
+
 /// The transition function.
 pub fn step(run: &Run, event: Event, now: f64) -> Step {
     let mut run = run.clone();
     let next = match run.phase {
-        Phase::Ended => Next::Done,
+        Phase::Ended => waiting::after_end(&mut run, event, now),
+        Phase::Waiting => waiting::step(&mut run, event, now),
         Phase::Launching => launching::step(&mut run, event, now),
         Phase::Running => running::step(&mut run, event, now),
         Phase::Stopping => stopping::step(&mut run, event, now),
         Phase::Collecting => collecting::step(&mut run, event, now),
+    };
+    // A run that ended frees its lock before the operation answers.
+    let next = match next {
+        Next::Done if run.phase == Phase::Ended && waiting::holds_lock(&run) => Next::ReleaseLock,
+        next => next,
     };
     Step { run, next }
 }

@@ -89,23 +89,16 @@ pub struct RunRecord {
     pub undoable: Option<Undoable>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub undo: Option<UndoRun>,
+    /// What of the run has been announced to EventBridge (`Events`), as of the record's
+    /// last write: it rides along with the writes the engine makes, never a write of its
+    /// own (see `crate::events::Announced`). Absent in records written before events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announced: Option<crate::events::Announced>,
     pub run: Run,
 }
 
-/// The `Status` output of a run.
-pub fn status(run: &Run) -> &'static str {
-    match (run.phase, run.ending) {
-        (Phase::Launching | Phase::Running, _) => "RUNNING",
-        // The tasks are all stopped; only the logs are being read.
-        (Phase::Collecting, Some(Ending::Succeeded)) => "SUCCEEDED",
-        (Phase::Collecting, _) => "FAILED",
-        (Phase::Stopping, _) => "STOPPING",
-        (Phase::Ended, Some(Ending::Succeeded)) => "SUCCEEDED",
-        (Phase::Ended, Some(Ending::TimedOut)) => "TIMED_OUT",
-        (Phase::Ended, Some(Ending::Superseded)) => "SUPERSEDED",
-        (Phase::Ended, _) => "FAILED",
-    }
-}
+/// The `Status` output of a run (kept with the run: the events say it too).
+pub use crate::machine::status;
 
 impl RunRecord {
     pub fn new(id: String, properties: &Value, run: Run) -> Self {
@@ -117,6 +110,7 @@ impl RunRecord {
             pending_update: None,
             undoable: None,
             undo: None,
+            announced: None,
             run,
         }
     }
@@ -335,6 +329,27 @@ mod tests {
         running.phase = Phase::Running;
         record.absorb(running);
         assert_eq!(record.baseline, Some(print("a")), "still running");
+    }
+
+    #[test]
+    fn a_record_written_before_events_still_loads_and_is_written_as_it_was() {
+        let record = RunRecord::new("Id".into(), &json!({"Cluster": "c"}), run(1));
+        let text = record.to_parameter_value().unwrap();
+        assert!(!text.contains("announced"), "{text}");
+        let back: RunRecord = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.announced, None);
+        let mut announcing = record.clone();
+        announcing.announced = Some(crate::events::Announced {
+            started: true,
+            ..crate::events::Announced::none("tok")
+        });
+        let text = announcing.to_parameter_value().unwrap();
+        assert!(
+            text.contains(r#""announced":{"run":"tok","started":true}"#),
+            "{text}"
+        );
+        let back: RunRecord = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, announcing);
     }
 
     #[test]

@@ -8,6 +8,10 @@ use crate::record::RunRecord;
 
 pub const PARAMETER_PATH: &str = "/org-ecs-taskrun/runs";
 pub const LIST_PAGE_SIZE: u32 = 10;
+/// Where the locks' generations live (`<path>/<name>/<generation>`): under the records'
+/// path, so that the execution role's grant on it covers them, and a level deeper, so that
+/// a LIST of the records (one level) never reads them.
+pub const LOCK_PATH: &str = "/org-ecs-taskrun/runs/locks";
 
 pub fn parameter_name(id: &str) -> String {
     format!("{PARAMETER_PATH}/{id}")

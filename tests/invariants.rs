@@ -91,6 +91,10 @@ struct Props {
     adopt: bool,
     /// OnRollback: none (0), with IfUndoFails REPORT (1) or FAIL (2).
     undo: u8,
+    /// Lock {Name: db}: the run takes it before it starts anything and frees it at its end.
+    lock: bool,
+    /// Events {} (the default bus): each change of a run announced, best effort.
+    events: bool,
 }
 
 impl Props {
@@ -133,6 +137,12 @@ impl Props {
         p["LogTail"] = json!(self.log_tail);
         if self.adopt {
             p["AdoptExisting"] = json!(true);
+        }
+        if self.lock {
+            p["Lock"] = json!({"Name": "db"});
+        }
+        if self.events {
+            p["Events"] = json!({});
         }
         if self.undo > 0 {
             p["OnRollback"] = json!({
@@ -291,6 +301,8 @@ fn props() -> impl Strategy<Value = Props> {
             prop_oneof![12 => Just(0u8), 3 => 1u8..=2, 1 => Just(3u8)],
             prop::bool::weighted(0.15),
             prop_oneof![2 => Just(0u8), 1 => 1u8..=2],
+            prop::bool::weighted(0.3),
+            prop::bool::weighted(0.3),
         ),
     )
         .prop_map(
@@ -305,8 +317,10 @@ fn props() -> impl Strategy<Value = Props> {
                 (triggers, tag, db_host),
                 as_strings,
                 (retry, retry_exits, log_tail),
-                (more_tags, capacity, adopt, undo),
+                (more_tags, capacity, adopt, undo, lock, events),
             )| Props {
+                lock,
+                events,
                 undo,
                 more_tags,
                 capacity,
@@ -611,8 +625,11 @@ impl Play {
     fn invoke(&mut self, event: &Value) -> Result<Option<Value>, TestCaseError> {
         let answer = self.invoke_inner(event);
         // Which operations each action made: compared with the schema's permissions.
-        let ecs = std::mem::take(&mut self.ecs().lock().plan.call_log);
-        CALLS_BY_ACTION.record(event, ecs, props::taken(&self.backend.store));
+        let mut calls = std::mem::take(&mut self.ecs().lock().plan.call_log);
+        calls.extend(std::mem::take(
+            &mut self.backend.events.lock().plan.call_log,
+        ));
+        CALLS_BY_ACTION.record(event, calls, props::taken(&self.backend.store));
         answer
     }
 
@@ -1342,6 +1359,8 @@ fn plain(count: u32, timeout: u32) -> Props {
         capacity: 0,
         adopt: false,
         undo: 0,
+        lock: false,
+        events: false,
     }
 }
 

@@ -554,3 +554,120 @@ fn a_rolled_back_update_is_undone_with_the_task_definition_that_ran_it() {
         );
     });
 }
+
+/// Each task's (startedBy, createdAt, stoppedAt), as DescribeTasks shows them.
+async fn task_times(world: &World) -> Vec<(String, f64, f64)> {
+    let arns: Vec<String> = world
+        .tasks()
+        .iter()
+        .filter_map(|t| t["taskArn"].as_str().map(str::to_string))
+        .collect();
+    let described = world
+        .emulator
+        .ecs()
+        .describe_tasks()
+        .cluster(&world.cluster)
+        .set_tasks(Some(arns))
+        .send()
+        .await
+        .expect("describe tasks");
+    described
+        .tasks()
+        .iter()
+        .map(|t| {
+            (
+                t.started_by().unwrap_or_default().to_string(),
+                t.created_at().expect("createdAt").as_secs_f64(),
+                t.stopped_at().expect("every task stopped").as_secs_f64(),
+            )
+        })
+        .collect()
+}
+
+fn waited(op: &common::Operation) -> bool {
+    op.events.iter().any(|e| {
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("waiting for lock"))
+    })
+}
+
+#[test]
+fn two_stacks_with_one_lock_take_turns() {
+    run(async {
+        let world = World::new("lock").await;
+        let lock = test_support::cfn::unique("orders-db");
+        // Each task runs 3 s of the emulator's clock (the wall clock).
+        world.emulator.family_default(
+            &world.family,
+            json!({"kind": "exit", "afterSeconds": 3, "containers": {"app": {"exitCode": 0}}}),
+        );
+        let tenant_a = world.cfn("Migrate");
+        let mut tenant_b = world.cfn("Migrate");
+        tenant_b.stack_id = tenant_a.stack_id.replace("/0a1b2c3d", "/tenant-b");
+        let props = world.properties(json!({"Count": 2, "Lock": {"Name": lock}}));
+        let (a, b) = tokio::join!(tenant_a.create(&props), tenant_b.create(&props));
+        assert_eq!(a.status(), "SUCCESS", "{:?}", a.last());
+        assert_eq!(b.status(), "SUCCESS", "{:?}", b.last());
+        let (first, second) = if waited(&b) { (&a, &b) } else { (&b, &a) };
+        assert!(waited(second), "one of the two waited for the lock");
+        let message = second
+            .events
+            .iter()
+            .find_map(|e| {
+                e["message"]
+                    .as_str()
+                    .filter(|m| m.starts_with("waiting for lock"))
+            })
+            .unwrap_or_default();
+        println!("--- the waiting run's IN_PROGRESS message ---\n{message}\n---");
+        assert!(
+            message.contains(&first.id()) && message.contains("since"),
+            "the message names the holder and since when: {message}"
+        );
+        // By the emulator's task times: the second TaskRun's tasks started after the
+        // first's had all stopped.
+        let times = task_times(&world).await;
+        assert_eq!(times.len(), 4, "{times:?}");
+        let of = |id: &str| -> (f64, f64) {
+            let mine: Vec<_> = times.iter().filter(|t| t.0 == id).collect();
+            assert_eq!(mine.len(), 2, "{id}: {times:?}");
+            (
+                mine.iter().map(|t| t.1).fold(f64::MAX, f64::min),
+                mine.iter().map(|t| t.2).fold(f64::MIN, f64::max),
+            )
+        };
+        let (_, first_stopped) = of(&first.id());
+        let (second_created, _) = of(&second.id());
+        assert!(
+            second_created >= first_stopped,
+            "the second started at {second_created} before the first's tasks stopped at {first_stopped}"
+        );
+
+        // A run that fails frees the lock too, and an update waits for nobody once it is
+        // free: the first tenant's failing update, then the second's.
+        world.emulator.queue_outcome(
+            &world.family,
+            json!({"kind": "exit", "afterSeconds": 1, "containers": {"app": {"exitCode": 1}}}),
+            2,
+        );
+        let failing =
+            world.properties(json!({"Count": 2, "Lock": {"Name": lock}, "Triggers": ["2"]}));
+        let failed = tenant_a.update(&first.id(), &failing, &props).await;
+        assert_eq!(failed.status(), "FAILED", "{:?}", failed.last());
+        let next = tenant_b.update(&second.id(), &failing, &props).await;
+        assert_eq!(next.status(), "SUCCESS", "{:?}", next.last());
+        assert!(!waited(&next), "the failed run freed the lock");
+
+        // Deleted, neither holds it: a third stack's run takes it at once.
+        let id_a = first.id();
+        let id_b = second.id();
+        assert_eq!(tenant_a.delete(&id_a, &failing).await.status(), "SUCCESS");
+        assert_eq!(tenant_b.delete(&id_b, &failing).await.status(), "SUCCESS");
+        let mut tenant_c = world.cfn("Migrate");
+        tenant_c.stack_id = tenant_a.stack_id.replace("/0a1b2c3d", "/tenant-c");
+        let third = tenant_c.create(&props).await;
+        assert_eq!(third.status(), "SUCCESS", "{:?}", third.last());
+        assert!(!waited(&third), "{:?}", third.events);
+    });
+}

@@ -7,8 +7,10 @@ use crate::ecs::Launched;
 use crate::engine::HeldRun;
 use crate::error::TaskRunError;
 use crate::machine::{self, Event, LaunchMode};
+use crate::model::ResourceModel;
 use crate::record::RunRecord;
 use crate::store::ParameterStore;
+use handler_kit::lock::Holder;
 
 impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
     pub(super) async fn create_first(&self) -> Result<ProgressEvent, TaskRunError> {
@@ -74,10 +76,33 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
                 .run;
             }
         }
+        if !run.tasks.is_empty() {
+            // Tasks of an earlier delivery, found: they run, so the lock is this run's.
+        } else {
+            self.lock_run(&mut run, &model, &id);
+        }
         let record = RunRecord::new(id, &properties, run.clone());
         super::check_fits(&record)?;
         self.run_and_answer(HeldRun::new_run(record, run), Event::Resumed, None)
             .await
+    }
+
+    /// Makes `run` wait for the model's Lock, if it names one and the run starts tasks: the
+    /// holder is this resource under this operation (a redelivery is the same holder).
+    pub(super) fn lock_run(&self, run: &mut machine::Run, model: &ResourceModel, id: &str) {
+        let Some(lock) = &model.lock else {
+            return;
+        };
+        if run.plan.count == 0 || run.is_ended() {
+            return;
+        }
+        let holder = Holder {
+            key: format!("{id}#{}", run.token),
+            id: id.to_string(),
+            stack: self.request.stack_id.clone(),
+            logical_id: self.request.request_data.logical_resource_id.clone(),
+        };
+        run.wait_for_lock(lock.name.clone(), holder, self.clock.now());
     }
 
     /// The stack's status when it is being updated (a status beginning `UPDATE_`, rollbacks

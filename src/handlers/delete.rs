@@ -6,6 +6,7 @@ use crate::context::{CallbackContext, Stage};
 use crate::ecs::Ecs;
 use crate::engine::{HeldRun, Outcome};
 use crate::error::{RunFailure, TaskRunError};
+use crate::events::Announced;
 use crate::machine::Event;
 use crate::store::{ParameterStore, Stored};
 
@@ -28,6 +29,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
             Stored::Record(record) if record.run.is_ended() => self.delete_record(&id).await,
             Stored::Record(record) => {
                 let mut held = HeldRun::stored(*record);
+                let known = self.announced_for_drive(&mut held);
                 let reason = format!("TaskRun {id} deleted");
                 let outcome = self
                     .engine()
@@ -39,7 +41,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
                         },
                     )
                     .await?;
-                self.after_stop(held, outcome).await
+                self.after_stop(held, outcome, known).await
             }
         }
     }
@@ -63,6 +65,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
                 // Abandon again: changes nothing once recorded, and records it if the
                 // first invocation could not.
                 let mut held = HeldRun::stored(*record);
+                let known = self.announced_for_drive(&mut held);
                 let reason = format!("TaskRun {} deleted", context.id);
                 let outcome = self
                     .engine()
@@ -74,26 +77,32 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
                         },
                     )
                     .await?;
-                self.after_stop(held, outcome).await
+                self.after_stop(held, outcome, known).await
             }
         }
     }
 
+    /// What a delete answers once it drove the run it stops (announcing, when the TaskRun
+    /// has `Events`, the run's end: superseded by the delete).
     async fn after_stop(
         &self,
         held: HeldRun,
         outcome: Outcome,
+        known: Announced,
     ) -> Result<ProgressEvent, TaskRunError> {
+        let announced = self.announce(&held, known).await;
         match outcome {
             Outcome::Ended => match self.delete_record(&held.id).await {
                 // Everything is stopped; only the record is left: come back for it.
                 Err(TaskRunError::Aws(fault)) if fault.is_transient() => {
                     tracing::warn!(id = %held.id, error = %fault, "could not delete the record yet");
-                    Ok(self.in_progress(&held, Stage::Delete, 1.0))
+                    Ok(self.in_progress_announced(&held, Stage::Delete, 1.0, announced))
                 }
                 other => other,
             },
-            Outcome::Pending { delay } => Ok(self.in_progress(&held, Stage::Delete, delay)),
+            Outcome::Pending { delay } => {
+                Ok(self.in_progress_announced(&held, Stage::Delete, delay, announced))
+            }
             Outcome::GaveUp => Err(TaskRunError::Own(RunFailure::StopUnconfirmed(format!(
                 "TaskRun {}'s tasks could not be confirmed stopped; it was not deleted (try again)",
                 held.id

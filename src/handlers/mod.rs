@@ -24,6 +24,7 @@ use crate::context::{CallbackContext, Stage};
 use crate::ecs::{Ecs, Fault, TaskDefinitionInfo};
 use crate::engine::{Answer, Engine, HeldRun, Outcome};
 use crate::error::{RunFailure, TaskRunError};
+use crate::events::Announced;
 use crate::machine::{
     ContainerLog, Ending, LaunchMode, Plan, Retry, Run, STOP_CONFIRM_LIMIT_SECONDS,
 };
@@ -118,6 +119,9 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
             give_up_at: self.clock.now() + STOP_CONFIRM_LIMIT_SECONDS,
             run: None,
             throttled: 0,
+            // A first step done again: whatever it announced before is announced again
+            // (the same event ids).
+            announced: None,
         }
     }
 
@@ -154,9 +158,27 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
             ecs: self.gateway,
             store: self.store,
             clock: self.clock,
-            budget: self.budget,
+            budget: self.engine_budget(),
             stack_tags: self.request.request_data.stack_tags.as_ref(),
         }
+    }
+
+    /// The budget the engine drives a run with: the invocation's, less the time of the
+    /// send of its events at the end when the TaskRun has `Events` (as the request gives
+    /// its properties), so that sending makes no invocation longer than it would be.
+    fn engine_budget(&self) -> crate::budget::Budget {
+        let events = crate::events::bus_of(&self.request.desired_properties()).is_some()
+            || self
+                .request
+                .previous_properties()
+                .is_some_and(|p| crate::events::bus_of(&p).is_some());
+        if !events {
+            return self.budget;
+        }
+        handler_kit::events::budget_before_send(
+            self.budget.started,
+            self.request.deadline.map(handler_kit::clock::epoch_seconds),
+        )
     }
 
     /// The desired properties, coerced and validated against the schema.
@@ -261,8 +283,12 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
         event: crate::machine::Event,
         message: Option<String>,
     ) -> Result<ProgressEvent, TaskRunError> {
+        let known = self.announced_for_drive(&mut held);
         match self.engine().drive(&mut held, event).await {
-            Ok(outcome) => self.answer(held, outcome, message).await,
+            Ok(outcome) => {
+                let announced = self.announce(&held, known).await;
+                self.answer(held, outcome, message, announced).await
+            }
             Err(error @ TaskRunError::Own(RunFailure::RunEnded { .. })) => {
                 // The run could not be recorded and its tasks were stopped: a CREATE
                 // leaves nothing behind (best effort: the store may refuse this too).
@@ -286,6 +312,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
         held: HeldRun,
         outcome: Outcome,
         message: Option<String>,
+        announced: Announced,
     ) -> Result<ProgressEvent, TaskRunError> {
         let with_message = |event: ProgressEvent| match &message {
             Some(m) => event.with_message(m.clone()),
@@ -293,7 +320,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
         };
         match outcome {
             Outcome::Pending { delay } => {
-                let event = self.in_progress(&held, Stage::Run, delay);
+                let event = self.in_progress_announced(&held, Stage::Run, delay, announced);
                 Ok(match (&message, &held.note) {
                     (None, Some(note)) => event.with_message(note.clone()),
                     _ => with_message(event),
@@ -343,7 +370,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
                         // ones yet: ECS is eventually consistent). The FAILED answer, and
                         // the record's removal, wait for a callback: CloudFormation only
                         // calls back once it has this answer.
-                        return Ok(self.in_progress(&held, Stage::Run, 1.0));
+                        return Ok(self.in_progress_announced(&held, Stage::Run, 1.0, announced));
                     }
                     if self.request.action == cfn_protocol::Action::Create {
                         if let Err(fault) = self
@@ -355,7 +382,12 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
                             // retriable code would have CloudFormation start over: come
                             // back instead, and remove it then.
                             tracing::warn!(id = %held.id, error = %fault, "could not delete the record of a failed create; trying again");
-                            return Ok(self.in_progress(&held, Stage::Run, 1.0));
+                            return Ok(self.in_progress_announced(
+                                &held,
+                                Stage::Run,
+                                1.0,
+                                announced,
+                            ));
                         }
                     }
                     // The model (with its Id) goes along: CloudFormation knows what failed.
@@ -371,8 +403,68 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
         }
     }
 
-    /// IN_PROGRESS with the model and a context to carry on from.
-    fn in_progress(&self, held: &HeldRun, stage: Stage, delay: f64) -> ProgressEvent {
+    /// What of `held`'s run was announced before this invocation: what the callback
+    /// context carried, and what the record says (an undo's events say they are one).
+    fn announced_before(&self, held: &HeldRun) -> Announced {
+        let token = &held.run.token;
+        let carried = self.context().ok().flatten().and_then(|c| c.announced);
+        let mut known = Announced::of(carried.as_ref(), token);
+        if let Some(record) = &held.hold.record {
+            known = known.merge(&Announced::of(record.announced.as_ref(), token));
+            known.undo |= record.undo_run().is_some();
+        }
+        known
+    }
+
+    /// [`Self::announced_before`], also put in the held record, so that the engine's
+    /// next write of it carries it along (never a write of its own).
+    fn announced_for_drive(&self, held: &mut HeldRun) -> Announced {
+        let known = self.announced_before(held);
+        if let Some(record) = held.hold.record.as_mut() {
+            if crate::events::bus_of(&record.properties).is_some() {
+                record.announced = Some(known.clone());
+            }
+        }
+        known
+    }
+
+    /// Sends the events `held`'s run has due beyond `known` (`crate::events::due`), when
+    /// the TaskRun has `Events`: one PutEvents call, best effort, within the time the
+    /// engine's budget left (`handler_kit::events::send`); what is announced then.
+    async fn announce(&self, held: &HeldRun, known: Announced) -> Announced {
+        let Some(bus) = crate::events::bus_of(&held.properties) else {
+            return known;
+        };
+        let due = crate::events::due(&held.run, &known);
+        if due.is_empty() {
+            return known;
+        }
+        let batch = crate::events::batch(&due);
+        let source = crate::events::Source {
+            id: held.id.clone(),
+            stack_id: self.request.stack_id.clone(),
+            logical_resource_id: self.request.request_data.logical_resource_id.clone(),
+            region: self.request.region.clone(),
+            bus,
+        };
+        let entries: Vec<_> = batch
+            .iter()
+            .map(|kind| crate::events::entry(&source, &held.run, *kind, known.undo))
+            .collect();
+        let delivery =
+            handler_kit::events::send(self.events, &entries, self.clock, &self.budget).await;
+        known.after(&batch, &delivery.settled)
+    }
+
+    /// IN_PROGRESS with the model and a context to carry on from, which carries
+    /// `announced`.
+    fn in_progress_announced(
+        &self,
+        held: &HeldRun,
+        stage: Stage,
+        delay: f64,
+        announced: Announced,
+    ) -> ProgressEvent {
         let give_up_at = match &held.run.stopping {
             Some(stopping) => stopping.since,
             None => held.run.deadline,
@@ -386,6 +478,9 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
             run: (stage == Stage::Run && crate::engine::travels_in_context(&held.run))
                 .then(|| held.run.clone()),
             throttled: 0,
+            announced: (crate::events::bus_of(&held.properties).is_some()
+                && announced != Announced::none(&held.run.token))
+            .then_some(announced),
         };
         let model = (self.request.action != cfn_protocol::Action::Delete).then(|| held.model());
         ProgressEvent::in_progress(

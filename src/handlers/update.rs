@@ -96,8 +96,12 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
         held: HeldRun,
         outcome: Outcome,
     ) -> Result<ProgressEvent, TaskRunError> {
+        // The run this update stops: its end (Superseded) announced, when it has Events.
+        let announced = self.announce(&held, self.announced_before(&held)).await;
         match outcome {
-            Outcome::Pending { delay } => Ok(self.in_progress(&held, Stage::Supersede, delay)),
+            Outcome::Pending { delay } => {
+                Ok(self.in_progress_announced(&held, Stage::Supersede, delay, announced))
+            }
             Outcome::GaveUp => Err(TaskRunError::Own(RunFailure::StopUnconfirmed(format!(
                 "the earlier run of TaskRun {} could not be confirmed stopped; the update did not go ahead",
                 held.id
@@ -173,7 +177,8 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
                             .await?,
                     );
                 }
-                let run = self.plan_run(token, &properties, &model, definition.as_ref())?;
+                let mut run = self.plan_run(token, &properties, &model, definition.as_ref())?;
+                self.lock_run(&mut run, &model, &record.id);
                 // A run of a rollback (RunOnRollback) is not itself rolled back.
                 record.undoable =
                     crate::undo::undoable(&properties, &run.token).filter(|_| !rollback);
@@ -235,6 +240,8 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
                 .describe_task_definition(&model.task_definition)
                 .await?;
             let mut run = self.plan_run(token, &undo.launch, &model, Some(&definition))?;
+            // The undo takes the lock the undone run took.
+            self.lock_run(&mut run, &model, &record.id);
             run.fingerprint = Some(desired);
             let mut sized = record.clone();
             sized.run = run.clone();

@@ -993,3 +993,145 @@ fn each_operation_that_takes_a_stop_over_gets_its_own_time_to_confirm_it() {
     );
     assert_eq!(next, Next::GiveUp);
 }
+
+/// A run of `count` tasks waiting for lock `db`.
+fn waiting(count: u32) -> Run {
+    let mut run = launching(LaunchMode::RunTask, count);
+    let holder = Holder {
+        key: "r1#tok".into(),
+        id: "r1".into(),
+        stack: None,
+        logical_id: None,
+    };
+    run.wait_for_lock("db".into(), holder, T0);
+    run
+}
+
+fn other_holder() -> Held {
+    Held {
+        holder: Holder {
+            key: "r2#x".into(),
+            id: "r2".into(),
+            stack: Some("s2".into()),
+            logical_id: Some("Migrate".into()),
+        },
+        since: T0 - 30.0,
+        lease_until: T0 + 3000.0,
+    }
+}
+
+#[test]
+fn a_run_with_a_lock_starts_nothing_before_it_holds_it() {
+    let run = waiting(3);
+    assert_eq!(run.phase, Phase::Waiting);
+    let s = step(&run, Event::Resumed, T0);
+    assert_eq!(
+        s.next,
+        Next::TakeLock {
+            lease_until: T0 + 600.0 + STOP_CONFIRM_LIMIT_SECONDS + waiting::LEASE_MARGIN_SECONDS
+        }
+    );
+    let s = step(
+        &s.run,
+        Event::LockTaken(Ok(Taken::Busy(other_holder()))),
+        T0 + 1.0,
+    );
+    assert_eq!(s.run.phase, Phase::Waiting);
+    assert!(matches!(s.next, Next::Pause(d) if d >= waiting::MIN_LOOK_SECONDS));
+    assert!(waiting::held_by(&s.run).contains("r2 (Migrate in stack s2)"));
+    let s = step(
+        &s.run,
+        Event::LockTaken(Ok(Taken::Holds {
+            generation: 4,
+            broke: None,
+        })),
+        T0 + 50.0,
+    );
+    assert_eq!(s.run.phase, Phase::Launching);
+    assert_eq!(s.run.started_at, T0 + 50.0);
+    assert_eq!(s.run.deadline, T0 + 600.0, "the Timeout bounds waiting too");
+    assert!(matches!(s.next, Next::Launch(_)));
+}
+
+#[test]
+fn a_run_that_waited_past_its_timeout_ends_naming_the_holder_and_frees_the_lock() {
+    let run = waiting(1);
+    let s = step(
+        &run,
+        Event::LockTaken(Ok(Taken::Busy(other_holder()))),
+        T0 + 590.0,
+    );
+    // Woken at the deadline at the latest.
+    assert!(
+        matches!(s.next, Next::Pause(d) if d <= 10.0),
+        "{:?}",
+        s.next
+    );
+    let s = step(&s.run, Event::Resumed, T0 + 600.0);
+    assert_eq!(s.run.phase, Phase::Ended);
+    assert_eq!(s.run.ending, Some(Ending::TimedOut));
+    let reason = s.run.reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("waiting for lock 'db'") && reason.contains("r2"),
+        "{reason}"
+    );
+    // Ended, it frees the lock (it may hold it unknowingly: an answer lost) before it is done.
+    assert_eq!(s.next, Next::ReleaseLock);
+    assert!(!s.run.is_ended());
+    let s = step(&s.run, Event::LockReleased(Ok(false)), T0 + 601.0);
+    assert_eq!(s.next, Next::Done);
+    assert!(s.run.is_ended());
+}
+
+#[test]
+fn a_run_superseded_while_waiting_ends_and_frees_the_lock() {
+    let run = waiting(1);
+    let s = step(
+        &run,
+        Event::Abandon {
+            reason: "superseded by an update".into(),
+            operation: "u".into(),
+        },
+        T0 + 5.0,
+    );
+    assert_eq!(s.run.ending, Some(Ending::Superseded));
+    assert!(s.run.tasks.is_empty());
+    assert_eq!(s.next, Next::ReleaseLock);
+}
+
+#[test]
+fn a_run_that_cannot_free_its_lock_tries_again_then_leaves_it_to_its_lease() {
+    let mut run = running(1);
+    run.lock = waiting(1).lock;
+    run.end(Ending::Succeeded, None, T0 + 10.0);
+    let throttled = Fault::new("ssm:GetParametersByPath", FaultKind::Throttled, "slow down");
+    let mut s = step(&run, Event::Resumed, T0 + 10.0);
+    assert_eq!(s.next, Next::ReleaseLock);
+    for _ in 1..waiting::RELEASE_TRIES {
+        s = step(
+            &s.run,
+            Event::LockReleased(Err(throttled.clone())),
+            T0 + 11.0,
+        );
+        assert!(matches!(s.next, Next::Wait(_)), "{:?}", s.next);
+        s = step(&s.run, Event::Resumed, T0 + 12.0);
+        assert_eq!(s.next, Next::ReleaseLock);
+    }
+    s = step(&s.run, Event::LockReleased(Err(throttled)), T0 + 13.0);
+    assert_eq!(s.next, Next::Done);
+    assert!(s.run.is_ended());
+    assert_eq!(
+        s.run.ending,
+        Some(Ending::Succeeded),
+        "the run's ending stands"
+    );
+}
+
+#[test]
+fn a_stale_copy_of_a_run_that_freed_its_lock_does_not_take_it_again() {
+    let run = waiting(1);
+    let s = step(&run, Event::LockTaken(Ok(Taken::FreedAlready)), T0 + 1.0);
+    assert!(s.run.tasks.is_empty());
+    assert_eq!(s.next, Next::Done);
+    assert!(s.run.is_ended());
+}

@@ -99,13 +99,14 @@ pub struct ResourceModel {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_rollback: Option<OnRollback>,
     /// Runs that give the same Lock Name, in one account and Region, never run at the same
-    /// time, across stacks: a run waits (IN_PROGRESS, within its Timeout; the provider log
-    /// names who holds the lock and since when) until the lock is free, holds it from
-    /// before its first task starts until its last task is confirmed stopped, and frees it
-    /// when it succeeds, fails, times out, is stopped by an update or DELETE, or is undone.
-    /// The lock is a log of create-only SSM parameters under the records' path (see the
-    /// README, "One at a time"): a holder whose handler died is broken once its lease (the
-    /// holder's Timeout plus 11 minutes) has passed.
+    /// time, across stacks: a run waits (IN_PROGRESS, within its Timeout, which counts the
+    /// wait; each answer and the provider log name who holds the lock and since when) until
+    /// the lock is free, holds it from before its first task starts until its last task is
+    /// confirmed stopped, and frees it when it succeeds, fails, times out, or is stopped by
+    /// an update or a DELETE. An undo (OnRollback) takes the lock of the run it undoes. The
+    /// lock is a log of create-only SSM parameters under the records' path (README, "One at
+    /// a time"): a holder whose handler stopped being called is broken once its lease has
+    /// passed, its Timeout plus 12 minutes.
     #[serde(rename = "Lock")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<Lock>,
@@ -220,10 +221,10 @@ pub struct ResourceModel {
     #[serde(rename = "TaskArns")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_arns: Option<Vec<String>>,
-    /// The latest run: RUNNING, STOPPING (its outcome is decided and its tasks are being
-    /// stopped), SUCCEEDED, FAILED, TIMED_OUT or SUPERSEDED (stopped because an update or a
-    /// delete came before it ended). Allowed values: RUNNING, STOPPING, SUCCEEDED, FAILED,
-    /// TIMED_OUT, SUPERSEDED.
+    /// The latest run: WAITING (for its Lock: nothing started yet), RUNNING, STOPPING (its
+    /// outcome is decided and its tasks are being stopped), SUCCEEDED, FAILED, TIMED_OUT or
+    /// SUPERSEDED (stopped because an update or a delete came before it ended). Allowed
+    /// values: WAITING, RUNNING, STOPPING, SUCCEEDED, FAILED, TIMED_OUT, SUPERSEDED.
     #[serde(rename = "Status")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
@@ -390,13 +391,14 @@ pub struct EphemeralStorage {
 }
 
 /// Runs that give the same Lock Name, in one account and Region, never run at the same
-/// time, across stacks: a run waits (IN_PROGRESS, within its Timeout; the provider log
-/// names who holds the lock and since when) until the lock is free, holds it from before
-/// its first task starts until its last task is confirmed stopped, and frees it when it
-/// succeeds, fails, times out, is stopped by an update or DELETE, or is undone. The lock is
-/// a log of create-only SSM parameters under the records' path (see the README, "One at a
-/// time"): a holder whose handler died is broken once its lease (the holder's Timeout plus
-/// 11 minutes) has passed.
+/// time, across stacks: a run waits (IN_PROGRESS, within its Timeout, which counts the
+/// wait; each answer and the provider log name who holds the lock and since when) until the
+/// lock is free, holds it from before its first task starts until its last task is
+/// confirmed stopped, and frees it when it succeeds, fails, times out, or is stopped by an
+/// update or a DELETE. An undo (OnRollback) takes the lock of the run it undoes. The lock
+/// is a log of create-only SSM parameters under the records' path (README, "One at a
+/// time"): a holder whose handler stopped being called is broken once its lease has passed,
+/// its Timeout plus 12 minutes.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
 pub struct Lock {
     /// The lock's name: runs with the same Name in an account and Region take turns.

@@ -190,4 +190,9 @@ impl Backend for WireBackend {
     fn clock(&self) -> &VirtualClock {
         self.sim.clock()
     }
+
+    /// The twin's EventBridge (not put on the wire: the conformance check covers ECS and SSM).
+    async fn events(&self, request: &HandlerRequest) -> Box<dyn handler_kit::events::EventSink> {
+        self.sim.events(request).await
+    }
 }

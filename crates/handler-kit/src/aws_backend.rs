@@ -1,5 +1,6 @@
-//! The production backend of a resource type: its gateway over the AWS SDK and its
-//! records in SSM Parameter Store, both with the caller's credentials, on the system clock.
+//! The production backend of a resource type: its gateway over the AWS SDK, its records in
+//! SSM Parameter Store and its events to EventBridge, all with the caller's credentials, on
+//! the system clock.
 
 use std::marker::PhantomData;
 
@@ -8,6 +9,7 @@ pub use aws_config::SdkConfig;
 use cfn_protocol::{CredentialsProblem, HandlerRequest};
 
 use crate::clock::SystemClock;
+use crate::events::{EventSink, NoEvents, SdkEvents};
 use crate::resource::Backend;
 use crate::ssm::SsmStore;
 
@@ -52,5 +54,15 @@ impl<G: FromSdkConfig + Send + Sync> Backend for AwsBackend<G> {
 
     fn clock(&self) -> &SystemClock {
         &SystemClock
+    }
+
+    async fn events(&self, request: &HandlerRequest) -> Box<dyn EventSink> {
+        // Built per request, with the caller's credentials: the events are the caller's
+        // (its account's bus, its events:PutEvents permission). Without usable credentials
+        // `connect` has refused the request already.
+        match crate::aws::config_for(request).await {
+            Ok(config) => Box::new(SdkEvents::new(&config)),
+            Err(_) => Box::new(NoEvents),
+        }
     }
 }

@@ -27,6 +27,10 @@ pub enum Flow {
     GiveUp,
     /// Nothing to do before this many seconds.
     Wait(f64),
+    /// Nothing to do before this many seconds, and the operation says so now: the
+    /// invocation answers IN_PROGRESS at once and is called back then (a run waiting for
+    /// someone else: each look is an answer that says who it waits for).
+    Pause(f64),
     /// An action for the hands.
     Act,
 }
@@ -150,6 +154,7 @@ where
             Flow::Done => return Ok(Outcome::Ended),
             Flow::GiveUp => return Ok(Outcome::GaveUp),
             Flow::Wait(seconds) if !budget.may_wait(now, seconds) => Some(seconds),
+            Flow::Pause(seconds) => Some(seconds),
             Flow::Act if !budget.may_act(now) => Some(1.0),
             _ => None,
         };

@@ -11,6 +11,9 @@
 //!   `sim`: the backend of a type's simulation (its in-memory twin, store and clock);
 //! - `store`, `records`: the parameter store port (where records live), its in-memory twin,
 //!   and typed records in it;
+//! - `events`: the EventBridge port (`EventSink`), the SDK sink (with `aws`), and `send`,
+//!   one best-effort PutEvents (its in-memory twin is `sim::SimEvents`); `lock`: a named lock shared by every
+//!   handler of an account and Region, over create-only parameters of the store;
 //! - `schema`: a resource schema compiled once (`EmbeddedSchema`), and properties checked
 //!   against it;
 //! - `ids`: identifiers derived from the request (the same for a redelivered invocation);

@@ -16,6 +16,7 @@ use tracing::Instrument;
 use crate::budget::Budget;
 use crate::clock::{epoch_seconds, Clock};
 use crate::context::Carried;
+use crate::events::{EventSink, NO_EVENTS};
 use crate::failure::{Failure, OwnFailure};
 use crate::fault::{Fault, FaultKind};
 use crate::records::{Keeps, Records, Revised, Stored};
@@ -38,6 +39,14 @@ pub trait Backend: Sync {
 
     /// The clock of every request.
     fn clock(&self) -> &Self::Clock;
+
+    /// Where this request's events go (EventBridge, with its caller's credentials). By
+    /// default nowhere: a backend of a type that sends none need not say. A sink, not a
+    /// type of the backend's: the handlers of every backend hold it alike, and sending is
+    /// best effort, so nothing of it reaches their signatures.
+    fn events(&self, _request: &HandlerRequest) -> impl Future<Output = Box<dyn EventSink>> + Send {
+        async { Box::new(crate::events::NoEvents) as Box<dyn EventSink> }
+    }
 }
 
 /// What a resource type is, beyond its handlers: its own failures, its records and where
@@ -127,6 +136,9 @@ pub struct Invocation<'a, K, G, S, C> {
     pub clock: &'a C,
     /// The time this invocation may take.
     pub budget: Budget,
+    /// Where the type's events go (nowhere unless the backend says:
+    /// [`Invocation::with_events`]).
+    pub events: &'a dyn EventSink,
     kind: PhantomData<fn() -> K>,
 }
 
@@ -139,8 +151,15 @@ impl<'a, K, G, S, C: Clock> Invocation<'a, K, G, S, C> {
             store,
             clock,
             budget: Budget::new(clock.now(), request.deadline.map(epoch_seconds)),
+            events: &NO_EVENTS,
             kind: PhantomData,
         }
+    }
+
+    /// The invocation with its events sent to `events`.
+    pub fn with_events(mut self, events: &'a dyn EventSink) -> Self {
+        self.events = events;
+        self
     }
 }
 
@@ -374,7 +393,8 @@ impl<B: Backend, K: Handlers<B::Gateway, B::Store, B::Clock>> Resource for Resou
 
     async fn create(&self, request: &HandlerRequest) -> Result<ProgressEvent, Self::Error> {
         let connected = self.backend.connect(request).await?;
-        K::create(self.invocation(request, &connected))
+        let events = self.backend.events(request).await;
+        K::create(self.invocation(request, &connected).with_events(&*events))
             .instrument(K::span(request))
             .await
     }
@@ -388,14 +408,16 @@ impl<B: Backend, K: Handlers<B::Gateway, B::Store, B::Clock>> Resource for Resou
 
     async fn update(&self, request: &HandlerRequest) -> Result<ProgressEvent, Self::Error> {
         let connected = self.backend.connect(request).await?;
-        K::update(self.invocation(request, &connected))
+        let events = self.backend.events(request).await;
+        K::update(self.invocation(request, &connected).with_events(&*events))
             .instrument(K::span(request))
             .await
     }
 
     async fn delete(&self, request: &HandlerRequest) -> Result<ProgressEvent, Self::Error> {
         let connected = self.backend.connect(request).await?;
-        K::delete(self.invocation(request, &connected))
+        let events = self.backend.events(request).await;
+        K::delete(self.invocation(request, &connected).with_events(&*events))
             .instrument(K::span(request))
             .await
     }

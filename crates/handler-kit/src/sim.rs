@@ -12,9 +12,13 @@ use cfn_protocol::{CredentialsProblem, HandlerRequest};
 
 use crate::clock::throttle::{self, BucketRule, Throttle, Throttling};
 use crate::clock::{Clock, VirtualClock};
+use crate::events::EventSink;
+
+mod event_bridge;
 use crate::fault::{Fault, FaultKind};
 use crate::resource::Backend;
 use crate::store::{Injected, MemoryStore};
+pub use event_bridge::{EventBridgeState, PutEvent, SimEvents};
 
 /// A call answered without a planned latency takes this long.
 pub const CALL_SECONDS: f64 = 0.05;
@@ -224,6 +228,8 @@ pub struct SimBackend<G> {
     pub store: Arc<MemoryStore>,
     /// The virtual time every request goes by.
     pub clock: Arc<VirtualClock>,
+    /// The in-memory EventBridge the type's events go to.
+    pub events: SimEvents,
 }
 
 impl<G: SimGateway> SimBackend<G> {
@@ -242,6 +248,7 @@ impl<G: SimGateway> SimBackend<G> {
         Self {
             gateway: G::on(clock.clone()),
             store,
+            events: SimEvents::on(clock.clone()),
             clock,
         }
     }
@@ -275,5 +282,9 @@ impl<G: SimGateway> Backend for SimBackend<G> {
 
     fn clock(&self) -> &VirtualClock {
         &self.clock
+    }
+
+    async fn events(&self, _request: &HandlerRequest) -> Box<dyn EventSink> {
+        Box::new(self.events.clone())
     }
 }

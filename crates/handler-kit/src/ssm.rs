@@ -61,6 +61,37 @@ impl ParameterStore for SsmStore {
         .await
     }
 
+    async fn create(&self, name: &str, value: &str, by: f64) -> Result<bool, Fault> {
+        const OP: &str = "ssm:PutParameter";
+        by_deadline(OP, by, async {
+            match self
+                .client
+                .put_parameter()
+                .name(name)
+                .description(self.description)
+                .value(value)
+                .r#type(ParameterType::String)
+                .tier(ParameterTier::Standard)
+                .overwrite(false)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(true),
+                Err(e) => {
+                    let already = e
+                        .as_service_error()
+                        .is_some_and(|e| e.is_parameter_already_exists());
+                    if already {
+                        Ok(false)
+                    } else {
+                        Err(fault(OP, e))
+                    }
+                }
+            }
+        })
+        .await
+    }
+
     async fn delete(&self, name: &str, by: f64) -> Result<bool, Fault> {
         const OP: &str = "ssm:DeleteParameter";
         by_deadline(OP, by, async {

@@ -47,6 +47,18 @@ pub trait ParameterStore: Sync {
         value: &str,
         by: f64,
     ) -> impl Future<Output = Result<(), Fault>> + Send;
+    /// Creates `name` only if no parameter of that name exists: `false` (and nothing
+    /// written) when one does. SSM's `PutParameter` with `Overwrite` false fails with
+    /// `ParameterAlreadyExists` ("The parameter already exists. You can't create duplicate
+    /// parameters.", AWS Systems Manager API Reference, PutParameter, Errors): of racers
+    /// creating one name, exactly one succeeds. Plain text (`String`, standard tier): what
+    /// is created this way holds no secret.
+    fn create(
+        &self,
+        name: &str,
+        value: &str,
+        by: f64,
+    ) -> impl Future<Output = Result<bool, Fault>> + Send;
     /// `false` when there was nothing to delete.
     fn delete(&self, name: &str, by: f64) -> impl Future<Output = Result<bool, Fault>> + Send;
     /// One page of the values directly under `path`, and the token of the next page.
@@ -251,6 +263,30 @@ impl ParameterStore for MemoryStore {
         Ok(())
     }
 
+    async fn create(&self, name: &str, value: &str, by: f64) -> Result<bool, Fault> {
+        // SSM API Reference, PutParameter, `Value`: "Standard parameters have a value limit
+        // of 4 KB"; a create-only write is a standard `String` parameter.
+        if value.len() > STANDARD_VALUE_BYTES {
+            return Err(Fault::from_service(
+                "ssm:PutParameter",
+                Some("ValidationException"),
+                Some("Parameter value is too large: the limit of a standard parameter is 4 KB"),
+                Some(400),
+            ));
+        }
+        // One lock of the map is the check and the write: of racers creating one name,
+        // exactly one gets `true` (SSM API Reference, PutParameter, ParameterAlreadyExists).
+        self.call("ssm:PutParameter", name, by, |v| {
+            if v.contains_key(name) {
+                false
+            } else {
+                v.insert(name.to_string(), value.to_string());
+                true
+            }
+        })
+        .await
+    }
+
     async fn delete(&self, name: &str, by: f64) -> Result<bool, Fault> {
         let deleted = self
             .call("ssm:DeleteParameter", name, by, |v| {
@@ -317,6 +353,14 @@ impl<T: ParameterStore + Send + Sync> ParameterStore for Arc<T> {
         by: f64,
     ) -> impl Future<Output = Result<(), Fault>> + Send {
         (**self).put(name, value, by)
+    }
+    fn create(
+        &self,
+        name: &str,
+        value: &str,
+        by: f64,
+    ) -> impl Future<Output = Result<bool, Fault>> + Send {
+        (**self).create(name, value, by)
     }
     fn delete(&self, name: &str, by: f64) -> impl Future<Output = Result<bool, Fault>> + Send {
         (**self).delete(name, by)

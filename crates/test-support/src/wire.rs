@@ -189,6 +189,13 @@ impl<S: ParameterStore + Send + Sync, E: Send + Sync> ParameterStore for Recorde
         self.inner.put(name, value, by).await
     }
 
+    async fn create(&self, name: &str, value: &str, by: f64) -> Result<bool, Fault> {
+        if let Some(w) = &self.wire {
+            w.send(w.ssm.create(name, value, w.by()));
+        }
+        self.inner.create(name, value, by).await
+    }
+
     async fn delete(&self, name: &str, by: f64) -> Result<bool, Fault> {
         if let Some(w) = &self.wire {
             w.send(w.ssm.delete(name, w.by()));
