@@ -212,6 +212,12 @@ def test_default_statements():
             )],
         },
         {
+            "Sid": "SendEvents",
+            "Effect": "Allow",
+            "Action": ["events:PutEvents"],
+            "Resource": [sub("arn:${AWS::Partition}:events:*:${AWS::AccountId}:event-bus/*")],
+        },
+        {
             "Sid": "RecordParameters",
             "Effect": "Allow",
             "Action": [
@@ -237,6 +243,8 @@ def test_default_is_the_account_and_nothing_else():
     assert allowed(role, "ecs:ListTasks", "*", cluster("any"))
     assert not allowed(role, "ecs:ListTasks", "*", cluster("any", OTHER))
     assert not allowed(role, "ecs:ListTasks", "*")  # no cluster key: denied
+    assert allowed(role, "events:PutEvents", arn("events", "event-bus/deploys"))
+    assert not allowed(role, "events:PutEvents", arn("events", "event-bus/deploys", OTHER))
     role_arn = f"arn:aws:iam::{ACCOUNT}:role/any/path/name"
     passed = {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
     assert allowed(role, "iam:PassRole", role_arn, passed)

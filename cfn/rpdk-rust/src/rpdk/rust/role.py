@@ -62,6 +62,10 @@ Reference (SAR) pages cited:
   region (resource type `stack*`, ARN `arn:${Partition}:cloudformation:${Region}:
   ${Account}:stack/${StackName}/${Id}`): a handler reads the status of the stack it
   serves (TaskRun's AdoptExisting), never another account's.
+- SendEvents: events:PutEvents -> event-bus/* of the account, any region (resource type
+  `event-bus*`, ARN `arn:${Partition}:events:${Region}:${Account}:event-bus/
+  ${EventBusName}`; list_amazoneventbridge.html): the bus is a property of each resource
+  (TaskRun's Events), so the role cannot name it; a narrower role names the bus.
 - RecordParameters: the ssm: actions -> parameter<recordParameterPath> and .../* (resource
   type `parameter*`), or every parameter of the account without that setting (SSM
   parameters can be shared across accounts, so "*" would reach further).
@@ -117,6 +121,7 @@ SERVICE_DEPLOYMENT_ACTIONS = {"ecs:describeservicedeployments", "ecs:listservice
 PASS_ROLE = {"iam:passrole"}
 LOGS = {"logs:getlogevents"}
 STACKS = {"cloudformation:describestacks"}
+EVENTS = {"events:putevents"}
 # which settings narrow which actions (to report settings without effect)
 SETTING_ACTIONS = {
     CLUSTERS: LAUNCH | TASKS | LIST_TASKS | SERVICE_ACTIONS,
@@ -420,6 +425,7 @@ def _plan(actions, scope: Scope, parameter_path, services) -> List[_Statement]:
     tag, service_actions = pick(TAG), pick(SERVICE_ACTIONS)
     deployment_actions = pick(SERVICE_DEPLOYMENT_ACTIONS)
     pass_role, logs, stacks = pick(PASS_ROLE), pick(LOGS), pick(STACKS)
+    events = pick(EVENTS)
     ssm = [
         a
         for a in actions
@@ -427,7 +433,7 @@ def _plan(actions, scope: Scope, parameter_path, services) -> List[_Statement]:
     ]
     known = set(
         launch + tasks + listing + tag + service_actions + deployment_actions + pass_role
-        + logs + stacks + ssm
+        + logs + stacks + ssm + events
     )
     unscoped = [a for a in actions if a not in known]
 
@@ -474,6 +480,9 @@ def _plan(actions, scope: Scope, parameter_path, services) -> List[_Statement]:
     if stacks:
         stack_arn = f"arn:{PARTITION}:cloudformation:{REGION}:{ACCOUNT}:stack/*/*"
         plan.append(_Statement("ReadStacks", stacks, [stack_arn], []))
+    if events:
+        bus_arn = f"arn:{PARTITION}:events:*:{ACCOUNT}:event-bus/*"
+        plan.append(_Statement("SendEvents", events, [bus_arn], []))
     if ssm:
         if parameter_path:
             arn = PARAMETER_ARN + parameter_path
