@@ -95,6 +95,17 @@ CFN=$REPO/.venv/bin/cfn
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/scaffold-check.XXXXXX")
 project=$tmp/project
 mkdir "$project"
+# The repository's dev profile (Cargo.toml), from a config file above the project: the
+# scaffold then reuses the dependencies compiled in the shared target/ instead of building
+# a second set of them with full debug info, which a CI disk ran out of space for.
+mkdir "$tmp/.cargo"
+cat >"$tmp/.cargo/config.toml" <<'TOML'
+[profile.dev]
+debug = "line-tables-only"
+
+[profile.dev.package."*"]
+debug = false
+TOML
 
 # --- cfn init -----------------------------------------------------------------------
 # Non-interactive: the type name and artifact type are given, and the rust plugin is the

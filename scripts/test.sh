@@ -16,6 +16,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export AWS_EC2_METADATA_DISABLED=true AWS_REGION=us-east-1
+# A test run builds each crate once: incremental caches (2 GB of target/) are never reused.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 
 LOGS=.tmp/test-logs
 case "${VERBOSE:-0}" in ""|0|no|false) VERBOSE=0 ;; *) VERBOSE=1 ;; esac
@@ -28,6 +30,7 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 mkdir -p "$LOGS"
 rm -f "$LOGS"/*.log
+: >"$LOGS/.started"
 
 names=() results=() times=() figures=()
 failed=0
@@ -93,6 +96,28 @@ fig_fuzz() {  # fuzz.sh's one line, without its explanations
   else last_line "$1"; fi
 }
 fig_last() { last_line "$1"; }
+
+# --- disk: what this run wrote ------------------------------------------------------------
+# Bytes of the files this run created or changed under the build outputs, the venv and the
+# logs (hard links counted once; what an earlier run left and this one reused is not
+# counted), against a budget: a CI disk ran out of space when the test binaries carried full
+# debug info (18 GB in target/).
+DISK_BUDGET_GIB=${DISK_BUDGET_GIB:-8}
+disk_written() {
+  local bytes gib
+  bytes=$(find target fuzz/target .venv .tmp -type f -newer "$LOGS/.started" -printf '%i %s\n' 2>/dev/null \
+    | sort -u | awk '{ s += $2 } END { printf "%.0f", s }')
+  gib=$(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1073741824 }')
+  for d in target fuzz/target .venv .tmp; do
+    printf '%s: %s\n' "$d" "$(find "$d" -type f -newer "$LOGS/.started" -printf '%i %s\n' 2>/dev/null \
+      | sort -u | awk '{ s += $2 } END { printf "%.2f GiB", s / 1073741824 }')"
+  done
+  if awk -v b="$bytes" -v g="$DISK_BUDGET_GIB" 'BEGIN { exit !(b > g * 1073741824) }'; then
+    echo "disk: this run wrote $gib GiB (target/, fuzz/target/, .venv/, .tmp/): over the budget of $DISK_BUDGET_GIB GiB"
+    return 1
+  fi
+  echo "disk: this run wrote $gib GiB (target/, fuzz/target/, .venv/, .tmp/); budget $DISK_BUDGET_GIB GiB"
+}
 
 # --- progress while a step runs ----------------------------------------------------------
 # What a step's log says it is doing now: the last line that names an activity.
@@ -204,6 +229,8 @@ if [ -f scripts/fuzz.sh ]; then
 else
   skip "fuzz" "scripts/fuzz.sh not present"
 fi
+
+step disk "disk written" fig_last disk_written
 
 total=$(awk -v a="$total_started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 echo
