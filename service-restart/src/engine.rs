@@ -39,11 +39,15 @@ impl driver::Machine for RestartMachine {
     }
 
     /// Recorded first: UpdateService's send (it has no idempotency token: a send whose
-    /// answer is lost is looked for, never repeated blindly). A look changes nothing a
-    /// redelivered invocation cannot learn again by looking; a deployment followed
-    /// travels in the callback context (see `handlers::in_progress`).
-    fn must_record(_before: &Restart, _after: &Restart, next: &Next) -> bool {
-        matches!(next, Next::Update)
+    /// answer is lost is looked for, never repeated blindly), and a lifecycle hook the
+    /// deployment is newly seen waiting at: a redelivered invocation whose look at the
+    /// Timeout fails can then still name it (found by the property test: the first answer
+    /// lost, the last look 53 s slow, and the TIMED_OUT reason said nothing of the hook).
+    /// Any other look changes nothing a redelivered invocation cannot learn again by
+    /// looking; a deployment followed travels in the callback context (see
+    /// `handlers::in_progress`).
+    fn must_record(before: &Restart, after: &Restart, next: &Next) -> bool {
+        matches!(next, Next::Update) || (after.waiting.is_some() && after.waiting != before.waiting)
     }
 
     fn carried(restart: &Restart) -> bool {

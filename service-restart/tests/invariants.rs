@@ -105,12 +105,13 @@ fn kind() -> impl Strategy<Value = FaultKind> {
 }
 
 fn injected() -> impl Strategy<Value = Injected> {
-    prop_oneof![
-        3 => kind().prop_map(Injected::Before),
-        3 => prop_oneof![Just(FaultKind::ServerSide), Just(FaultKind::Network)].prop_map(Injected::After),
-        1 => (0.5f64..70.0).prop_map(Injected::Slow),
-        2 => Just(Injected::Crash),
-    ]
+    let mix = props::FaultMix {
+        before: 3,
+        after: 3,
+        slow: 1,
+        crash: 2,
+    };
+    props::injected(kind(), 0.5f64..70.0, mix)
 }
 
 fn lose() -> impl Strategy<Value = Option<u8>> {
@@ -1166,5 +1167,65 @@ fn regression_17_after_a_give_up_the_baseline_is_the_record_s() {
         store_faults: vec![(11, Injected::Crash)],
         updates: vec![update(1), update(0)],
         ..quiet(30)
+    });
+}
+
+/// Found by a clean-clone `make test` (1 of 3,000 scenarios): Timeout 30, the first answer
+/// lost, a deployment waiting at a Lambda hook, and the look at the Timeout 53 s slow.
+#[test]
+fn regression_19_a_hook_wait_with_a_lost_first_answer_and_a_slow_last_look() {
+    let update = |trigger, rollback, run_on_rollback, restart_on_update, gap| Update {
+        trigger,
+        rollback,
+        run_on_rollback,
+        restart_on_update,
+        lose: None,
+        gap,
+    };
+    replay(&Scenario {
+        wait_started: false,
+        timeout: 30,
+        by_arn: false,
+        arn_with_cluster: false,
+        missing: false,
+        setup: ServiceSetup {
+            controller: Controller::Ecs,
+            classic_load_balancer: false,
+            short_arn: false,
+            lifecycle_hooks: true,
+            describe_lag: 6.885795669791504,
+        },
+        store_outage: None,
+        scripts: vec![
+            DeploymentScript {
+                ends_after: Some(169.9051706738897),
+                fails: false,
+                steady_after: 0.04773131349844573,
+                hook: Some(HookScript {
+                    pause: false,
+                    stage: "PRE_SCALE_UP".into(),
+                    holds_for: Some(95.439773663069),
+                }),
+            },
+            DeploymentScript {
+                ends_after: Some(34.53315250499468),
+                fails: true,
+                steady_after: 5.352444805393273,
+                hook: None,
+            },
+        ],
+        ecs_faults: vec![
+            (19, Injected::Before(FaultKind::ServerSide)),
+            (23, Injected::Slow(6.444701209034353)),
+            (25, Injected::After(FaultKind::Network)),
+            (27, Injected::Slow(53.3902588646813)),
+        ],
+        store_faults: vec![],
+        lose: Some(0),
+        updates: vec![
+            update(0, false, true, true, 452.7525363938346),
+            update(1, true, false, false, 2.0360555142351586),
+        ],
+        delete_lose: None,
     });
 }
