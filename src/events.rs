@@ -471,7 +471,7 @@ fn trim_once(detail: &mut Map<String, Value>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::machine::{LaunchMode, Plan, Retried, Retry};
+    use crate::machine::{LaunchMode, Plan, Retried};
     use crate::task_result::{ContainerResult, TaskResult};
     use proptest::prelude::*;
 
@@ -479,14 +479,8 @@ mod tests {
 
     fn run(count: u32) -> Run {
         let plan = Plan {
-            mode: LaunchMode::RunTask,
-            count,
-            task_definition: "arn:td/1".into(),
-            deciding: vec!["app".into()],
-            instances: vec![],
             log_tail: 5,
-            logs: vec![],
-            retry: Retry::default(),
+            ..crate::machine::tests::plan(LaunchMode::RunTask, count)
         };
         Run::new(
             "tok-1".into(),

@@ -799,4 +799,4 @@ pub fn step(run: &Run, event: Event, now: f64) -> Step {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

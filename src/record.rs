@@ -259,7 +259,7 @@ pub use handler_kit::clock::iso8601;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::machine::{LaunchMode, Plan};
+    use crate::machine::LaunchMode;
     use crate::outcome::{ContainerState, TaskState};
     use crate::task_result::TaskResult;
     use serde_json::json;
@@ -281,16 +281,7 @@ mod tests {
     }
 
     fn run(count: u32) -> Run {
-        let plan = Plan {
-            mode: LaunchMode::RunTask,
-            count,
-            task_definition: "arn:td/1".into(),
-            deciding: vec!["app".into()],
-            instances: vec![],
-            log_tail: 0,
-            logs: vec![],
-            retry: crate::machine::Retry::default(),
-        };
+        let plan = crate::machine::tests::plan(LaunchMode::RunTask, count);
         Run::new(
             "tok".into(),
             "cluster".into(),

@@ -4,31 +4,15 @@
 //! effort: a throttled, slow or refused PutEvents never fails the operation nor makes an
 //! invocation overrun its time.
 
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
-use std::time::{Duration, UNIX_EPOCH};
-
 use handler_kit::sim::PutEvent;
 use handler_kit::store::Injected;
 use serde_json::{json, Value};
-use taskrun::clock::Clock;
 use taskrun::ecs::FaultKind;
 use taskrun::resource::TaskRun;
 use taskrun::sim::{SimBackend, TaskScript};
+use test_support::cfn::{play_operation, Call, Played, Template};
 
 const START: f64 = 1_700_000_000.0;
-
-fn poll_to_end<F: Future>(invocation: F) -> Option<F::Output> {
-    let mut future = pin!(invocation);
-    let mut cx = Context::from_waker(Waker::noop());
-    for _ in 0..100_000 {
-        if let Poll::Ready(answer) = future.as_mut().poll(&mut cx) {
-            return Some(answer);
-        }
-    }
-    None
-}
 
 fn backend(task_seconds: f64, exit: i32) -> SimBackend {
     let backend = SimBackend::new(START);
@@ -41,18 +25,6 @@ fn backend(task_seconds: f64, exit: i32) -> SimBackend {
     .into();
     backend.events.create_bus("ops");
     backend
-}
-
-/// What one CREATE did: its answers, and how long each invocation took.
-struct Played {
-    answers: Vec<Value>,
-    lengths: Vec<f64>,
-}
-
-impl Played {
-    fn last(&self) -> &Value {
-        &self.answers[self.answers.len() - 1]
-    }
 }
 
 fn create(backend: &SimBackend, token: &str, properties: Value) -> Played {
@@ -69,62 +41,32 @@ fn operate(
     rollback: bool,
     invocations: Option<usize>,
 ) -> Played {
-    let resource = TaskRun::new(backend.clone());
-    let mut properties = properties;
-    let mut context: Option<Value> = None;
-    let mut played = Played {
-        answers: Vec::new(),
-        lengths: Vec::new(),
+    let mut template = Template::in_memory(
+        "Org::ECS::TaskRun",
+        "arn:aws:cloudformation:eu-west-1:123456789012:stack/app/1",
+        "Migrate",
+    );
+    template.head["region"] = json!("eu-west-1");
+    let call = Call {
+        action,
+        token,
+        properties: Some(&properties),
+        previous,
+        rollback,
+        context: None,
     };
-    for _ in 0..invocations.unwrap_or(1000) {
-        let mut event = json!({
-            "action": action,
-            "bearerToken": token,
-            "region": "eu-west-1",
-            "awsAccountId": "123456789012",
-            "stackId": "arn:aws:cloudformation:eu-west-1:123456789012:stack/app/1",
-            "resourceType": "Org::ECS::TaskRun",
-            "requestData": {
-                "callerCredentials": {"accessKeyId": "AKIAEXAMPLE", "secretAccessKey": "secret", "sessionToken": "session"},
-                "logicalResourceId": "Migrate",
-                "resourceProperties": properties,
-            },
-        });
-        if let Some(context) = &context {
-            event["callbackContext"] = context.clone();
-        }
-        if let Some(previous) = previous {
-            event["requestData"]["previousResourceProperties"] = previous.clone();
-        }
-        if rollback {
-            event["rollback"] = json!(true);
-        }
-        let asked = backend.clock.now();
-        let bytes = event.to_string();
-        let deadline = UNIX_EPOCH + Duration::from_secs_f64(asked + 60.0);
-        let answer = poll_to_end(cfn_protocol::dispatch(
-            &resource,
-            bytes.as_bytes(),
-            Some(deadline),
-        ))
-        .expect("an invocation of the simulation never finished");
-        played.lengths.push(backend.clock.now() - asked);
-        played.answers.push(answer.clone());
-        if answer["status"] != "IN_PROGRESS" {
-            return played;
-        }
-        backend
-            .clock
-            .advance(answer["callbackDelaySeconds"].as_f64().unwrap_or(1.0));
-        context = Some(answer["callbackContext"].clone());
-        if action != "DELETE" {
-            properties = answer["resourceModel"].clone();
-        }
+    let resource = TaskRun::new(backend.clone());
+    let played = play_operation(
+        &resource,
+        &backend.clock,
+        &template,
+        call,
+        invocations.unwrap_or(1000),
+    );
+    if invocations.is_none() && played.last()["status"] == "IN_PROGRESS" {
+        panic!("the {action} never ended");
     }
-    if invocations.is_some() {
-        return played;
-    }
-    panic!("the {action} never ended");
+    played
 }
 
 fn detail(event: &PutEvent) -> Value {

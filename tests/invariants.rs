@@ -407,13 +407,13 @@ fn fault_kind() -> impl Strategy<Value = FaultKind> {
 }
 
 fn injected() -> impl Strategy<Value = Injected> {
-    prop_oneof![
-        3 => fault_kind().prop_map(Injected::Before),
-        // A refusal (4xx) comes before ECS acts; only a 5xx or a lost answer after.
-        3 => prop_oneof![Just(FaultKind::ServerSide), Just(FaultKind::Network)].prop_map(Injected::After),
-        2 => prop_oneof![0.5f64..5.0, 20.0f64..80.0].prop_map(Injected::Slow),
-        2 => Just(Injected::Crash),
-    ]
+    let mix = props::FaultMix {
+        before: 3,
+        after: 3,
+        slow: 2,
+        crash: 2,
+    };
+    props::injected(fault_kind(), prop_oneof![0.5f64..5.0, 20.0f64..80.0], mix)
 }
 
 fn faults(calls: u64, most: usize) -> impl Strategy<Value = Vec<(u64, Injected)>> {

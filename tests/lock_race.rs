@@ -82,13 +82,13 @@ fn fault_kind() -> impl Strategy<Value = FaultKind> {
 }
 
 fn injected() -> impl Strategy<Value = Injected> {
-    prop_oneof![
-        3 => fault_kind().prop_map(Injected::Before),
-        // A refusal (4xx) comes before AWS acts; only a 5xx or a lost answer after.
-        2 => prop_oneof![Just(FaultKind::ServerSide), Just(FaultKind::Network)].prop_map(Injected::After),
-        1 => (1.0f64..40.0).prop_map(Injected::Slow),
-        1 => Just(Injected::Crash),
-    ]
+    let mix = props::FaultMix {
+        before: 3,
+        after: 2,
+        slow: 1,
+        crash: 1,
+    };
+    props::injected(fault_kind(), 1.0f64..40.0, mix)
 }
 
 fn racer() -> impl Strategy<Value = RacerPlan> {

@@ -7,7 +7,9 @@ use crate::outcome::{ContainerState, UNSEEN_GRACE_SECONDS};
 const T0: f64 = 1_000.0;
 const PREFIX: &str = "arn:aws:ecs:us-east-1:123456789012:task/c/";
 
-fn plan(mode: LaunchMode, count: u32) -> Plan {
+/// The plan of `count` tasks of `arn:td/1`, `app` deciding (also the fixture of the
+/// events' and the record's tests).
+pub(crate) fn plan(mode: LaunchMode, count: u32) -> Plan {
     Plan {
         mode,
         count,

@@ -7,8 +7,10 @@ use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
+use cfn_protocol::{dispatch, Resource};
+use handler_kit::clock::{Clock, VirtualClock};
 use serde_json::{json, Value};
 
 /// CloudFormation sends every scalar property as a string.
@@ -169,6 +171,64 @@ pub fn poll_to_end<F: Future>(invocation: F, mut died: impl FnMut() -> bool) -> 
         }
     }
     Polled::Stuck
+}
+
+/// What one operation played over the twins did: each invocation's answer, and how long
+/// each took on the virtual clock.
+#[derive(Debug, Default)]
+pub struct Played {
+    pub answers: Vec<Value>,
+    pub lengths: Vec<f64>,
+}
+
+impl Played {
+    /// The last answer (`null` before any).
+    pub fn last(&self) -> &Value {
+        self.answers.last().unwrap_or(&Value::Null)
+    }
+}
+
+/// Plays one operation as CloudFormation does, over twins on the virtual `clock`: sends
+/// `call`'s request, waits each IN_PROGRESS answer's callbackDelaySeconds, and calls back
+/// with its context and model ([`called_back`]), until an answer that is not IN_PROGRESS
+/// or `most` invocations (CloudFormation giving up on the operation). Every invocation
+/// has the 60 s Lambda deadline. Panics when an invocation never finishes.
+pub fn play_operation<R: Resource>(
+    resource: &R,
+    clock: &VirtualClock,
+    template: &Template,
+    call: Call,
+    most: usize,
+) -> Played {
+    let mut played = Played::default();
+    let mut properties = call.properties.cloned().unwrap_or(Value::Null);
+    let mut context: Option<Value> = None;
+    for _ in 0..most {
+        let event = template.envelope(&Call {
+            properties: Some(&properties),
+            context: context.as_ref(),
+            ..call
+        });
+        let asked = clock.now();
+        let bytes = event.to_string();
+        let deadline = UNIX_EPOCH + Duration::from_secs_f64(asked + 60.0);
+        let answer = match poll_to_end(dispatch(resource, bytes.as_bytes(), Some(deadline)), || {
+            false
+        }) {
+            Polled::Answered(answer) => answer,
+            Polled::Died | Polled::Stuck => {
+                panic!("an invocation of the simulation never finished")
+            }
+        };
+        played.lengths.push(clock.now() - asked);
+        played.answers.push(answer.clone());
+        if answer["status"] != "IN_PROGRESS" {
+            break;
+        }
+        clock.advance(answer["callbackDelaySeconds"].as_f64().unwrap_or(1.0));
+        called_back(call.action, &answer, &mut context, &mut properties);
+    }
+    played
 }
 
 static SEQUENCE: AtomicU64 = AtomicU64::new(0);

@@ -7,7 +7,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use handler_kit::store::MemoryStore;
+use handler_kit::fault::FaultKind;
+use handler_kit::store::{Injected, MemoryStore};
+use proptest::prelude::{prop_oneof, Just};
 use proptest::strategy::Strategy;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::Value;
@@ -129,4 +131,36 @@ pub fn conform<S: Strategy, E>(
         Ok(summary) => summary,
         Err(report) => panic!("requests AWS would refuse ({}):\n{report}", path.display()),
     }
+}
+
+/// How often each kind of fault is drawn by [`injected`] (relative weights).
+#[derive(Debug, Clone, Copy)]
+pub struct FaultMix {
+    /// Refused or throttled before AWS acts.
+    pub before: u32,
+    /// AWS acted, then a 5xx or the answer was lost.
+    pub after: u32,
+    /// The answer comes late.
+    pub slow: u32,
+    /// The process dies in the call.
+    pub crash: u32,
+}
+
+/// A fault for one call to AWS, drawn by `mix`: one of `refusals` before AWS acts; a 5xx
+/// or a lost answer after it acted, never a 4xx (AWS refuses before acting; a generator
+/// that drew "acted, then AccessDenied" once made a test fail on what AWS never does); an
+/// answer `slow` seconds late; or the process dying in the call. One rule for every
+/// property test of both types: only the mix and the ranges differ between them.
+pub fn injected(
+    refusals: impl Strategy<Value = FaultKind> + 'static,
+    slow: impl Strategy<Value = f64> + 'static,
+    mix: FaultMix,
+) -> impl Strategy<Value = Injected> {
+    prop_oneof![
+        mix.before => refusals.prop_map(Injected::Before),
+        mix.after => prop_oneof![Just(FaultKind::ServerSide), Just(FaultKind::Network)]
+            .prop_map(Injected::After),
+        mix.slow => slow.prop_map(Injected::Slow),
+        mix.crash => Just(Injected::Crash),
+    ]
 }
