@@ -1,7 +1,7 @@
 """The machinery of the request checks: the pinned API models (aws_models/), the walk of a request
 body against its operation's input shape, the Refusal AWS answers, and the registry of the
-documented limits the models lack (limits_ecs.py, limits_logs.py, limits_ssm.py). The entry
-point, and which exception each service uses, is aws_rules.py."""
+documented limits the models lack (limits_ecs.py, limits_logs.py, limits_ssm.py; none yet for
+EventBridge). The entry point, and which exception each service uses, is aws_rules.py."""
 
 from __future__ import annotations
 
@@ -14,12 +14,16 @@ import regex  # the models' patterns use \\p{L}-style classes, which `re` does n
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODELS_DIR = os.path.join(HERE, "aws_models")
-MODEL_FILES = {"ecs": "ecs-2014-11-13.json", "logs": "logs-2014-03-28.json", "ssm": "ssm-2014-11-06.json"}
-# X-Amz-Target prefixes of the three services (the models' metadata.targetPrefix)
-TARGET_PREFIXES = {"AmazonEC2ContainerServiceV20141113": "ecs", "Logs_20140328": "logs", "AmazonSSM": "ssm"}
+MODEL_FILES = {"ecs": "ecs-2014-11-13.json", "events": "events-2015-10-07.json", "logs": "logs-2014-03-28.json",
+               "ssm": "ssm-2014-11-06.json"}
+# X-Amz-Target prefixes of the four services (the models' metadata.targetPrefix)
+TARGET_PREFIXES = {"AmazonEC2ContainerServiceV20141113": "ecs", "AWSEvents": "events", "Logs_20140328": "logs",
+                   "AmazonSSM": "ssm"}
 # The exception a model constraint violation comes back as (see aws_rules.py).
-VALIDATION_EXCEPTION = {"ecs": "InvalidParameterException", "logs": "InvalidParameterException",
-                        "ssm": "ValidationException"}
+# EventBridge: ValidationException, "The input fails to satisfy the constraints specified by an AWS
+# service" (HTTP 400), per "Amazon EventBridge API Reference, Common Errors".
+VALIDATION_EXCEPTION = {"ecs": "InvalidParameterException", "events": "ValidationException",
+                        "logs": "InvalidParameterException", "ssm": "ValidationException"}
 _MISSING = object()
 
 

@@ -4,8 +4,8 @@ against the documented limits the models do not carry, before it is dispatched.
 The models are the pinned copies in aws_models/ (botocore 1.44.5, documentation stripped; see
 aws_models/SOURCE.md), never the installed botocore. `check(service, operation, body)` answers
 None (AWS would accept the request as far as we know) or a Refusal: the exception AWS sends, its
-message, and the offending member paths. Used by the emulator for every JSON-protocol call and by
-check_requests.py for request logs of other test suites.
+message, and the offending member paths. Used by the emulator for every JSON-protocol call of ECS,
+SSM, Logs and EventBridge, and by check_requests.py for request logs of other test suites.
 
 Which exception a constraint violation comes back as, per service (JSON 1.1, HTTP 400):
   ECS   InvalidParameterException. Observed for input constraints: "startedBy longer than 36."
@@ -22,6 +22,11 @@ Which exception a constraint violation comes back as, per service (JSON 1.1, HTT
   SSM   ValidationException "1 validation error detected: Value at 'value' failed to satisfy
         constraint: Member must have length greater than or equal to 1"
         (ministryofjustice/modernisation-platform#8116; a sensitive member's value is left out).
+  EventBridge  ValidationException, HTTP 400: "The input fails to satisfy the constraints specified
+        by an AWS service" ("Amazon EventBridge API Reference, Common Errors"). Its message wording
+        for a model constraint is unverified; we use the wording above (members as the model names
+        them: "Entries.1.member.EventBusName"). No documented limit beyond the model is checked yet
+        (PutEvents' 256 KB total entry size, "Amazon EventBridge quotas", is not).
   A member of the wrong JSON type: SerializationException (the exception name AWS's JSON
   protocol uses for bodies it cannot read; the message wording is unverified).
 

@@ -158,7 +158,7 @@ class Launcher(TaskOps, TaskLogs, ServiceOps, StackOps, ControlApi):
 
     @staticmethod
     def _refusal(key: str, body_obj: Any, account: str, region: str) -> Refusal | None:
-        """The error AWS answers for a request it refuses (aws_rules.py), for ECS, SSM and Logs."""
+        """The error AWS answers for a request it refuses (aws_rules.py), for ECS, SSM, Logs and EventBridge."""
         service, _, op = key.partition(":")
         if service not in aws_rules.MODEL_FILES:
             return None

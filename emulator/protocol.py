@@ -20,6 +20,9 @@ TARGET_SERVICES = {
     ECS_TARGET_PREFIX: "ecs",
     "AmazonSSM": "ssm",
     "Logs_20140328": "logs",
+    # Amazon EventBridge API Reference, "PutEvents": JSON 1.1, X-Amz-Target AWSEvents.PutEvents.
+    # Mapped so its calls are logged as events:PutEvents and checked against the model.
+    "AWSEvents": "events",
 }
 JSON_11 = "application/x-amz-json-1.1"
 DEFAULT_REGION = "us-east-1"

@@ -43,6 +43,9 @@ def events(*stamps, message="x"):
 PUT = {"Name": "/org-ecs-taskrun/runs/abc", "Value": "v", "Type": "SecureString", "Tier": "Intelligent-Tiering",
        "Overwrite": True}
 LOGS = {"logGroupName": "/ecs/app", "logStreamName": "migrate/app/1", "logEvents": events(NOW - 2, NOW - 1)}
+ENTRY = {"Source": "org.ecs.taskrun", "DetailType": "TaskRun Task Started", "Detail": '{"Count": 1}',
+         "EventBusName": "default", "Resources": ["arn:aws:ecs:us-east-1:123456789012:task/apps/0123"]}
+PUT_EVENTS = {"Entries": [ENTRY]}
 
 # (name, service, operation, refused request, exception AWS sends, well-formed request)
 CASES = [
@@ -208,6 +211,13 @@ CASES = [
      {"Name": "/aws/service/x:3", "WithDecryption": True}),
     ("path begins with /", "ssm", "GetParametersByPath", {"Path": "org-ecs-taskrun"}, "ValidationException",
      {"Path": "/org-ecs-taskrun/runs", "Recursive": False}),
+    # ---- EventBridge: the model's Entries 1..10 and its NonPartnerEventBusNameOrArn pattern
+    ("PutEvents <= 10 entries", "events", "PutEvents", {"Entries": [ENTRY] * 11}, "ValidationException",
+     {"Entries": [ENTRY] * 10}),
+    ("PutEvents no entries", "events", "PutEvents", {"Entries": []}, "ValidationException", PUT_EVENTS),
+    ("PutEvents bus name", "events", "PutEvents", {"Entries": [with_(ENTRY, EventBusName="my bus")]},
+     "ValidationException",
+     {"Entries": [with_(ENTRY, EventBusName="arn:aws:events:us-east-1:123456789012:event-bus/my-bus_1.x")]}),
 ]
 
 
@@ -253,6 +263,8 @@ def test_several_violations_and_unknown_members():
     # nested paths as AWS names them
     got = aws_rules.check("logs", "PutLogEvents", with_(LOGS, logEvents=[{"message": "x"}]), CTX)
     assert [v.path for v in got.violations] == ["logEvents.1.member.timestamp"]
+    got = aws_rules.check("events", "PutEvents", {"Entries": [ENTRY, with_(ENTRY, EventBusName="a/b")]}, CTX)
+    assert (got.code, [v.path for v in got.violations]) == ("ValidationException", ["Entries.2.member.EventBusName"])
 
 
 def test_models_are_the_pinned_copies():
@@ -279,7 +291,7 @@ def test_every_project_call_is_known_to_the_models():
                    "AmazonEC2ContainerServiceV20141113.DescribeTaskDefinition", "AmazonSSM.PutParameter",
                    "AmazonSSM.GetParameter", "AmazonSSM.GetParametersByPath", "AmazonSSM.DeleteParameter",
                    "Logs_20140328.GetLogEvents", "Logs_20140328.PutLogEvents", "Logs_20140328.CreateLogGroup",
-                   "Logs_20140328.CreateLogStream"):
+                   "Logs_20140328.CreateLogStream", "AWSEvents.PutEvents"):
         service, op = aws_rules.service_of_target(target)
         assert model(service).input_shape(op), target
 

@@ -93,8 +93,10 @@ struct Props {
     undo: u8,
     /// Lock {Name: db}: the run takes it before it starts anything and frees it at its end.
     lock: bool,
-    /// Events {} (the default bus): each change of a run announced, best effort.
-    events: bool,
+    /// Events: none (0), the default bus (1), a bus by name (2) or by ARN (3): each change
+    /// of a run announced, best effort; or (rarely, 4) a partner event bus, which PutEvents
+    /// refuses and the handler must refuse first.
+    events: u8,
 }
 
 impl Props {
@@ -141,8 +143,15 @@ impl Props {
         if self.lock {
             p["Lock"] = json!({"Name": "db"});
         }
-        if self.events {
-            p["Events"] = json!({});
+        match self.events {
+            1 => p["Events"] = json!({}),
+            2 => p["Events"] = json!({"EventBusName": "ops"}),
+            3 => {
+                p["Events"] =
+                    json!({"EventBusName": "arn:aws:events:us-east-1:123456789012:event-bus/ops"})
+            }
+            4 => p["Events"] = json!({"EventBusName": "aws.partner/example.com/123/ops"}),
+            _ => {}
         }
         if self.undo > 0 {
             p["OnRollback"] = json!({
@@ -182,10 +191,12 @@ impl Props {
         }
     }
 
-    /// Whether ECS would refuse these properties and the handler must refuse them first
-    /// (a capacity provider strategy with no weight above 0).
+    /// Whether ECS or EventBridge would refuse these properties and the handler must
+    /// refuse them first (a capacity provider strategy with no weight above 0; a partner
+    /// event bus: Amazon EventBridge API Reference, "PutEventsRequestEntry", EventBusName
+    /// is a NonPartnerEventBusNameOrArn).
     fn refused(&self) -> bool {
-        self.capacity == 3
+        self.capacity == 3 || self.events == 4
     }
 
     /// Tasks a run of these properties starts (first attempts).
@@ -302,7 +313,7 @@ fn props() -> impl Strategy<Value = Props> {
             prop::bool::weighted(0.15),
             prop_oneof![2 => Just(0u8), 1 => 1u8..=2],
             prop::bool::weighted(0.3),
-            prop::bool::weighted(0.3),
+            prop_oneof![70 => Just(0u8), 10 => Just(1u8), 9 => Just(2u8), 9 => Just(3u8), 2 => Just(4u8)],
         ),
     )
         .prop_map(
@@ -1360,7 +1371,7 @@ fn plain(count: u32, timeout: u32) -> Props {
         adopt: false,
         undo: 0,
         lock: false,
-        events: false,
+        events: 0,
     }
 }
 

@@ -27,7 +27,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 REQUIREMENTS = os.path.join(HERE, "..", "requirements.txt")
 # The services and API versions the project calls (and its tests use to set up).
-MODELS = [("ecs", "2014-11-13"), ("logs", "2014-03-28"), ("ssm", "2014-11-06")]
+MODELS = [("ecs", "2014-11-13"), ("events", "2015-10-07"), ("logs", "2014-03-28"), ("ssm", "2014-11-06")]
 DROPPED_KEYS = {"documentation", "documentationUrl"}
 
 

@@ -413,7 +413,8 @@ pub struct Lock {
 /// wait past its time.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
 pub struct Events {
-    /// The event bus's name or ARN (default: the account's default bus).
+    /// The event bus's name or ARN (default: the account's default bus); not a partner
+    /// event bus, to which PutEvents does not send.
     #[serde(rename = "EventBusName")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_bus_name: Option<String>,

@@ -1,7 +1,7 @@
 //! Every request the handlers send, as AWS receives it (see `test_support::wire`): the
-//! property scenarios run over the in-memory ECS and store; with a [`Wire`] on, each call
-//! is also made through the real SDK gateways (`SdkEcs`, `SsmStore`) and checked as AWS
-//! would.
+//! property scenarios run over the in-memory ECS, store and EventBridge; with a [`Wire`]
+//! on, each call is also made through the real SDK gateways (`SdkEcs`, `SsmStore`,
+//! `SdkEvents`) and checked as AWS would.
 
 use std::sync::Arc;
 
@@ -15,7 +15,7 @@ use taskrun::ecs::{
 use taskrun::ecs_sdk::SdkEcs;
 use taskrun::sim::{SimBackend, SimEcs, VirtualClock};
 use test_support::sdk_config;
-use test_support::wire::Recorded;
+use test_support::wire::{Recorded, RecordedEvents};
 
 /// The serialized requests, and the SDK clients that make them.
 pub type Wire = test_support::wire::Wire<SdkEcs>;
@@ -191,8 +191,15 @@ impl Backend for WireBackend {
         self.sim.clock()
     }
 
-    /// The twin's EventBridge (not put on the wire: the conformance check covers ECS and SSM).
+    /// The twin's EventBridge, each PutEvents also on the wire when a [`Wire`] is on.
     async fn events(&self, request: &HandlerRequest) -> Box<dyn handler_kit::events::EventSink> {
-        self.sim.events(request).await
+        let inner = self.sim.events(request).await;
+        match &self.wire {
+            Some(wire) => Box::new(RecordedEvents {
+                inner,
+                wire: Some(wire.clone()),
+            }),
+            None => inner,
+        }
     }
 }
