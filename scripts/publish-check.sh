@@ -26,6 +26,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
 export AWS_EC2_METADATA_DISABLED=true AWS_REGION=${AWS_REGION:-us-east-1}
+# A package is built as a workspace of its own, without the repository's dev profile: no
+# debug info (the dependencies then are the ones already compiled in target/, and the
+# build's size stays within make test's disk budget).
+export CARGO_PROFILE_DEV_DEBUG=${CARGO_PROFILE_DEV_DEBUG:-false}
 
 OFFLINE=0
 case "${1:-}" in
