@@ -504,7 +504,7 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Engine<'_, E, S, C> {
     }
 
     /// StopTask for each ARN, ten at a time.
-    async fn stop_all(
+    pub(crate) async fn stop_all(
         &self,
         cluster: &str,
         arns: &[String],

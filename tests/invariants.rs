@@ -1515,9 +1515,12 @@ fn regression_start_task_redelivered_after_a_failed_run_with_an_instance_not_pla
 
 #[test]
 fn a_store_that_refuses_from_the_start_starts_nothing() {
+    // The refusal could be a redelivery's whose earlier delivery started tasks: the
+    // CREATE tries again for ten minutes, then fails (README, "When AWS refuses").
     let scenario = quiet(plain(3, 60));
     let mut play = Play::new(&scenario);
-    for call in 0..20 {
+    let began = play.backend.clock.now();
+    for call in 0..5_000 {
         play.backend
             .store
             .inject(call, Injected::Before(FaultKind::AccessDenied));
@@ -1533,6 +1536,55 @@ fn a_store_that_refuses_from_the_start_starts_nothing() {
     assert!(
         play.ecs().lock().tasks.is_empty(),
         "no task starts before its run is recorded"
+    );
+    let took = play.backend.clock.now() - began;
+    assert!((600.0..700.0).contains(&took), "failed after {took} s");
+}
+
+/// The first invocation of a CREATE records its run, starts its tasks and dies; every
+/// delivery since is refused the record (access denied, for good). The CREATE reads again
+/// for ten minutes, then fails; but first it stops the tasks the first delivery started,
+/// which nothing would follow after a failed CREATE (README, "A record that cannot be
+/// read when a CREATE or an UPDATE begins").
+#[test]
+fn a_create_that_can_never_read_its_record_again_stops_its_tasks_before_failing() {
+    let mut scenario = quiet(plain(2, 3000));
+    scenario.scripts = vec![
+        TaskScript {
+            runs_for: 2000.0,
+            ..TaskScript::default()
+        };
+        2
+    ];
+    // ECS calls: DescribeTaskDefinition, then RunTask, after which the process dies.
+    scenario.ecs_faults = vec![(1, Injected::Crash)];
+    let mut play = Play::new(&scenario);
+    // Store calls of the first delivery: the look for an earlier record, the record.
+    for call in 2..5_000 {
+        play.backend
+            .store
+            .inject(call, Injected::Before(FaultKind::AccessDenied));
+    }
+    let began = play.backend.clock.now();
+    let End::Answered(answer) = play
+        .operate("CREATE", Some(&scenario.create), None, false, None, None)
+        .expect("plays")
+    else {
+        panic!("not answered");
+    };
+    assert_eq!(answer["status"], "FAILED", "{answer}");
+    assert_eq!(answer["errorCode"], "AccessDenied", "{answer}");
+    let took = play.backend.clock.now() - began;
+    assert!((600.0..700.0).contains(&took), "failed after {took} s");
+    let state = play.ecs().lock();
+    assert_eq!(
+        state.tasks.len(),
+        2,
+        "the first delivery started both tasks"
+    );
+    assert!(
+        state.tasks.iter().all(|t| t.stop_requested_at.is_some()),
+        "a task of the failed CREATE was left running"
     );
 }
 

@@ -35,7 +35,7 @@ use taskrun::ids;
 use taskrun::resource::TaskRun;
 use taskrun::sim::{Injected, SimBackend, SimEcs, TaskScript};
 use taskrun::store::LOCK_PATH;
-use test_support::cfn::{called_back, next_token, poll_to_end, Call, Polled, Template};
+use test_support::cfn::{called_back, poll_to_end, Call, Polled, Template};
 use test_support::props;
 
 const START: f64 = 1_700_000_000.0;
@@ -216,6 +216,8 @@ struct Play {
     store_faulted: bool,
     /// Runs that waited for the lock (a look found it held).
     waits: u64,
+    /// Operation tokens handed out so far.
+    tokens: u64,
 }
 
 impl Play {
@@ -262,6 +264,7 @@ impl Play {
             generations: BTreeMap::new(),
             store_faulted: !scenario.store_faults.is_empty(),
             waits: 0,
+            tokens: 0,
         }
     }
 
@@ -276,12 +279,15 @@ impl Play {
     /// Begins the racer's next operation, if any.
     fn begin_next(&mut self, r: usize) {
         let now = self.now();
+        // Tokens of this scenario's own: a scenario plays the same whatever ran before it
+        // (the jitter of its looks comes from its tokens), so a failure printed replays.
+        self.tokens += 1;
+        let token = format!("lock-token-{}", self.tokens);
         let racer = &mut self.racers[r];
         if racer.queue.is_empty() {
             return;
         }
         let action = racer.queue.remove(0);
-        let token = next_token("lock-token-");
         let previous = (action == "UPDATE").then(|| racer.properties());
         if action == "UPDATE" {
             racer.triggers += 1;
@@ -635,4 +641,70 @@ fn runs_of_one_lock_never_overlap() {
     // The racers must actually have met: a run of scenarios where none waited checked
     // nothing of the lock.
     assert!(cases < 100 || waits > 0, "no run ever waited for the lock");
+}
+
+fn plan(count: u32, timeout: u32, poll: u32, starts_after: f64, gap: f64) -> RacerPlan {
+    RacerPlan {
+        count,
+        timeout,
+        poll,
+        starts_after,
+        abandon_after: None,
+        lose_answer: None,
+        update: None,
+        gap,
+    }
+}
+
+fn task(runs_for: f64, exit: i32, stop_takes: f64, invisible_for: f64) -> TaskScript {
+    TaskScript {
+        runs_for,
+        exits: vec![("app".into(), Some(exit))],
+        stop_takes,
+        invisible_for,
+        ..TaskScript::default()
+    }
+}
+
+/// Found by the property run (CI, then seed 11, shrunk): racer 1's first CREATE invocation
+/// recorded its run, took the lock, started a task and died; the CREATE delivered again
+/// could not read the record (access denied, once) and answered FAILED at once. Nothing
+/// followed the task after that: it ran past its Timeout, the lock's lease ended under it,
+/// and racer 0 ran beside it until the rollback's DELETE, 20 minutes on, stopped it. A
+/// record that cannot be read at a first step is now read again at the next callback.
+#[test]
+fn regression_a_redelivered_create_that_cannot_read_its_record() {
+    let scenario = Scenario {
+        racers: vec![
+            plan(2, 1326, 28, 35.75, 24.68),
+            RacerPlan {
+                lose_answer: Some(1),
+                ..plan(3, 280, 45, 5.04, 1334.94)
+            },
+            RacerPlan {
+                update: Some(None),
+                ..plan(3, 78, 44, 28.74, 11.39)
+            },
+        ],
+        scripts: vec![
+            task(654.22, 0, 16.13, 0.0),
+            task(1968.52, 0, 2.04, 4.39),
+            task(1792.86, 0, 2.70, 0.0),
+            task(1519.30, 0, 13.68, 1.37),
+            task(372.30, 1, 3.89, 0.0),
+            task(347.75, 0, 16.31, 0.0),
+            task(168.06, 0, 16.53, 0.87),
+            task(6.00, 0, 13.41, 0.0),
+            task(14.73, 0, 3.88, 5.15),
+        ],
+        store_faults: vec![(7, Injected::Before(FaultKind::AccessDenied))],
+        ecs_faults: vec![
+            (22, Injected::Before(FaultKind::Throttled)),
+            (18, Injected::Crash),
+        ],
+    };
+    let mut play = Play::new(&scenario);
+    if let Err(e) = play.play() {
+        panic!("{e}");
+    }
 }

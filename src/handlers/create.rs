@@ -2,6 +2,7 @@ use cfn_protocol::ProgressEvent;
 
 use super::Invocation;
 use crate::clock::Clock;
+use crate::context::CallbackContext;
 use crate::ecs::Ecs;
 use crate::ecs::Launched;
 use crate::engine::HeldRun;
@@ -13,11 +14,23 @@ use crate::store::ParameterStore;
 use handler_kit::lock::Holder;
 
 impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
-    pub(super) async fn create_first(&self) -> Result<ProgressEvent, TaskRunError> {
+    /// The first step of a CREATE (`start`: its context, should it be done again).
+    pub(super) async fn create_first(
+        &self,
+        start: &CallbackContext,
+    ) -> Result<ProgressEvent, TaskRunError> {
         let (properties, model) = self.desired()?;
         let token = self.operation_token();
         let id = self.new_id();
-        if let Some(record) = self.earlier_delivery(&id, &token).await? {
+        let earlier = match self.earlier_delivery(&id, &token).await {
+            Err(TaskRunError::Aws(fault)) => {
+                return self
+                    .record_unreadable(&id, &model.cluster, start, fault)
+                    .await;
+            }
+            earlier => earlier?,
+        };
+        if let Some(record) = earlier {
             // The same first invocation delivered again: carry on with the run it started.
             tracing::info!(id = %id, "redelivered CREATE: resuming the run it started");
             return self

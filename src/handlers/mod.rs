@@ -71,13 +71,12 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
     pub async fn create(&self) -> Result<ProgressEvent, TaskRunError> {
         match self.context()? {
             Some(context) if context.stage == Stage::Start => {
-                self.ride_out(&context, self.create_first().await)
+                self.ride_out(&context, self.create_first(&context).await)
             }
             Some(context) => self.ride_out(&context, self.resume(context.clone()).await),
             None => {
-                let result = self.create_first().await;
-                let id = self.new_id();
-                self.ride_out(&self.start_context(id, Stage::Start), result)
+                let context = self.start_context(self.new_id(), Stage::Start);
+                self.ride_out(&context, self.create_first(&context).await)
             }
         }
     }
@@ -85,13 +84,13 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
     pub async fn update(&self) -> Result<ProgressEvent, TaskRunError> {
         match self.context()? {
             Some(context) if context.stage == Stage::Start => {
-                self.ride_out(&context, self.update_first().await)
+                self.ride_out(&context, self.update_first(&context).await)
             }
             Some(context) => self.ride_out(&context, self.resume(context.clone()).await),
             None => {
-                let result = self.update_first().await;
                 let id = self.requested_id().unwrap_or_default();
-                self.ride_out(&self.start_context(id, Stage::Start), result)
+                let context = self.start_context(id, Stage::Start);
+                self.ride_out(&context, self.update_first(&context).await)
             }
         }
     }
@@ -134,19 +133,79 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
         context: &CallbackContext,
         result: Result<ProgressEvent, TaskRunError>,
     ) -> Result<ProgressEvent, TaskRunError> {
-        let give_up = |fault: &Fault| {
-            TaskRunError::Own(RunFailure::StopUnconfirmed(format!(
-                "TaskRun {}: the run's record could not be reached until well past the deadline ({fault})",
-                context.id
-            )))
-        };
         self.0.ride_out(
             &context.id,
             context,
             |c| (&mut c.give_up_at, &mut c.throttled),
             result,
-            give_up,
+            |fault| record_out_of_reach(context, fault),
         )
+    }
+
+    /// As [`Self::ride_out`] for `fault`, whatever its kind.
+    fn try_again(
+        &self,
+        context: &CallbackContext,
+        fault: &Fault,
+    ) -> Result<ProgressEvent, TaskRunError> {
+        self.0.try_again(
+            &context.id,
+            context,
+            |c| (&mut c.give_up_at, &mut c.throttled),
+            fault,
+            |fault| record_out_of_reach(context, fault),
+        )
+    }
+
+    /// The first step of a CREATE or an UPDATE could not read the record (`fault`). This
+    /// may be a delivery again of a first invocation that recorded its run and started
+    /// tasks before it died: so even a fault that will not pass (access denied) is tried
+    /// again at the next callback, as a passing one is, rather than failing the operation
+    /// at once. At the first step's give-up time the operation fails; but first every task
+    /// started by this Id in `cluster` is stopped: nothing would follow those tasks once
+    /// the operation has failed (a stack created without rollback never deletes the
+    /// resource), and their Lock's lease would end under them, letting the next holder run
+    /// beside them. By then (ten minutes on) ECS shows every task it started. The Id is
+    /// this resource's own: an UPDATE stops its earlier run's tasks too, as it would have
+    /// (a run still going is superseded).
+    pub(super) async fn record_unreadable(
+        &self,
+        id: &str,
+        cluster: &str,
+        start: &CallbackContext,
+        fault: Fault,
+    ) -> Result<ProgressEvent, TaskRunError> {
+        if !self.gives_up(start.give_up_at, &fault) {
+            return self.try_again(start, &fault);
+        }
+        self.stop_unfollowed(id, cluster, &fault).await;
+        Err(TaskRunError::Aws(fault))
+    }
+
+    /// Stops every task started by `id` (the record cannot be read: `fault`).
+    async fn stop_unfollowed(&self, id: &str, cluster: &str, fault: &Fault) {
+        let found = self
+            .gateway
+            .find_started(cluster, id, self.budget.call_deadline())
+            .await;
+        match found {
+            Ok(tasks) if tasks.is_empty() => {}
+            Ok(tasks) => {
+                let arns: Vec<String> = tasks.into_iter().map(|t| t.arn).collect();
+                tracing::warn!(id = %id, tasks = arns.len(), error = %fault, "the record cannot be read: stopping the tasks an earlier delivery of this CREATE started");
+                let reason = format!(
+                    "Org::ECS::TaskRun {id}: its CREATE failed (its record could not be read)"
+                );
+                let stopped = self.engine().stop_all(cluster, &arns, &reason).await;
+                let refused = stopped.iter().filter(|(_, r)| r.is_err()).count();
+                if refused > 0 {
+                    tracing::error!(id = %id, tasks = refused, "could not stop every task of this CREATE");
+                }
+            }
+            Err(lookup) => {
+                tracing::error!(id = %id, error = %lookup, "the record cannot be read and the tasks this CREATE may have started cannot be listed");
+            }
+        }
     }
 
     fn context(&self) -> Result<Option<CallbackContext>, TaskRunError> {
@@ -486,9 +545,18 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
         ProgressEvent::in_progress(
             model,
             context.to_value(),
-            delay.ceil().clamp(1.0, 600.0) as u32,
+            handler_kit::pace::callback_seconds(delay),
         )
     }
+}
+
+/// The failure of an operation whose record stayed out of reach (`fault`) past its
+/// context's give-up time.
+fn record_out_of_reach(context: &CallbackContext, fault: &Fault) -> TaskRunError {
+    TaskRunError::Own(RunFailure::StopUnconfirmed(format!(
+        "TaskRun {}: the run's record could not be reached until well past the deadline ({fault})",
+        context.id
+    )))
 }
 
 /// Whether the record of `record`'s run can be kept once all its tasks have started:

@@ -3,7 +3,7 @@ use serde_json::Value;
 
 use super::Invocation;
 use crate::clock::Clock;
-use crate::context::Stage;
+use crate::context::{CallbackContext, Stage};
 use crate::ecs::Ecs;
 use crate::engine::{HeldRun, Outcome};
 use crate::error::{RunFailure, TaskRunError};
@@ -14,10 +14,21 @@ use crate::store::ParameterStore;
 use crate::update_policy::{self, Decision, Fingerprint};
 
 impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
-    pub(super) async fn update_first(&self) -> Result<ProgressEvent, TaskRunError> {
+    /// The first step of an UPDATE (`start`: its context, should it be done again).
+    pub(super) async fn update_first(
+        &self,
+        start: &CallbackContext,
+    ) -> Result<ProgressEvent, TaskRunError> {
         let (properties, model) = self.desired()?;
         let id = self.requested_id()?;
-        let mut record = self.load(&id).await?;
+        let mut record = match self.load(&id).await {
+            Err(TaskRunError::Aws(fault)) => {
+                return self
+                    .record_unreadable(&id, &model.cluster, start, fault)
+                    .await;
+            }
+            record => record?,
+        };
         let token = self.operation_token();
         if record.run.token == token {
             tracing::info!(id = %id, "redelivered UPDATE: resuming the run it started");

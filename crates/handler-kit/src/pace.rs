@@ -50,7 +50,17 @@ pub fn retry_delay(throttled: &mut u8, was_throttled: bool, key: &str, now: f64)
         *throttled = 0;
         spread(2.0, jitter(key, now, 0))
     };
-    delay.ceil().clamp(1.0, 600.0) as u32
+    callback_seconds(delay)
+}
+
+/// `delay` as `callbackDelaySeconds`, which holds whole seconds: the nearest, at least 1 s
+/// and at most 10 minutes. Nearest, not up: a look due every second, jittered to 1.0–1.25
+/// s, would otherwise be made every 2 s half the time (a second of lag for nothing).
+pub fn callback_seconds(delay: f64) -> u32 {
+    if delay.is_nan() {
+        return 1;
+    }
+    delay.round().clamp(1.0, 600.0) as u32
 }
 
 #[cfg(test)]
@@ -72,5 +82,21 @@ mod tests {
         assert_eq!(backoff(3, 0.0), 1.0);
         assert!((1.0..=1.25).contains(&spread(1.0, 0.99)));
         assert_eq!(spread(10.0, 0.0), 7.5);
+    }
+
+    #[test]
+    fn callback_seconds_are_the_nearest_whole_second_within_bounds() {
+        assert_eq!(
+            callback_seconds(spread(1.0, 0.999)),
+            1,
+            "PollInterval 1 looks every second"
+        );
+        assert_eq!(callback_seconds(1.49), 1);
+        assert_eq!(callback_seconds(1.5), 2);
+        assert_eq!(callback_seconds(0.2), 1);
+        assert_eq!(callback_seconds(-3.0), 1);
+        assert_eq!(callback_seconds(f64::NAN), 1);
+        assert_eq!(callback_seconds(1e9), 600);
+        assert_eq!(callback_seconds(f64::INFINITY), 600);
     }
 }

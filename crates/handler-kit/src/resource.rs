@@ -271,34 +271,53 @@ impl<K: ResourceKind, G, S: ParameterStore, C: Clock> Invocation<'_, K, G, S, C>
     ) -> Result<ProgressEvent, Failure<K::Own>> {
         match result {
             Err(Failure::Aws(fault)) if fault.is_transient() => {
-                let throttled = fault.kind == FaultKind::Throttled;
-                let mut next = context.clone();
-                let (give_up_at, throttled_in_a_row) = retry(&mut next);
-                if self.clock.now() >= *give_up_at && !throttled {
-                    return Err(give_up(&fault));
-                }
-                tracing::warn!(id = %id, error = %fault, "passing fault; trying again at the next callback");
-                let model = (self.request.action != Action::Delete).then(|| {
-                    // The properties as given (a first step is done again from them),
-                    // with the Id.
-                    let mut model = self.request.desired_properties();
-                    if let Some(map) = model.as_object_mut() {
-                        map.insert("Id".into(), Value::String(id.to_string()));
-                    }
-                    model
-                });
-                // Throttled: back off (with every other resource of the account); else a
-                // short jittered pause.
-                let delay =
-                    crate::pace::retry_delay(throttled_in_a_row, throttled, id, self.clock.now());
-                if throttled {
-                    *give_up_at += f64::from(delay);
-                }
-                Ok(ProgressEvent::in_progress(model, next.to_value(), delay)
-                    .with_message(format!("will try again: {fault}")))
+                self.try_again(id, context, retry, &fault, give_up)
             }
             other => other,
         }
+    }
+
+    /// Answers IN_PROGRESS with `context` (of the resource `id`), to try a step that met
+    /// `fault` again at the next callback; past the context's give-up time (see
+    /// [`Self::ride_out`]), `give_up`'s failure instead.
+    pub fn try_again<T: Carried + Clone>(
+        &self,
+        id: &str,
+        context: &T,
+        retry: fn(&mut T) -> (&mut f64, &mut u8),
+        fault: &Fault,
+        give_up: impl FnOnce(&Fault) -> Failure<K::Own>,
+    ) -> Result<ProgressEvent, Failure<K::Own>> {
+        let throttled = fault.kind == FaultKind::Throttled;
+        let mut next = context.clone();
+        let (give_up_at, throttled_in_a_row) = retry(&mut next);
+        if self.gives_up(*give_up_at, fault) {
+            return Err(give_up(fault));
+        }
+        tracing::warn!(id = %id, error = %fault, "trying again at the next callback");
+        let model = (self.request.action != Action::Delete).then(|| {
+            // The properties as given (a first step is done again from them),
+            // with the Id.
+            let mut model = self.request.desired_properties();
+            if let Some(map) = model.as_object_mut() {
+                map.insert("Id".into(), Value::String(id.to_string()));
+            }
+            model
+        });
+        // Throttled: back off (with every other resource of the account); else a
+        // short jittered pause.
+        let delay = crate::pace::retry_delay(throttled_in_a_row, throttled, id, self.clock.now());
+        if throttled {
+            *give_up_at += f64::from(delay);
+        }
+        Ok(ProgressEvent::in_progress(model, next.to_value(), delay)
+            .with_message(format!("will try again: {fault}")))
+    }
+
+    /// Whether a step that met `fault` is past its give-up time `give_up_at`: throttled
+    /// time never counts.
+    pub fn gives_up(&self, give_up_at: f64, fault: &Fault) -> bool {
+        self.clock.now() >= give_up_at && fault.kind != FaultKind::Throttled
     }
 
     /// The record of `id`, whose work is the one this operation (`token`) follows;

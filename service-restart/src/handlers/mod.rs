@@ -140,7 +140,7 @@ impl<G: Services, S: ParameterStore, C: Clock> Env<'_, G, S, C> {
         let event = ProgressEvent::in_progress(
             Some(held.model()),
             context.to_value(),
-            delay.ceil().clamp(1.0, 600.0) as u32,
+            handler_kit::pace::callback_seconds(delay),
         );
         match &held.hold.run.waiting {
             Some(waiting) => event.with_message(waiting.describe()),
