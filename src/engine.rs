@@ -343,6 +343,12 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Engine<'_, E, S, C> {
     /// too long: then whatever runs is stopped (best effort) rather than left unobserved.
     /// `unrecorded` is the run as it would have been written: it knows tasks that
     /// `held` (the run as recorded) may not.
+    ///
+    /// Any refusal of AWS's (access denied included), not only a passing fault, gets that
+    /// patience once the run is recorded: a run that gave up at once could not know the
+    /// tasks of a launch whose answer an earlier invocation never recorded (it died), and
+    /// would leave them running, unfollowed, and its Lock's lease ending under them. Asked
+    /// again at the next callback, RunTask's idempotent answer names them.
     async fn persist_failed(
         &self,
         held: &HeldRun,
@@ -350,12 +356,12 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Engine<'_, E, S, C> {
         error: TaskRunError,
     ) -> Result<Outcome, TaskRunError> {
         let now = self.clock.now();
-        let passing = matches!(&error, TaskRunError::Aws(f) if f.is_transient());
+        let from_aws = matches!(&error, TaskRunError::Aws(_));
         let lost = now >= held.run.deadline + STOP_CONFIRM_LIMIT_SECONDS;
         if matches!(error, TaskRunError::Superseded(_)) {
             return Err(error);
         }
-        if held.stored.is_none() || (passing && !lost) {
+        if held.stored.is_none() || (from_aws && !lost) {
             if held.stored.is_some() {
                 tracing::warn!(id = %held.id, error = %error, "could not record the run; trying again at the next callback");
                 return Ok(Outcome::Pending { delay: 1.0 });
@@ -367,6 +373,31 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Engine<'_, E, S, C> {
         for arn in unrecorded.watched_arns() {
             if !arns.contains(&arn) {
                 arns.push(arn);
+            }
+        }
+        if held
+            .run
+            .batches
+            .iter()
+            .any(|b| b.state != machine::BatchState::Started)
+        {
+            // A launch whose answer was never recorded may have started tasks the run
+            // does not know: ECS knows them by the Id (long since visible, this late).
+            match self
+                .ecs
+                .find_started(&held.run.cluster, &held.id, self.budget.call_deadline())
+                .await
+            {
+                Ok(found) => {
+                    for task in found {
+                        if !arns.contains(&task.arn) {
+                            arns.push(task.arn);
+                        }
+                    }
+                }
+                Err(fault) => {
+                    tracing::error!(id = %held.id, error = %fault, "cannot list the tasks a launch of this run may have started")
+                }
             }
         }
         tracing::error!(id = %held.id, error = %error, tasks = arns.len(), "the run cannot be recorded: stopping its tasks");

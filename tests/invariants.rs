@@ -1588,6 +1588,54 @@ fn a_create_that_can_never_read_its_record_again_stops_its_tasks_before_failing(
     );
 }
 
+/// The first invocation of a CREATE records its run, sends RunTask and dies before it
+/// records the answer; from then on the store refuses every write (access denied), reads
+/// still answered. The run is given the patience of a store that keeps failing (until 10
+/// minutes past its deadline), then stops what it runs, the tasks of the launch it never
+/// recorded included (found by their startedBy), and fails (README, "A parameter store that
+/// keeps failing").
+#[test]
+fn a_run_that_can_never_write_its_record_again_stops_the_tasks_it_never_recorded() {
+    let mut scenario = quiet(plain(2, 300));
+    scenario.scripts = vec![
+        TaskScript {
+            runs_for: 2000.0,
+            ..TaskScript::default()
+        };
+        2
+    ];
+    // ECS calls: DescribeTaskDefinition, then RunTask, after which the process dies.
+    scenario.ecs_faults = vec![(1, Injected::Crash)];
+    let mut play = Play::new(&scenario);
+    // Store calls of the first delivery: the look for an earlier record, the record.
+    play.backend
+        .store
+        .refused
+        .lock()
+        .expect("refusals")
+        .insert("ssm:PutParameter", (2, FaultKind::AccessDenied));
+    let began = play.backend.clock.now();
+    let End::Answered(answer) = play
+        .operate("CREATE", Some(&scenario.create), None, false, None, None)
+        .expect("plays")
+    else {
+        panic!("not answered");
+    };
+    assert_eq!(answer["status"], "FAILED", "{answer}");
+    let took = play.backend.clock.now() - began;
+    assert!((900.0..1000.0).contains(&took), "failed after {took} s");
+    let state = play.ecs().lock();
+    assert_eq!(
+        state.tasks.len(),
+        2,
+        "the first delivery started both tasks, and no delivery since started more"
+    );
+    assert!(
+        state.tasks.iter().all(|t| t.stop_requested_at.is_some()),
+        "a task of the failed CREATE was left running: {answer}"
+    );
+}
+
 #[test]
 fn invariants_hold_over_random_scenarios() {
     let cases = props::cases("TASKRUN_SCENARIOS", 10_000);

@@ -708,3 +708,23 @@ fn regression_a_redelivered_create_that_cannot_read_its_record() {
         panic!("{e}");
     }
 }
+
+/// Found by the property run (seed 21, shrunk): racer 0's first CREATE invocation
+/// recorded its run, sent RunTask and died before recording the answer; the CREATE
+/// delivered again could not write the record (access denied, once), stopped the tasks it
+/// knew (none: the launch's answer was never recorded) and answered FAILED; its task ran
+/// on after every TaskRun was deleted. A refused write now gets the patience of a passing
+/// one; at its end, the tasks ECS lists as started by the Id are stopped too.
+#[test]
+fn regression_a_redelivered_create_that_cannot_write_its_record_once() {
+    let scenario = Scenario {
+        racers: vec![plan(1, 60, 1, 0.0, 1.0), plan(1, 60, 1, 5.19, 1.0)],
+        scripts: vec![task(73.66, 0, 0.0, 0.0)],
+        store_faults: vec![(6, Injected::Before(FaultKind::AccessDenied))],
+        ecs_faults: vec![(1, Injected::Crash)],
+    };
+    let mut play = Play::new(&scenario);
+    if let Err(e) = play.play() {
+        panic!("{e}");
+    }
+}

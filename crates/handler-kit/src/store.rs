@@ -78,6 +78,9 @@ pub struct MemoryStore {
     values: Mutex<BTreeMap<String, String>>,
     /// Faults by the number of the store call they answer (0-based).
     pub faults: Mutex<BTreeMap<u64, Injected>>,
+    /// Operations (IAM action names) refused before acting, for good, from the call of
+    /// this number on: an execution role whose policy changed under a run, say.
+    pub refused: Mutex<BTreeMap<&'static str, (u64, FaultKind)>>,
     calls: Mutex<u64>,
     /// Operations called, in order (IAM action names), for tests to read.
     pub call_log: Mutex<Vec<&'static str>>,
@@ -168,7 +171,13 @@ impl MemoryStore {
                 .map_err(|_| Fault::new(operation, FaultKind::Other, "poisoned"))?;
             let call = *calls;
             *calls += 1;
-            self.faults.lock().ok().and_then(|mut f| f.remove(&call))
+            let refused = self.refused.lock().ok().and_then(|r| {
+                r.get(operation)
+                    .filter(|(from, _)| call >= *from)
+                    .map(|(_, kind)| Injected::Before(*kind))
+            });
+            let injected = self.faults.lock().ok().and_then(|mut f| f.remove(&call));
+            refused.or(injected)
         };
         let mut act = Some(act);
         let mut run = |values: &Mutex<BTreeMap<String, String>>| -> Result<T, Fault> {

@@ -201,11 +201,13 @@ pub fn play_operation<R: Resource>(
     most: usize,
 ) -> Played {
     let mut played = Played::default();
-    let mut properties = call.properties.cloned().unwrap_or(Value::Null);
+    // A call without properties (a DELETE of nothing, say) sends none, never `null`; a
+    // callback sends the model the handler returned.
+    let mut properties = call.properties.cloned();
     let mut context: Option<Value> = None;
     for _ in 0..most {
         let event = template.envelope(&Call {
-            properties: Some(&properties),
+            properties: properties.as_ref(),
             context: context.as_ref(),
             ..call
         });
@@ -226,7 +228,9 @@ pub fn play_operation<R: Resource>(
             break;
         }
         clock.advance(answer["callbackDelaySeconds"].as_f64().unwrap_or(1.0));
-        called_back(call.action, &answer, &mut context, &mut properties);
+        let mut model = properties.take().unwrap_or(Value::Null);
+        called_back(call.action, &answer, &mut context, &mut model);
+        properties = (!model.is_null()).then_some(model);
     }
     played
 }
