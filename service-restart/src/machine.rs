@@ -294,7 +294,8 @@ impl Restart {
     /// A tenth of the time the restart has been going, at least 1 s, at most PollInterval,
     /// jittered by ±25 % so that restarts started together do not look in the same second.
     pub fn poll_delay(&self, now: f64) -> f64 {
-        let base = ((now - self.started_at) / 10.0).clamp(1.0, f64::from(self.poll_interval));
+        let base =
+            ((now - self.started_at) / 10.0).clamp(1.0, f64::from(self.poll_interval.max(1)));
         pace::spread(base, pace::jitter(&self.token, now, self.throttled))
     }
 

@@ -360,10 +360,27 @@ impl<K: ResourceKind, G, S: ParameterStore, C: Clock> Invocation<'_, K, G, S, C>
     }
 
     /// DELETE of a resource that is its record only. Never validates the properties: a
-    /// stack must always be able to delete it, whatever it was given.
+    /// stack must always be able to delete it, whatever it was given. A passing fault
+    /// (throttling by the account's bucket, say) is ridden out as every other step's is,
+    /// for up to [`DELETE_GIVE_UP_SECONDS`]: the deletion of a stack of many resources
+    /// waits its turn rather than fails.
     pub async fn delete(&self) -> Result<ProgressEvent, Failure<K::Own>> {
         let id = self.requested_id()?;
-        self.delete_record(&id).await
+        let retry = match self.context::<DeleteRetry>()? {
+            Some(retry) => retry,
+            None => DeleteRetry {
+                give_up_at: self.clock.now() + DELETE_GIVE_UP_SECONDS,
+                throttled: 0,
+            },
+        };
+        let result = self.delete_record(&id).await;
+        self.ride_out(
+            &id,
+            &retry,
+            |r| (&mut r.give_up_at, &mut r.throttled),
+            result,
+            |fault| Failure::Aws(fault.clone()),
+        )
     }
 
     /// Removes the record of `id`: DELETE's answer, or NotFound when there was none.
@@ -379,6 +396,21 @@ impl<K: ResourceKind, G, S: ParameterStore, C: Clock> Invocation<'_, K, G, S, C>
         }
     }
 }
+
+/// How long the default DELETE rides out passing faults before it answers one.
+pub const DELETE_GIVE_UP_SECONDS: f64 = 600.0;
+
+/// The callback context of the default DELETE, which tries again after a passing fault.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteRetry {
+    pub give_up_at: f64,
+    /// Throttled tries in a row.
+    #[serde(default, skip_serializing_if = "crate::context::is_zero")]
+    pub throttled: u8,
+}
+
+impl Carried for DeleteRetry {}
 
 /// Resource type `K` as a [`Resource`], over backend `B`.
 pub struct ResourceType<B, K> {

@@ -48,7 +48,9 @@ pub(super) fn step(restart: &mut Restart, event: Event, now: f64) -> Next {
                             return end_timed_out(restart, now);
                         }
                         let window_left = LOOKUP_WINDOW_SECONDS - (now - sent);
-                        return Next::Wait((now - sent).clamp(LOOKUP_DELAY_SECONDS, window_left));
+                        // Longer each time, but never past the window's end (which can
+                        // be nearer than the shortest pause: no `clamp`, which panics).
+                        return Next::Wait((now - sent).max(LOOKUP_DELAY_SECONDS).min(window_left));
                     }
                     None => restart.sent_at = None,
                 }

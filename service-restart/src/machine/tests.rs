@@ -124,6 +124,13 @@ fn a_lost_answer_is_looked_up_never_sent_again_blindly() {
     let end = T0 + LOOKUP_WINDOW_SECONDS;
     let (resent, next) = step(&r, Event::Looked(Ok(Some(before()))), end);
     assert_eq!((next, resent.sent_at), (Next::Update, Some(end)));
+    // A look nearer the window's end than the shortest pause waits only until that end
+    // (this once panicked: a clamp whose lower bound was above its upper).
+    let (_, next) = step(&r, Event::Looked(Ok(Some(before()))), end - 0.4);
+    assert!(
+        matches!(next, Next::Wait(d) if (d - 0.4).abs() < 1e-9),
+        "{next:?}"
+    );
     // A 5xx after UpdateService may have acted: looked up too.
     let (r, next) = step(
         &sent(WaitFor::SteadyState),
