@@ -192,18 +192,18 @@ impl<E: Ecs, S: ParameterStore, C: Clock> Invocation<'_, E, S, C> {
             Ok(tasks) if tasks.is_empty() => {}
             Ok(tasks) => {
                 let arns: Vec<String> = tasks.into_iter().map(|t| t.arn).collect();
-                tracing::warn!(id = %id, tasks = arns.len(), error = %fault, "the record cannot be read: stopping the tasks an earlier delivery of this CREATE started");
+                tracing::warn!(id = %id, tasks = arns.len(), error = %fault, "the record cannot be read: stopping the tasks started by this Id before failing");
                 let reason = format!(
-                    "Org::ECS::TaskRun {id}: its CREATE failed (its record could not be read)"
+                    "Org::ECS::TaskRun {id}: its operation failed (its record could not be read)"
                 );
                 let stopped = self.engine().stop_all(cluster, &arns, &reason).await;
                 let refused = stopped.iter().filter(|(_, r)| r.is_err()).count();
                 if refused > 0 {
-                    tracing::error!(id = %id, tasks = refused, "could not stop every task of this CREATE");
+                    tracing::error!(id = %id, tasks = refused, "could not stop every task started by this Id");
                 }
             }
             Err(lookup) => {
-                tracing::error!(id = %id, error = %lookup, "the record cannot be read and the tasks this CREATE may have started cannot be listed");
+                tracing::error!(id = %id, error = %lookup, "the record cannot be read and the tasks started by this Id cannot be listed");
             }
         }
     }
